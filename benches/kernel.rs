@@ -1,0 +1,286 @@
+//! Kernel construction (factored vs materialised) and one RAT minibatch step vs a plain
+//! policy-gradient step, for the reference's Humanoid policy (376 → 256 → 256 → 17 MLP with a
+//! state-independent log-σ vector, P = 166 690) at b = 1024, f32, on the CPU.
+//!
+//! `cargo bench --bench kernel` prints a peak-memory table, then criterion's timings.
+//! `RAT_BENCH_QUICK=1` skips the (slow) materialised kernel timing.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Device, Tensor, Var};
+use criterion::Criterion;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rat_core::distributions::DiagGaussian;
+use rat_core::jacobian::{FactoredJacobian, MaterialisedJacobian, ScoreJacobian};
+use rat_core::kaczmarz::ReferenceKaczmarz;
+use rat_core::layers::{Broadcast, Dense, Layer, Recorder, Sequential};
+use rat_core::{clip, params, woodbury};
+
+/// Counts live and peak heap bytes, so the bench can report what each variant allocates.
+struct PeakAlloc;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for PeakAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static GLOBAL: PeakAlloc = PeakAlloc;
+
+/// Peak extra heap bytes while running `f`.
+fn peak_extra<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let out = f();
+    (out, PEAK.load(Ordering::Relaxed) - base)
+}
+
+const B: usize = 1024;
+const OBS: usize = 376;
+const ACT: usize = 17;
+const DAMPING: f64 = 0.1;
+const LR: f64 = 0.05;
+const MAX_GRAD_NORM: f64 = 0.5;
+
+struct Policy {
+    log_std: Broadcast,
+    mean: Sequential,
+}
+
+impl Policy {
+    fn new(rng: &mut ChaCha8Rng) -> rat_core::Result<Self> {
+        let dev = Device::Cpu;
+        let mut layers = Vec::new();
+        for (k, w) in [OBS, 256, 256, ACT].windows(2).enumerate() {
+            if k > 0 {
+                layers.push(Layer::Relu);
+            }
+            layers.push(Layer::Dense(Dense::pytorch_init(
+                w[0],
+                w[1],
+                DType::F32,
+                &dev,
+                rng,
+            )?));
+        }
+        let log_std = Broadcast::new(Var::zeros(ACT, DType::F32, &dev)?)?;
+        Ok(Self {
+            log_std,
+            mean: Sequential::new(layers),
+        })
+    }
+
+    fn params(&self) -> Vec<Var> {
+        let mut p = vec![self.log_std.param().clone()];
+        p.extend(self.mean.params());
+        p
+    }
+
+    fn log_prob(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        mut rec: Option<&mut Recorder>,
+    ) -> rat_core::Result<Tensor> {
+        let ls = self.log_std.forward(x.dims()[0], rec.as_deref_mut())?;
+        DiagGaussian::new(self.mean.forward(x, rec)?, ls)?.log_prob(a)
+    }
+}
+
+struct Batch {
+    obs: Tensor,
+    act: Tensor,
+    adv: Tensor,
+    old_logp: Tensor,
+}
+
+fn tensor(rng: &mut ChaCha8Rng, shape: &[usize], scale: f64) -> candle_core::Result<Tensor> {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|_| (rng.random_range(-1.0..1.0) * scale) as f32)
+        .collect();
+    Tensor::from_vec(v, shape, &Device::Cpu)
+}
+
+fn batch(policy: &Policy, rng: &mut ChaCha8Rng) -> rat_core::Result<Batch> {
+    let obs = tensor(rng, &[B, OBS], 2.0)?;
+    let act = tensor(rng, &[B, ACT], 1.5)?;
+    let adv = tensor(rng, &[B], 1.0)?;
+    let old_logp = policy
+        .log_prob(&obs, &act, None)?
+        .detach()
+        .affine(1.0, -0.01)?;
+    Ok(Batch {
+        obs,
+        act,
+        adv,
+        old_logp,
+    })
+}
+
+fn apply(params: &[Var], step: &[Tensor], lr: f64) -> rat_core::Result<()> {
+    for (p, s) in params.iter().zip(step) {
+        p.set(&p.as_tensor().sub(&s.affine(lr, 0.0)?)?)?;
+    }
+    Ok(())
+}
+
+/// Per-minibatch advantage normalisation of the reference: centre, divide by RMS + 1e-8.
+fn normalise(a: &Tensor) -> rat_core::Result<Tensor> {
+    let c = a.broadcast_sub(&a.mean_all()?)?;
+    let rms = c.sqr()?.mean_all()?.sqrt()?.affine(1.0, 1e-8)?;
+    Ok(c.broadcast_div(&rms)?)
+}
+
+/// One RAT actor step (ALGORITHMS.md 2.2): forward (recording), backward of Σ log π, kernel,
+/// Kaczmarz correction, Woodbury solve, natural gradient by Jᵀ(r ⊙ ψ)/b, clip, SGD step.
+fn rat_step(policy: &Policy, kz: &mut ReferenceKaczmarz, bt: &Batch) -> rat_core::Result<f64> {
+    let mut rec = Recorder::new();
+    let logp = policy.log_prob(&bt.obs, &bt.act, Some(&mut rec))?;
+    let ratio = logp
+        .sub(&bt.old_logp)?
+        .exp()?
+        .clamp(0.1f32, 10.0f32)?
+        .detach();
+    let jac = FactoredJacobian::from_objective(&rec, &logp)?;
+    let step = kz.block_step(&jac, &ratio, &normalise(&bt.adv)?)?;
+    let loss_grad = params::scale(&step.direction, -1.0)?;
+    let (clipped, norm) = clip::clip_grad_norm(&loss_grad, MAX_GRAD_NORM)?;
+    let buf = kz.momentum_step(&clipped)?.to_vec();
+    apply(jac.params(), &buf, LR)?;
+    Ok(norm)
+}
+
+/// The same step without the natural gradient: loss −mean(r·log π·a), backward, clip, SGD.
+fn pg_step(policy: &Policy, params_: &[Var], bt: &Batch) -> rat_core::Result<f64> {
+    let logp = policy.log_prob(&bt.obs, &bt.act, None)?;
+    let ratio = logp
+        .sub(&bt.old_logp)?
+        .exp()?
+        .clamp(0.1f32, 10.0f32)?
+        .detach();
+    let loss = ratio
+        .mul(&logp)?
+        .mul(&normalise(&bt.adv)?)?
+        .mean_all()?
+        .neg()?;
+    let grads = loss.backward()?;
+    let g: Vec<Tensor> = params_
+        .iter()
+        .map(|p| {
+            grads
+                .get(p.as_tensor())
+                .cloned()
+                .ok_or(candle_core::Error::Msg("no grad".into()))
+        })
+        .collect::<candle_core::Result<_>>()?;
+    let (clipped, norm) = clip::clip_grad_norm(&g, MAX_GRAD_NORM)?;
+    apply(params_, &clipped, LR)?;
+    Ok(norm)
+}
+
+fn factored_kernel(policy: &Policy, bt: &Batch) -> rat_core::Result<Tensor> {
+    let mut rec = Recorder::new();
+    let logp = policy.log_prob(&bt.obs, &bt.act, Some(&mut rec))?;
+    FactoredJacobian::from_objective(&rec, &logp)?.kernel()
+}
+
+fn materialised_kernel(policy: &Policy, bt: &Batch) -> rat_core::Result<Tensor> {
+    let mat = MaterialisedJacobian::from_per_sample_backward(&policy.params(), B, |i| {
+        policy.log_prob(&bt.obs.narrow(0, i, 1)?, &bt.act.narrow(0, i, 1)?, None)
+    })?;
+    mat.kernel()
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let t = Instant::now();
+    let out = f();
+    (out, t.elapsed())
+}
+
+fn main() -> rat_core::Result<()> {
+    let quick = std::env::var_os("RAT_BENCH_QUICK").is_some();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let policy = Policy::new(&mut rng)?;
+    let p: usize = policy.params().iter().map(|v| v.elem_count()).sum();
+    let bt = batch(&policy, &mut rng)?;
+    println!("Humanoid policy 376-256-256-17 + log-σ, P = {p}, b = {B}, f32, CPU");
+
+    let ((kf, t_f), mem_f) = peak_extra(|| time(|| factored_kernel(&policy, &bt)));
+    let kf = kf?;
+    println!(
+        "{:<34} {:>12} {:>16}",
+        "kernel", "one run", "peak extra heap"
+    );
+    println!(
+        "{:<34} {:>9.1} ms {:>13.1} MB",
+        "factored (A Aᵀ+1)⊙(G Gᵀ)",
+        t_f.as_secs_f64() * 1e3,
+        mem_f as f64 / 1e6
+    );
+    if !quick {
+        let ((km, t_m), mem_m) = peak_extra(|| time(|| materialised_kernel(&policy, &bt)));
+        let km = km?;
+        let rel = km.sub(&kf)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?
+            / km.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
+        println!(
+            "{:<34} {:>9.1} ms {:>13.1} MB",
+            "materialised (b backward, J Jᵀ)",
+            t_m.as_secs_f64() * 1e3,
+            mem_m as f64 / 1e6
+        );
+        println!(
+            "b x P f32 would be {:.1} MB; factored/materialised relative difference {rel:.2e}",
+            (B * p * 4) as f64 / 1e6
+        );
+    }
+
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(2));
+    let mut g = c.benchmark_group("kernel_humanoid_b1024");
+    g.measurement_time(Duration::from_secs(8));
+    g.bench_function("factored", |bch| {
+        bch.iter(|| black_box(factored_kernel(&policy, &bt).unwrap()))
+    });
+    if !quick {
+        g.measurement_time(Duration::from_secs(60));
+        g.bench_function("materialised", |bch| {
+            bch.iter(|| black_box(materialised_kernel(&policy, &bt).unwrap()))
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("actor_step_humanoid_b1024");
+    g.measurement_time(Duration::from_secs(10));
+    let rat_policy = Policy::new(&mut ChaCha8Rng::seed_from_u64(1))?;
+    let mut kz = ReferenceKaczmarz::new(DAMPING)?;
+    g.bench_function("rat", |bch| {
+        bch.iter(|| black_box(rat_step(&rat_policy, &mut kz, &bt).unwrap()))
+    });
+    let pg_policy = Policy::new(&mut ChaCha8Rng::seed_from_u64(1))?;
+    let pg_params = pg_policy.params();
+    g.bench_function("pg", |bch| {
+        bch.iter(|| black_box(pg_step(&pg_policy, &pg_params, &bt).unwrap()))
+    });
+    g.finish();
+    c.final_summary();
+    Ok(())
+}

@@ -1,0 +1,396 @@
+//! The factored score Jacobian: J's products from recorded layer inputs and output gradients.
+//!
+//! For a dense layer with inputs A (b x in) and output gradients G (b x out), the block of row i
+//! is [vec(g_i a_iᵀ), g_i], so
+//!
+//! * (J Jᵀ)_ij gets (a_i·a_j + 1)(g_i·g_j), i.e. K += (A Aᵀ + 1) ⊙ (G Gᵀ);
+//! * (J v)_i gets g_iᵀ(V a_i + v_b), i.e. rowsum(G ⊙ (A Vᵀ + v_b));
+//! * Jᵀ w gets V = (G ⊙ w)ᵀ A and v_b = Gᵀ w;
+//! * diag(Jᵀ J) gets (G²)ᵀ(A²) and Σ_i g_i².
+//!
+//! A convolution is a dense layer applied at L positions with shared weights: with Ũ_i = [U_i | 1]
+//! (L x D+1) the unfolded input and G_i (L x out) the output gradient, the block of row i is
+//! G_iᵀ Ũ_i. Its kernel is either Σ_{p,q} (G_i G_jᵀ)_pq (Ũ_i Ũ_jᵀ)_pq (the spatial Gram form,
+//! cheap when L is small) or J_c J_cᵀ with the per-sample blocks materialised (cheap when L is
+//! large); [`ConvKernelMode::Auto`] picks the one with fewer flops, per layer.
+
+use std::collections::HashSet;
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Shape, Tensor, Var};
+
+use super::{ScoreJacobian, check_sample_vector};
+use crate::error::{Result, shape_err};
+use crate::layers::{Recorder, SiteKind, unfold};
+use crate::params;
+
+/// How a convolution's contribution to the kernel J Jᵀ is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConvKernelMode {
+    /// The cheaper of the two, by flop count, per layer.
+    #[default]
+    Auto,
+    /// Σ_{p,q} (G_i G_jᵀ)_pq (Ũ_i Ũ_jᵀ)_pq over output positions: O((bL)² (out + D)) flops.
+    Gram,
+    /// Per-sample blocks G_iᵀ Ũ_i materialised, then their Gram matrix: O(b L out D + b² out D).
+    Materialise,
+}
+
+/// Elements of the largest temporary a conv block may allocate at once (64 Mi elements).
+const CHUNK_ELEMS: usize = 1 << 26;
+
+#[derive(Debug, Clone)]
+enum Block {
+    Dense {
+        a: Tensor,
+        g: Tensor,
+    },
+    Conv {
+        u: Tensor,
+        g: Tensor,
+        weight_shape: Shape,
+        mode: ConvKernelMode,
+    },
+    Explicit {
+        g: Tensor,
+        shape: Shape,
+    },
+}
+
+/// J for a model built from [`crate::layers`], from one recorded forward and one backward pass.
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// use rat_core::jacobian::{FactoredJacobian, ScoreJacobian};
+/// use rat_core::layers::{Dense, Layer, Recorder, Sequential};
+/// use rand::SeedableRng;
+///
+/// # fn main() -> rat_core::Result<()> {
+/// let dev = Device::Cpu;
+/// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+/// let net = Sequential::new(vec![
+///     Layer::Dense(Dense::pytorch_init(3, 8, DType::F64, &dev, &mut rng)?),
+///     Layer::Tanh,
+///     Layer::Dense(Dense::pytorch_init(8, 1, DType::F64, &dev, &mut rng)?),
+/// ]);
+/// let x = Tensor::randn(0f64, 1.0, (5, 3), &dev)?;
+/// let mut rec = Recorder::new();
+/// let ell = net.forward(&x, Some(&mut rec))?.squeeze(1)?; // one scalar ℓ_i per sample
+/// let jac = FactoredJacobian::from_objective(&rec, &ell)?;
+/// assert_eq!(jac.kernel()?.dims(), &[5, 5]);
+/// assert_eq!(jac.num_params(), 3 * 8 + 8 + 8 + 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct FactoredJacobian {
+    blocks: Vec<Block>,
+    params: Vec<Var>,
+    b: usize,
+    dtype: DType,
+    device: Device,
+}
+
+impl FactoredJacobian {
+    /// Runs the backward pass of Σ_i ℓ_i for the per-sample objective `objective` (b), computed
+    /// by a forward pass that used `rec`, and builds J from it.
+    pub fn from_objective(rec: &Recorder, objective: &Tensor) -> Result<Self> {
+        Self::from_objective_with(rec, objective, ConvKernelMode::Auto)
+    }
+
+    /// [`from_objective`](Self::from_objective) with an explicit convolution kernel mode.
+    pub fn from_objective_with(
+        rec: &Recorder,
+        objective: &Tensor,
+        mode: ConvKernelMode,
+    ) -> Result<Self> {
+        if objective.rank() != 1 {
+            return shape_err(
+                "FactoredJacobian::from_objective",
+                format!(
+                    "expected one objective per sample (b), got {:?}",
+                    objective.shape()
+                ),
+            );
+        }
+        let grads = objective.sum_all()?.backward()?;
+        Self::from_grads_with(rec, &grads, mode)
+    }
+
+    /// Builds J from a gradient store of a backward pass of Σ_i ℓ_i (a sum, not a mean).
+    pub fn from_grads(rec: &Recorder, grads: &GradStore) -> Result<Self> {
+        Self::from_grads_with(rec, grads, ConvKernelMode::Auto)
+    }
+
+    /// [`from_grads`](Self::from_grads) with an explicit convolution kernel mode.
+    pub fn from_grads_with(
+        rec: &Recorder,
+        grads: &GradStore,
+        mode: ConvKernelMode,
+    ) -> Result<Self> {
+        const OP: &str = "FactoredJacobian::from_grads";
+        let sites = rec.sites();
+        let Some(first) = sites.first() else {
+            return shape_err(
+                OP,
+                "the recorder holds no layers: run the forward pass with Some(&mut recorder)",
+            );
+        };
+        let b = first.probe().dims()[0];
+        let (dtype, device) = (first.probe().dtype(), first.probe().device().clone());
+        let mut seen = HashSet::new();
+        let mut blocks = Vec::with_capacity(sites.len());
+        for site in sites {
+            for p in site.params() {
+                if !seen.insert(p.as_tensor().id()) {
+                    return shape_err(
+                        OP,
+                        "a parameter is used by two layers (weight sharing): use MaterialisedJacobian",
+                    );
+                }
+            }
+            let probe = site.probe();
+            if probe.dims()[0] != b {
+                return shape_err(
+                    OP,
+                    format!(
+                        "layers disagree on the batch size ({} vs {b})",
+                        probe.dims()[0]
+                    ),
+                );
+            }
+            // A layer that does not influence the objective has a zero output gradient.
+            let g = match grads.get(probe.as_tensor()) {
+                Some(g) => g.clone(),
+                None => probe.as_tensor().zeros_like()?,
+            };
+            blocks.push(match site.kind() {
+                SiteKind::Dense { input } => Block::Dense {
+                    a: input.clone(),
+                    g,
+                },
+                SiteKind::Broadcast => Block::Explicit {
+                    g,
+                    shape: site.params()[0].shape().clone(),
+                },
+                SiteKind::Conv2d { input, geometry } => {
+                    let u = unfold(input, geometry.kernel, geometry.stride, geometry.padding)?;
+                    let (_, c, kk, l) = u.dims4()?;
+                    let u = u.reshape((b, c * kk, l))?.transpose(1, 2)?;
+                    let ones = Tensor::ones((b, l, 1), dtype, &device)?;
+                    let u = Tensor::cat(&[&u, &ones], 2)?.contiguous()?;
+                    let out = g.dims()[1];
+                    let g = g.reshape((b, out, l))?.transpose(1, 2)?.contiguous()?;
+                    let weight_shape = site.params()[0].shape().clone();
+                    let mode = resolve_conv_mode(mode, b, l, out, c * kk + 1);
+                    Block::Conv {
+                        u,
+                        g,
+                        weight_shape,
+                        mode,
+                    }
+                }
+            });
+        }
+        Ok(Self {
+            blocks,
+            params: rec.params(),
+            b,
+            dtype,
+            device,
+        })
+    }
+
+    /// The parameters, in J's column order.
+    pub fn params(&self) -> &[Var] {
+        &self.params
+    }
+}
+
+fn resolve_conv_mode(
+    mode: ConvKernelMode,
+    b: usize,
+    l: usize,
+    out: usize,
+    d1: usize,
+) -> ConvKernelMode {
+    if mode != ConvKernelMode::Auto {
+        return mode;
+    }
+    let (b, l, out, d1) = (b as f64, l as f64, out as f64, d1 as f64);
+    let materialise = 2.0 * b * l * out * d1 + 2.0 * b * b * out * d1;
+    let gram = 2.0 * (b * l) * (b * l) * (out + d1 + 1.0);
+    let chosen = if gram < materialise {
+        ConvKernelMode::Gram
+    } else {
+        ConvKernelMode::Materialise
+    };
+    tracing::debug!(
+        ?chosen,
+        gram_flops = gram,
+        materialise_flops = materialise,
+        "conv kernel mode"
+    );
+    chosen
+}
+
+/// Per-sample blocks G_iᵀ Ũ_i for samples [start, start + len), shape (len, out, D+1).
+fn conv_per_sample(u: &Tensor, g: &Tensor, start: usize, len: usize) -> Result<Tensor> {
+    let gc = g.narrow(0, start, len)?.transpose(1, 2)?.contiguous()?;
+    Ok(gc.matmul(&u.narrow(0, start, len)?)?)
+}
+
+/// Number of samples per chunk so that a temporary of `per_sample` elements each stays bounded.
+fn chunk_len(b: usize, per_sample: usize) -> usize {
+    (CHUNK_ELEMS / per_sample.max(1)).clamp(1, b)
+}
+
+fn conv_kernel(u: &Tensor, g: &Tensor, mode: ConvKernelMode) -> Result<Tensor> {
+    let (b, l, d1) = u.dims3()?;
+    let out = g.dims()[2];
+    let mut rows = Vec::new();
+    match mode {
+        ConvKernelMode::Gram => {
+            let uf = u.reshape((b * l, d1))?;
+            let gf = g.reshape((b * l, out))?;
+            let step = chunk_len(b, l * b * l);
+            for start in (0..b).step_by(step) {
+                let len = step.min(b - start);
+                let gg = gf.narrow(0, start * l, len * l)?.matmul(&gf.t()?)?;
+                let uu = uf.narrow(0, start * l, len * l)?.matmul(&uf.t()?)?;
+                rows.push(gg.mul(&uu)?.reshape((len, l, b, l))?.sum(3)?.sum(1)?);
+            }
+        }
+        _ => {
+            let jc = conv_per_sample(u, g, 0, b)?.reshape((b, out * d1))?;
+            return Ok(jc.matmul(&jc.t()?)?);
+        }
+    }
+    Ok(Tensor::cat(&rows, 0)?)
+}
+
+impl ScoreJacobian for FactoredJacobian {
+    fn num_samples(&self) -> usize {
+        self.b
+    }
+
+    fn param_shapes(&self) -> Vec<Shape> {
+        self.params.iter().map(|p| p.shape().clone()).collect()
+    }
+
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn kernel(&self) -> Result<Tensor> {
+        let mut k = Tensor::zeros((self.b, self.b), self.dtype, &self.device)?;
+        for block in &self.blocks {
+            let term = match block {
+                Block::Dense { a, g } => a
+                    .matmul(&a.t()?)?
+                    .affine(1.0, 1.0)?
+                    .mul(&g.matmul(&g.t()?)?)?,
+                Block::Explicit { g, .. } => g.matmul(&g.t()?)?,
+                Block::Conv { u, g, mode, .. } => conv_kernel(u, g, *mode)?,
+            };
+            k = k.add(&term)?;
+        }
+        Ok(k)
+    }
+
+    fn jvp(&self, v: &[Tensor]) -> Result<Tensor> {
+        params::check_shapes("FactoredJacobian::jvp", &self.param_shapes(), v)?;
+        let mut out = Tensor::zeros(self.b, self.dtype, &self.device)?;
+        let mut vs = v.iter();
+        for block in &self.blocks {
+            let term = match block {
+                Block::Dense { a, g } => {
+                    let (vw, vb) = (next(&mut vs)?, next(&mut vs)?);
+                    a.matmul(&vw.t()?)?.broadcast_add(vb)?.mul(g)?.sum(1)?
+                }
+                Block::Explicit { g, .. } => {
+                    let vp = next(&mut vs)?.flatten_all()?;
+                    g.matmul(&vp.unsqueeze(1)?)?.squeeze(1)?
+                }
+                Block::Conv { u, g, .. } => {
+                    let (vw, vb) = (next(&mut vs)?, next(&mut vs)?);
+                    let out_ch = vw.dims()[0];
+                    let vt = Tensor::cat(&[&vw.reshape((out_ch, ()))?, &vb.unsqueeze(1)?], 1)?;
+                    u.broadcast_matmul(&vt.t()?)?.mul(g)?.sum((1, 2))?
+                }
+            };
+            out = out.add(&term)?;
+        }
+        Ok(out)
+    }
+
+    fn vjp(&self, w: &Tensor) -> Result<Vec<Tensor>> {
+        check_sample_vector("FactoredJacobian::vjp", w, self.b)?;
+        let wc = w.unsqueeze(1)?;
+        let mut out = Vec::with_capacity(self.params.len());
+        for block in &self.blocks {
+            match block {
+                Block::Dense { a, g } => {
+                    let gw = g.broadcast_mul(&wc)?;
+                    out.push(gw.t()?.matmul(a)?);
+                    out.push(gw.sum(0)?);
+                }
+                Block::Explicit { g, shape } => {
+                    out.push(g.broadcast_mul(&wc)?.sum(0)?.reshape(shape)?)
+                }
+                Block::Conv {
+                    u, g, weight_shape, ..
+                } => {
+                    let (b, l, d1) = u.dims3()?;
+                    let out_ch = g.dims()[2];
+                    let gw = g
+                        .broadcast_mul(&w.reshape((b, 1, 1))?)?
+                        .reshape((b * l, out_ch))?;
+                    let full = gw.t()?.matmul(&u.reshape((b * l, d1))?)?;
+                    out.push(full.narrow(1, 0, d1 - 1)?.reshape(weight_shape)?);
+                    out.push(full.narrow(1, d1 - 1, 1)?.squeeze(1)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn sq_col_sums(&self) -> Result<Vec<Tensor>> {
+        let mut out = Vec::with_capacity(self.params.len());
+        for block in &self.blocks {
+            match block {
+                Block::Dense { a, g } => {
+                    let g2 = g.sqr()?;
+                    out.push(g2.t()?.matmul(&a.sqr()?)?);
+                    out.push(g2.sum(0)?);
+                }
+                Block::Explicit { g, shape } => out.push(g.sqr()?.sum(0)?.reshape(shape)?),
+                Block::Conv {
+                    u, g, weight_shape, ..
+                } => {
+                    let (b, _, d1) = u.dims3()?;
+                    let out_ch = g.dims()[2];
+                    let mut acc = Tensor::zeros((out_ch, d1), self.dtype, &self.device)?;
+                    let step = chunk_len(b, out_ch * d1);
+                    for start in (0..b).step_by(step) {
+                        let len = step.min(b - start);
+                        acc = acc.add(&conv_per_sample(u, g, start, len)?.sqr()?.sum(0)?)?;
+                    }
+                    out.push(acc.narrow(1, 0, d1 - 1)?.reshape(weight_shape)?);
+                    out.push(acc.narrow(1, d1 - 1, 1)?.squeeze(1)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn next<'a>(it: &mut std::slice::Iter<'a, Tensor>) -> Result<&'a Tensor> {
+    match it.next() {
+        Some(t) => Ok(t),
+        None => shape_err("FactoredJacobian", "fewer parameter tensors than layers"),
+    }
+}

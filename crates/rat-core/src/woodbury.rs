@@ -1,0 +1,163 @@
+//! The Woodbury advantage transform: the Tikhonov-regularised natural gradient as a vanilla
+//! policy gradient with a transformed advantage.
+//!
+//! With J (b x P) the score matrix, R = diag(r) the (clamped) importance ratios, a the advantages
+//! and λ > 0 the damping, the importance-weighted empirical Fisher and policy gradient are
+//! F_R = Jᵀ R J / b and g_R = Jᵀ R a / b. The push-through identity
+//! (F_R + λI_P)⁻¹ Jᵀ R = Jᵀ R (J Jᵀ R / b + λ I_b)⁻¹ gives
+//!
+//! x* = (F_R + λ I_P)⁻¹ g_R = Jᵀ (r ⊙ ψ) / b,   ψ = (K R / b + λ I_b)⁻¹ a,   K = J Jᵀ,
+//!
+//! one b x b solve instead of a P x P one.
+
+use candle_core::{DType, Tensor};
+
+use crate::error::{Error, Result, arg_err, shape_err};
+use crate::jacobian::{ScoreJacobian, check_sample_vector};
+use crate::linalg;
+use crate::params::tensor_is_finite;
+
+/// ψ = (K R / b + λ I)⁻¹ a, with K the b x b kernel J Jᵀ, R = diag(`ratio`), λ = `damping` and
+/// b the number of rows. `advantages` is (b) or (b, k) for k right-hand sides.
+///
+/// Solved through the symmetric positive-definite form (K / b + λ R⁻¹) φ = a, ψ = R⁻¹ φ, by
+/// Cholesky. Errors on mismatched shapes, non-finite input, λ ≤ 0 or a ratio ≤ 0.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// # fn main() -> rat_core::Result<()> {
+/// let dev = Device::Cpu;
+/// let k = Tensor::new(&[[2.0f64, 1.0], [1.0, 2.0]], &dev)?;
+/// let r = Tensor::new(&[1.0f64, 1.0], &dev)?;
+/// let a = Tensor::new(&[1.0f64, -1.0], &dev)?;
+/// // (K/2 + 0.5 I) ψ = a  ⇒  ψ = a / (1/2 + 1/2) for this antisymmetric a.
+/// let psi = rat_core::woodbury::transform_advantages(&k, &r, &a, 0.5)?;
+/// assert!((psi.to_vec1::<f64>()?[0] - 1.0).abs() < 1e-12);
+/// # Ok(()) }
+/// ```
+pub fn transform_advantages(
+    kernel: &Tensor,
+    ratio: &Tensor,
+    advantages: &Tensor,
+    damping: f64,
+) -> Result<Tensor> {
+    let b = kernel.dims().first().copied().unwrap_or(0);
+    solve_regularised(kernel, 1.0 / b.max(1) as f64, ratio, advantages, damping)
+}
+
+/// Solves (s K R + λ I) ψ = rhs for ψ through the SPD form (s K + λ R⁻¹) φ = rhs, ψ = R⁻¹ φ.
+///
+/// [`transform_advantages`] is the case s = 1/b; exact block Kaczmarz uses s = 1/N for a block
+/// of an N-sample system.
+pub fn solve_regularised(
+    kernel: &Tensor,
+    scale: f64,
+    ratio: &Tensor,
+    rhs: &Tensor,
+    damping: f64,
+) -> Result<Tensor> {
+    const OP: &str = "woodbury::solve_regularised";
+    let b = validate(OP, kernel, ratio, rhs, damping)?;
+    if !(scale.is_finite() && scale > 0.0) {
+        return arg_err(
+            OP,
+            format!("kernel scale must be positive and finite, got {scale}"),
+        );
+    }
+    let inv_r = ratio.recip()?;
+    let eye = Tensor::eye(b, kernel.dtype(), kernel.device())?;
+    let sym = kernel
+        .affine(scale, 0.0)?
+        .add(&eye.broadcast_mul(&inv_r.affine(damping, 0.0)?.unsqueeze(0)?)?)?;
+    let phi = linalg::cholesky_solve(&sym, rhs)?;
+    Ok(if rhs.rank() == 1 {
+        phi.mul(&inv_r)?
+    } else {
+        phi.broadcast_mul(&inv_r.unsqueeze(1)?)?
+    })
+}
+
+/// The published code's form: ψ = solve(K R / b + λ I, a) with the non-symmetric matrix and an LU
+/// solve. Mathematically equal to [`transform_advantages`]; kept for reference-faithful runs.
+pub fn transform_advantages_reference(
+    kernel: &Tensor,
+    ratio: &Tensor,
+    advantages: &Tensor,
+    damping: f64,
+) -> Result<Tensor> {
+    const OP: &str = "woodbury::transform_advantages_reference";
+    let b = validate(OP, kernel, ratio, advantages, damping)?;
+    let m = kernel
+        .broadcast_mul(&ratio.unsqueeze(0)?)?
+        .affine(1.0 / b as f64, 0.0)?;
+    let m = m.add(&Tensor::eye(b, kernel.dtype(), kernel.device())?.affine(damping, 0.0)?)?;
+    linalg::lu_solve(&m, advantages)
+}
+
+/// The regularised natural gradient (ascent direction) x* = Jᵀ (r ⊙ ψ) / b, shaped like the
+/// parameters, for ψ from [`transform_advantages`].
+pub fn natural_gradient(
+    jac: &dyn ScoreJacobian,
+    ratio: &Tensor,
+    psi: &Tensor,
+) -> Result<Vec<Tensor>> {
+    let b = jac.num_samples();
+    check_sample_vector("woodbury::natural_gradient (ratio)", ratio, b)?;
+    check_sample_vector("woodbury::natural_gradient (psi)", psi, b)?;
+    jac.vjp(&ratio.mul(psi)?.affine(1.0 / b as f64, 0.0)?)
+}
+
+fn validate(
+    op: &'static str,
+    kernel: &Tensor,
+    ratio: &Tensor,
+    rhs: &Tensor,
+    damping: f64,
+) -> Result<usize> {
+    let b = match kernel.dims() {
+        [r, c] if r == c && *r > 0 => *r,
+        _ => {
+            return shape_err(
+                op,
+                format!(
+                    "kernel must be a non-empty square matrix, got {:?}",
+                    kernel.shape()
+                ),
+            );
+        }
+    };
+    if ratio.dims() != [b] {
+        return shape_err(op, format!("ratio must be ({b}), got {:?}", ratio.shape()));
+    }
+    if rhs.dims().first() != Some(&b) || rhs.rank() > 2 {
+        return shape_err(
+            op,
+            format!(
+                "advantages must be ({b}) or ({b}, k), got {:?}",
+                rhs.shape()
+            ),
+        );
+    }
+    if ratio.dtype() != kernel.dtype() || rhs.dtype() != kernel.dtype() {
+        return arg_err(op, "kernel, ratio and advantages must share one dtype");
+    }
+    if !(damping.is_finite() && damping > 0.0) {
+        return arg_err(
+            op,
+            format!("damping must be positive and finite, got {damping}"),
+        );
+    }
+    for (t, what) in [(kernel, "kernel"), (ratio, "ratio"), (rhs, "advantages")] {
+        if !tensor_is_finite(t)? {
+            return Err(Error::NonFinite { op, what });
+        }
+    }
+    let min_ratio = ratio.min(0)?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    if min_ratio <= 0.0 {
+        return arg_err(
+            op,
+            format!("every ratio must be positive, got min {min_ratio}"),
+        );
+    }
+    Ok(b)
+}

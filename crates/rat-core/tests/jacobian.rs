@@ -1,0 +1,130 @@
+//! The factored score Jacobian against the materialised one (b single-sample backward passes).
+
+mod common;
+
+use candle_core::{DType, Tensor};
+use common::*;
+use rat_core::jacobian::{ConvKernelMode, FactoredJacobian, MaterialisedJacobian, ScoreJacobian};
+use rat_core::layers::Recorder;
+
+fn row(t: &Tensor, i: usize) -> candle_core::Result<Tensor> {
+    t.narrow(0, i, 1)
+}
+
+fn gaussian_mlp_case(dtype: DType, tol: f64) -> Res<()> {
+    let mut r = rng(1);
+    let net = GaussianMlp::new(&mut r, &[5, 16, 16, 3], dtype)?;
+    let b = 12;
+    let x = randn(&mut r, &[b, 5], dtype)?;
+    let a = randn(&mut r, &[b, 3], dtype)?;
+
+    let mut rec = Recorder::new();
+    let logp = net.log_prob(&x, &a, Some(&mut rec))?;
+    let fact = FactoredJacobian::from_objective(&rec, &logp)?;
+    let mat = MaterialisedJacobian::from_per_sample_backward(&net.params(), b, |i| {
+        Ok(net
+            .log_prob(&row(&x, i)?, &row(&a, i)?, None)
+            .map_err(|e| rat_core::Error::InvalidArgument {
+                op: "test",
+                msg: e.to_string(),
+            })?)
+    })?;
+    assert_eq!(
+        fact.num_params(),
+        3 + 5 * 16 + 16 + 16 * 16 + 16 + 16 * 3 + 3
+    );
+    assert_same_jacobian(&fact, &mat, tol, 7)
+}
+
+#[test]
+fn mlp_with_vector_log_std_f64() -> Res<()> {
+    gaussian_mlp_case(DType::F64, 1e-10)
+}
+
+#[test]
+fn mlp_with_vector_log_std_f32() -> Res<()> {
+    gaussian_mlp_case(DType::F32, 1e-4)
+}
+
+#[test]
+fn shared_trunk_with_policy_and_value_heads_f64() -> Res<()> {
+    let dtype = DType::F64;
+    let mut r = rng(2);
+    let net = SharedNet::new(&mut r, 6, 10, 2, dtype)?;
+    let b = 9;
+    let x = randn(&mut r, &[b, 6], dtype)?;
+    let a = randn(&mut r, &[b, 2], dtype)?;
+    let c = randn(&mut r, &[b], dtype)?.affine(2.0, 0.0)?;
+
+    let mut rec = Recorder::new();
+    let obj = net.objective(&x, &a, &c, Some(&mut rec))?;
+    let fact = FactoredJacobian::from_objective(&rec, &obj)?;
+    let mat = MaterialisedJacobian::from_per_sample_backward(&net.params(), b, |i| {
+        net.objective(&row(&x, i)?, &row(&a, i)?, &c.narrow(0, i, 1)?, None)
+            .map_err(|e| rat_core::Error::InvalidArgument {
+                op: "test",
+                msg: e.to_string(),
+            })
+    })?;
+    assert_same_jacobian(&fact, &mat, 1e-10, 8)
+}
+
+fn cnn_case(mode: ConvKernelMode) -> Res<()> {
+    let dtype = DType::F64;
+    let mut r = rng(3);
+    let net = small_cnn(&mut r, 2, 9, 5, dtype)?;
+    let b = 7;
+    let x = randn(&mut r, &[b, 2, 9, 9], dtype)?;
+    let acts = random_actions(&mut r, b, 5)?;
+
+    let mut rec = Recorder::new();
+    let logp = categorical_log_prob(&net, &x, &acts, Some(&mut rec))?;
+    let fact = FactoredJacobian::from_objective_with(&rec, &logp, mode)?;
+    let mat = MaterialisedJacobian::from_per_sample_backward(&net.params(), b, |i| {
+        categorical_log_prob(&net, &row(&x, i)?, &acts.narrow(0, i, 1)?, None).map_err(|e| {
+            rat_core::Error::InvalidArgument {
+                op: "test",
+                msg: e.to_string(),
+            }
+        })
+    })?;
+    assert_same_jacobian(&fact, &mat, 1e-10, 9)
+}
+
+#[test]
+fn cnn_categorical_auto_mode() -> Res<()> {
+    cnn_case(ConvKernelMode::Auto)
+}
+
+#[test]
+fn cnn_categorical_spatial_gram_mode() -> Res<()> {
+    cnn_case(ConvKernelMode::Gram)
+}
+
+#[test]
+fn cnn_categorical_materialise_mode() -> Res<()> {
+    cnn_case(ConvKernelMode::Materialise)
+}
+
+#[test]
+fn recording_does_not_change_the_forward_pass() -> Res<()> {
+    let mut r = rng(4);
+    let net = GaussianMlp::new(&mut r, &[4, 8, 2], DType::F64)?;
+    let x = randn(&mut r, &[5, 4], DType::F64)?;
+    let a = randn(&mut r, &[5, 2], DType::F64)?;
+    let plain = net.log_prob(&x, &a, None)?;
+    let mut rec = Recorder::new();
+    let recorded = net.log_prob(&x, &a, Some(&mut rec))?;
+    assert!(rel_err(&recorded, &plain)? < 1e-15);
+    assert_eq!(rec.sites().len(), 3, "log-σ plus two dense layers");
+    assert_eq!(rec.params().len(), net.params().len());
+    Ok(())
+}
+
+#[test]
+fn factored_needs_a_recorded_forward_pass() -> Res<()> {
+    let rec = Recorder::new();
+    let logp = Tensor::zeros(3, DType::F64, &candle_core::Device::Cpu)?;
+    assert!(FactoredJacobian::from_objective(&rec, &logp).is_err());
+    Ok(())
+}
