@@ -18,7 +18,7 @@ use rat_core::distributions::DiagGaussian;
 use rat_core::jacobian::{FactoredJacobian, MaterialisedJacobian, ScoreJacobian};
 use rat_core::kaczmarz::ReferenceKaczmarz;
 use rat_core::layers::{Broadcast, Dense, Layer, Recorder, Sequential};
-use rat_core::{clip, params, woodbury};
+use rat_core::{clip, params};
 
 /// Counts live and peak heap bytes, so the bench can report what each variant allocates.
 struct PeakAlloc;
@@ -208,6 +208,50 @@ fn materialised_kernel(policy: &Policy, bt: &Batch) -> rat_core::Result<Tensor> 
     mat.kernel()
 }
 
+/// Median wall time of each phase of the RAT step over `runs` runs, printed as a table.
+fn phase_breakdown(policy: &Policy, bt: &Batch, runs: usize) -> rat_core::Result<()> {
+    const PHASES: [&str; 6] = [
+        "forward (recording)",
+        "backward of Σ log π",
+        "kernel J Jᵀ",
+        "J g (Kaczmarz)",
+        "Cholesky solve",
+        "Jᵀ(r ⊙ ψ)/b",
+    ];
+    let mut times = vec![Vec::new(); PHASES.len()];
+    let ratio = Tensor::ones(B, DType::F32, &Device::Cpu)?;
+    let adv = normalise(&bt.adv)?;
+    for run in 0..=runs {
+        let mut lap = Instant::now();
+        let mut mark = |k: usize| {
+            if run > 0 {
+                times[k].push(lap.elapsed().as_secs_f64() * 1e3);
+            }
+            lap = Instant::now();
+        };
+        let mut rec = Recorder::new();
+        let logp = policy.log_prob(&bt.obs, &bt.act, Some(&mut rec))?;
+        mark(0);
+        let jac = FactoredJacobian::from_objective(&rec, &logp)?;
+        mark(1);
+        let k = jac.kernel()?;
+        mark(2);
+        let g = params::zeros(&jac.param_shapes(), DType::F32, &Device::Cpu)?;
+        let a = adv.sub(&jac.jvp(&g)?)?;
+        mark(3);
+        let psi = rat_core::woodbury::transform_advantages(&k, &ratio, &a, DAMPING)?;
+        mark(4);
+        black_box(rat_core::woodbury::natural_gradient(&jac, &ratio, &psi)?);
+        mark(5);
+    }
+    println!("\nRAT step phases, median of {runs} runs");
+    for (name, mut t) in PHASES.iter().zip(times) {
+        t.sort_by(|a, b| a.total_cmp(b));
+        println!("  {name:<24} {:>7.2} ms", t[t.len() / 2]);
+    }
+    Ok(())
+}
+
 fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let t = Instant::now();
     let out = f();
@@ -222,6 +266,8 @@ fn main() -> rat_core::Result<()> {
     let bt = batch(&policy, &mut rng)?;
     println!("Humanoid policy 376-256-256-17 + log-σ, P = {p}, b = {B}, f32, CPU");
 
+    // Warm up once (thread pools, scratch buffers), then measure.
+    factored_kernel(&policy, &bt)?;
     let ((kf, t_f), mem_f) = peak_extra(|| time(|| factored_kernel(&policy, &bt)));
     let kf = kf?;
     println!(
@@ -250,6 +296,8 @@ fn main() -> rat_core::Result<()> {
             (B * p * 4) as f64 / 1e6
         );
     }
+
+    phase_breakdown(&policy, &bt, 30)?;
 
     let mut c = Criterion::default()
         .configure_from_args()

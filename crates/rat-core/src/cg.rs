@@ -63,7 +63,7 @@ pub fn conjugate_gradient(
             what: "right-hand side",
         });
     }
-    if !(opts.tol >= 0.0) {
+    if opts.tol.is_nan() || opts.tol < 0.0 {
         return arg_err(OP, format!("tolerance must be ≥ 0, got {}", opts.tol));
     }
     let mut x = b.zeros_like()?;

@@ -57,7 +57,7 @@ pub fn solve_regularised(
     damping: f64,
 ) -> Result<Tensor> {
     const OP: &str = "woodbury::solve_regularised";
-    let b = validate(OP, kernel, ratio, rhs, damping)?;
+    validate(OP, kernel, ratio, rhs, damping)?;
     if !(scale.is_finite() && scale > 0.0) {
         return arg_err(
             OP,
@@ -65,11 +65,8 @@ pub fn solve_regularised(
         );
     }
     let inv_r = ratio.recip()?;
-    let eye = Tensor::eye(b, kernel.dtype(), kernel.device())?;
-    let sym = kernel
-        .affine(scale, 0.0)?
-        .add(&eye.broadcast_mul(&inv_r.affine(damping, 0.0)?.unsqueeze(0)?)?)?;
-    let phi = linalg::cholesky_solve(&sym, rhs)?;
+    let phi =
+        linalg::cholesky_solve_shifted(kernel, scale, Some(&inv_r.affine(damping, 0.0)?), rhs)?;
     Ok(if rhs.rank() == 1 {
         phi.mul(&inv_r)?
     } else {
@@ -147,7 +144,8 @@ fn validate(
             format!("damping must be positive and finite, got {damping}"),
         );
     }
-    for (t, what) in [(kernel, "kernel"), (ratio, "ratio"), (rhs, "advantages")] {
+    // The kernel's finiteness is checked by the solver, in the pass that reads it anyway.
+    for (t, what) in [(ratio, "ratio"), (rhs, "advantages")] {
         if !tensor_is_finite(t)? {
             return Err(Error::NonFinite { op, what });
         }

@@ -22,18 +22,19 @@ fn gaussian_mlp_case(dtype: DType, tol: f64) -> Res<()> {
     let logp = net.log_prob(&x, &a, Some(&mut rec))?;
     let fact = FactoredJacobian::from_objective(&rec, &logp)?;
     let mat = MaterialisedJacobian::from_per_sample_backward(&net.params(), b, |i| {
-        Ok(net
-            .log_prob(&row(&x, i)?, &row(&a, i)?, None)
-            .map_err(|e| rat_core::Error::InvalidArgument {
+        net.log_prob(&row(&x, i)?, &row(&a, i)?, None).map_err(|e| {
+            rat_core::Error::InvalidArgument {
                 op: "test",
                 msg: e.to_string(),
-            })?)
+            }
+        })
     })?;
     assert_eq!(
         fact.num_params(),
         3 + 5 * 16 + 16 + 16 * 16 + 16 + 16 * 3 + 3
     );
-    assert_same_jacobian(&fact, &mat, tol, 7)
+    assert_same_jacobian(&fact, &mat, tol, 7)?;
+    assert_same_jacobian(&fact.portable(), &mat, tol, 7)
 }
 
 #[test]
@@ -88,7 +89,9 @@ fn cnn_case(mode: ConvKernelMode) -> Res<()> {
             }
         })
     })?;
-    assert_same_jacobian(&fact, &mat, 1e-10, 9)
+    assert_same_jacobian(&fact, &mat, 1e-10, 9)?;
+    // The candle-only products (what non-host devices run) agree too.
+    assert_same_jacobian(&fact.portable(), &mat, 1e-10, 9)
 }
 
 #[test]

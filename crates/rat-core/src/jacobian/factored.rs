@@ -19,9 +19,10 @@ use std::collections::HashSet;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Shape, Tensor, Var};
 
-use super::{ScoreJacobian, check_sample_vector};
+use super::{ScoreJacobian, check_sample_vector, host};
 use crate::error::{Result, shape_err};
 use crate::layers::{Recorder, SiteKind, unfold};
+use crate::linalg;
 use crate::params;
 
 /// How a convolution's contribution to the kernel J Jᵀ is computed.
@@ -40,7 +41,7 @@ pub enum ConvKernelMode {
 const CHUNK_ELEMS: usize = 1 << 26;
 
 #[derive(Debug, Clone)]
-enum Block {
+pub(super) enum Block {
     Dense {
         a: Tensor,
         g: Tensor,
@@ -85,6 +86,8 @@ enum Block {
 pub struct FactoredJacobian {
     blocks: Vec<Block>,
     params: Vec<Var>,
+    /// Whether the host fast paths apply (CPU, f32/f64).
+    host: bool,
     b: usize,
     dtype: DType,
     device: Device,
@@ -194,6 +197,7 @@ impl FactoredJacobian {
         Ok(Self {
             blocks,
             params: rec.params(),
+            host: linalg::is_host(&device, dtype),
             b,
             dtype,
             device,
@@ -203,6 +207,30 @@ impl FactoredJacobian {
     /// The parameters, in J's column order.
     pub fn params(&self) -> &[Var] {
         &self.params
+    }
+
+    /// Computes every product with candle tensor ops alone, as on a non-host device, instead of
+    /// the host fast paths (faer's threaded and lower-triangular products). For testing the
+    /// portable path on a CPU.
+    pub fn portable(mut self) -> Self {
+        self.host = false;
+        self
+    }
+
+    fn kernel_candle(&self) -> Result<Tensor> {
+        let mut k = Tensor::zeros((self.b, self.b), self.dtype, &self.device)?;
+        for block in &self.blocks {
+            let term = match block {
+                Block::Dense { a, g } => a
+                    .matmul(&a.t()?)?
+                    .affine(1.0, 1.0)?
+                    .mul(&g.matmul(&g.t()?)?)?,
+                Block::Explicit { g, .. } => g.matmul(&g.t()?)?,
+                Block::Conv { u, g, mode, .. } => conv_kernel(u, g, *mode)?,
+            };
+            k = k.add(&term)?;
+        }
+        Ok(k)
     }
 }
 
@@ -244,7 +272,7 @@ fn chunk_len(b: usize, per_sample: usize) -> usize {
     (CHUNK_ELEMS / per_sample.max(1)).clamp(1, b)
 }
 
-fn conv_kernel(u: &Tensor, g: &Tensor, mode: ConvKernelMode) -> Result<Tensor> {
+pub(super) fn conv_kernel(u: &Tensor, g: &Tensor, mode: ConvKernelMode) -> Result<Tensor> {
     let (b, l, d1) = u.dims3()?;
     let out = g.dims()[2];
     let mut rows = Vec::new();
@@ -286,19 +314,13 @@ impl ScoreJacobian for FactoredJacobian {
     }
 
     fn kernel(&self) -> Result<Tensor> {
-        let mut k = Tensor::zeros((self.b, self.b), self.dtype, &self.device)?;
-        for block in &self.blocks {
-            let term = match block {
-                Block::Dense { a, g } => a
-                    .matmul(&a.t()?)?
-                    .affine(1.0, 1.0)?
-                    .mul(&g.matmul(&g.t()?)?)?,
-                Block::Explicit { g, .. } => g.matmul(&g.t()?)?,
-                Block::Conv { u, g, mode, .. } => conv_kernel(u, g, *mode)?,
+        if self.host {
+            return match self.dtype {
+                DType::F32 => host::kernel::<f32>(&self.blocks, self.b, &self.device),
+                _ => host::kernel::<f64>(&self.blocks, self.b, &self.device),
             };
-            k = k.add(&term)?;
         }
-        Ok(k)
+        self.kernel_candle()
     }
 
     fn jvp(&self, v: &[Tensor]) -> Result<Tensor> {
@@ -309,7 +331,11 @@ impl ScoreJacobian for FactoredJacobian {
             let term = match block {
                 Block::Dense { a, g } => {
                     let (vw, vb) = (next(&mut vs)?, next(&mut vs)?);
-                    a.matmul(&vw.t()?)?.broadcast_add(vb)?.mul(g)?.sum(1)?
+                    match (self.host, self.dtype) {
+                        (true, DType::F32) => host::dense_jvp::<f32>(a, g, vw, vb)?,
+                        (true, _) => host::dense_jvp::<f64>(a, g, vw, vb)?,
+                        _ => a.matmul(&vw.t()?)?.broadcast_add(vb)?.mul(g)?.sum(1)?,
+                    }
                 }
                 Block::Explicit { g, .. } => {
                     let vp = next(&mut vs)?.flatten_all()?;
@@ -334,9 +360,16 @@ impl ScoreJacobian for FactoredJacobian {
         for block in &self.blocks {
             match block {
                 Block::Dense { a, g } => {
-                    let gw = g.broadcast_mul(&wc)?;
-                    out.push(gw.t()?.matmul(a)?);
-                    out.push(gw.sum(0)?);
+                    let (vw, vb) = match (self.host, self.dtype) {
+                        (true, DType::F32) => host::dense_vjp(a, g, &w.to_vec1::<f32>()?)?,
+                        (true, _) => host::dense_vjp(a, g, &w.to_vec1::<f64>()?)?,
+                        _ => {
+                            let gw = g.broadcast_mul(&wc)?;
+                            (gw.t()?.matmul(a)?, gw.sum(0)?)
+                        }
+                    };
+                    out.push(vw);
+                    out.push(vb);
                 }
                 Block::Explicit { g, shape } => {
                     out.push(g.broadcast_mul(&wc)?.sum(0)?.reshape(shape)?)

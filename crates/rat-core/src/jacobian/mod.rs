@@ -12,6 +12,7 @@
 //! is the reference the factored one is tested against.
 
 mod factored;
+mod host;
 mod materialised;
 
 use candle_core::{DType, Device, Shape, Tensor};

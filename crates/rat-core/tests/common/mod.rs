@@ -208,10 +208,10 @@ pub fn rel_err(x: &Tensor, y: &Tensor) -> Res<f64> {
 
 pub fn rel_err_params(x: &[Tensor], y: &[Tensor]) -> Res<f64> {
     assert_eq!(x.len(), y.len());
-    Ok(rel_err(
+    rel_err(
         &rat_core::params::flatten(x)?,
         &rat_core::params::flatten(y)?,
-    )?)
+    )
 }
 
 /// Checks J Jᵀ, J v, Jᵀ w and diag(Jᵀ J) of `a` against `b` to relative error `tol`.
