@@ -7,7 +7,7 @@
 //! loop with `--algo pg` takes the plain policy gradient instead, for comparison.
 //!
 //! ```text
-//! cargo run --release --example rat_bandit -- [--algo rat|pg] [--iters 60] [--seed 0]
+//! cargo run --release --example rat_bandit -- [--algo rat|pg] [--iters 100] [--lr 0.05] [--seed 0]
 //! ```
 
 use candle_core::{DType, Device, Tensor, Var};
@@ -41,7 +41,7 @@ fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|| default.to_string())
     };
     let algo = flag("--algo", "rat");
-    let iters: usize = flag("--iters", "60").parse()?;
+    let iters: usize = flag("--iters", "100").parse()?;
     let seed: u64 = flag("--seed", "0").parse()?;
     anyhow::ensure!(
         algo == "rat" || algo == "pg",
@@ -59,7 +59,9 @@ fn main() -> anyhow::Result<()> {
         Layer::Dense(Dense::pytorch_init(64, ACT, DType::F32, &dev, &mut rng)?),
     ]);
     let log_std = Broadcast::new(Var::zeros(ACT, DType::F32, &dev)?)?;
-    let (lr, damping, max_norm) = (if algo == "rat" { 0.05 } else { 0.5 }, 0.1, 0.5);
+    // RAT's default is the reference's lr_pi; the plain gradient needs a larger step to move.
+    let lr: f64 = flag("--lr", if algo == "rat" { "0.05" } else { "0.5" }).parse()?;
+    let (damping, max_norm) = (0.1, 0.5);
     let mut kaczmarz = ReferenceKaczmarz::new(damping)?;
     println!("algo {algo}, batch {BATCH}, lr {lr}; reward is −‖a − a*(s)‖² (0 is perfect)");
 

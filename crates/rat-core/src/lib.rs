@@ -21,6 +21,8 @@
 //! Everything is a function from tensors to tensors or a small explicit state struct; errors are
 //! [`Error`] values, never panics.
 
+#![warn(missing_docs)]
+
 pub mod cg;
 pub mod clip;
 pub mod distributions;

@@ -1,0 +1,176 @@
+//! Generalised advantage estimation.
+
+use crate::error::{Result, shape};
+
+/// Advantages and returns of a rollout, time-major (index t·E + e).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Advantages {
+    /// Â_t, (T x E).
+    pub advantages: Vec<f64>,
+    /// R_t = Â_t + V_t, (T x E).
+    pub returns: Vec<f64>,
+}
+
+fn check(op: &'static str, t: usize, e: usize, lens: &[(&str, usize, usize)]) -> Result<()> {
+    if t == 0 || e == 0 {
+        return shape(op, "need at least one step and one environment");
+    }
+    for (name, got, want) in lens {
+        if got != want {
+            return shape(
+                op,
+                format!("{name} has {got} elements, need {want} (T = {t}, E = {e})"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// GAE(γ, λ) over a rollout of T steps of E environments, time-major (index t·E + e).
+///
+/// `dones_before[t·E + e]` is the done flag the environment returned *before* step t (false at
+/// t = 0), `last_values` = V(s_T) and `last_dones` the flags returned by the final step. Going
+/// backwards, with nonterminal_t = 1 − (t = T−1 ? last_done : dones_before[t+1]) and
+/// V_next = (t = T−1 ? last_value : V_{t+1}):
+///
+/// δ_t = r_t + γ·V_next·nonterminal_t − V_t,   Â_t = δ_t + γλ·nonterminal_t·Â_{t+1},   R_t = Â_t + V_t.
+///
+/// Termination cuts the bootstrap. Truncation is the caller's to fold into the reward
+/// (r ← r + γ·V(final obs), as the reference does) before calling this.
+#[allow(clippy::too_many_arguments)]
+pub fn gae(
+    rewards: &[f64],
+    values: &[f64],
+    dones_before: &[bool],
+    last_values: &[f64],
+    last_dones: &[bool],
+    num_envs: usize,
+    gamma: f64,
+    lambda: f64,
+) -> Result<Advantages> {
+    let (deltas, nonterminal) = deltas_and_masks(
+        "gae",
+        rewards,
+        values,
+        dones_before,
+        last_values,
+        last_dones,
+        num_envs,
+        gamma,
+    )?;
+    let e = num_envs;
+    let t_len = rewards.len() / e;
+    let mut adv = vec![0.0; rewards.len()];
+    let mut next = vec![0.0; e];
+    for t in (0..t_len).rev() {
+        for j in 0..e {
+            let k = t * e + j;
+            next[j] = deltas[k] + gamma * lambda * nonterminal[k] * next[j];
+            adv[k] = next[j];
+        }
+    }
+    let returns = adv.iter().zip(values).map(|(a, v)| a + v).collect();
+    Ok(Advantages {
+        advantages: adv,
+        returns,
+    })
+}
+
+/// The one-step TD errors δ_t of [`gae`] (the reference's `adv_type: td` uses them as the
+/// advantages while keeping the GAE returns).
+#[allow(clippy::too_many_arguments)]
+pub fn td_errors(
+    rewards: &[f64],
+    values: &[f64],
+    dones_before: &[bool],
+    last_values: &[f64],
+    last_dones: &[bool],
+    num_envs: usize,
+    gamma: f64,
+) -> Result<Vec<f64>> {
+    Ok(deltas_and_masks(
+        "td_errors",
+        rewards,
+        values,
+        dones_before,
+        last_values,
+        last_dones,
+        num_envs,
+        gamma,
+    )?
+    .0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn deltas_and_masks(
+    op: &'static str,
+    rewards: &[f64],
+    values: &[f64],
+    dones_before: &[bool],
+    last_values: &[f64],
+    last_dones: &[bool],
+    e: usize,
+    gamma: f64,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    if e == 0 || rewards.len() % e != 0 {
+        return shape(
+            op,
+            format!(
+                "{} rewards do not split into {e} environments",
+                rewards.len()
+            ),
+        );
+    }
+    let t_len = rewards.len() / e;
+    let n = t_len * e;
+    check(
+        op,
+        t_len,
+        e,
+        &[
+            ("values", values.len(), n),
+            ("dones_before", dones_before.len(), n),
+            ("last_values", last_values.len(), e),
+            ("last_dones", last_dones.len(), e),
+        ],
+    )?;
+    let mut deltas = vec![0.0; n];
+    let mut nonterminal = vec![0.0; n];
+    for t in 0..t_len {
+        for j in 0..e {
+            let k = t * e + j;
+            let (done_next, v_next) = if t + 1 == t_len {
+                (last_dones[j], last_values[j])
+            } else {
+                (dones_before[k + e], values[k + e])
+            };
+            nonterminal[k] = if done_next { 0.0 } else { 1.0 };
+            deltas[k] = rewards[k] + gamma * v_next * nonterminal[k] - values[k];
+        }
+    }
+    Ok((deltas, nonterminal))
+}
+
+/// Reorders a time-major (T x E) buffer of rows of `width` values to env-major (index e·T + t),
+/// the reference's flattening of a rollout.
+pub fn env_major<T: Copy>(x: &[T], num_envs: usize, width: usize) -> Result<Vec<T>> {
+    let e = num_envs;
+    if e == 0 || width == 0 || x.len() % (e * width) != 0 {
+        return shape(
+            "env_major",
+            format!(
+                "{} values do not split into {e} environments of rows of {width}",
+                x.len()
+            ),
+        );
+    }
+    let t_len = x.len() / (e * width);
+    let mut out = Vec::with_capacity(x.len());
+    for j in 0..e {
+        for t in 0..t_len {
+            let k = (t * e + j) * width;
+            out.extend_from_slice(&x[k..k + width]);
+        }
+    }
+    Ok(out)
+}
