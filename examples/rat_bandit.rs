@@ -11,7 +11,7 @@
 //! ```
 
 use candle_core::{DType, Device, Tensor, Var};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rat_core::distributions::DiagGaussian;

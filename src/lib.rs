@@ -8,3 +8,8 @@ pub use rat_envs as envs;
 pub use rat_kfac as kfac;
 pub use rat_rollout as rollout;
 pub use rat_train as train;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -36,8 +36,3 @@ pub mod params;
 pub mod woodbury;
 
 pub use error::{Error, Result};
-
-/// The workspace README's Rust examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;

@@ -1,6 +1,36 @@
-//! Vectorised reinforcement-learning environments that know nothing about tensors.
+//! # rat-envs
 //!
-//! Classic control built in, the ten Gymnasium MuJoCo tasks over the official MuJoCo library, a
-//! threaded vectoriser writing into caller-provided buffers. The environments arrive with issue 3;
-//! until then this crate only fixes its place in the dependency graph (it must never depend on
-//! candle).
+//! Reinforcement-learning environments that know nothing about tensors: plain `f64`
+//! observations and `f32` actions in caller-provided buffers, batches stepped together by a
+//! threaded vectoriser with auto-reset, Gymnasium's terminated/truncated split, the final
+//! observation of a finished episode kept for bootstrapping, and episode statistics.
+//!
+//! * [`Env`] — one environment; [`TimeLimit`] truncates its episodes;
+//! * [`VecEnv`] — n environments stepped together on a worker pool;
+//! * [`make`] / [`make_env`] — the registry by name (`CartPole-v1`, `hopper`, `Hopper-v5`, …);
+//! * [`classic`] — CartPole, Pendulum, Acrobot, MountainCar(Continuous), built in;
+//! * `mujoco` (cargo feature `mujoco`) — the ten Gymnasium MuJoCo tasks, v4 and v5.
+//!
+//! ```
+//! let mut envs = rat_envs::make("CartPole-v1", 4, 0)?;
+//! let mut buf = envs.buffers();
+//! envs.reset(&mut buf.obs)?;
+//! envs.step(&[0.0, 1.0, 0.0, 1.0], &mut buf)?;
+//! assert_eq!(buf.obs.len(), 4 * 4);
+//! # Ok::<(), rat_envs::Error>(())
+//! ```
+
+pub mod classic;
+mod env;
+mod error;
+#[cfg(feature = "mujoco")]
+pub mod mujoco;
+mod registry;
+mod space;
+mod vec_env;
+
+pub use env::{Env, Step, TimeLimit};
+pub use error::{Error, Result};
+pub use registry::{known_ids, make, make_env, resolve_id};
+pub use space::Space;
+pub use vec_env::{StepBuffers, VecEnv};

@@ -112,7 +112,7 @@ fn deltas_and_masks(
     e: usize,
     gamma: f64,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    if e == 0 || rewards.len() % e != 0 {
+    if e == 0 || !rewards.len().is_multiple_of(e) {
         return shape(
             op,
             format!(
@@ -155,7 +155,7 @@ fn deltas_and_masks(
 /// the reference's flattening of a rollout.
 pub fn env_major<T: Copy>(x: &[T], num_envs: usize, width: usize) -> Result<Vec<T>> {
     let e = num_envs;
-    if e == 0 || width == 0 || x.len() % (e * width) != 0 {
+    if e == 0 || width == 0 || !x.len().is_multiple_of(e * width) {
         return shape(
             "env_major",
             format!(

@@ -36,7 +36,7 @@ impl RunningMeanStd {
     /// Merges a batch of rows (row-major, `dim` columns); a batch of one row has variance 0.
     pub fn update(&mut self, rows: &[f64]) -> Result<()> {
         let d = self.dim();
-        if d == 0 || rows.is_empty() || rows.len() % d != 0 {
+        if d == 0 || rows.is_empty() || !rows.len().is_multiple_of(d) {
             return shape(
                 "RunningMeanStd::update",
                 format!("{} values do not form rows of {d}", rows.len()),
@@ -107,7 +107,7 @@ impl ObsNormaliser {
     /// Normalises rows of raw observations into `out` (same length), in f32.
     pub fn normalise(&self, rows: &[f64], out: &mut [f32]) -> Result<()> {
         let d = self.stats.dim();
-        if rows.len() != out.len() || d == 0 || rows.len() % d != 0 {
+        if rows.len() != out.len() || d == 0 || !rows.len().is_multiple_of(d) {
             return shape(
                 "ObsNormaliser::normalise",
                 format!("{} inputs, {} outputs, rows of {d}", rows.len(), out.len()),

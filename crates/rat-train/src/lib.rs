@@ -1,4 +1,9 @@
-//! Configs, network builders, update rules and the `train_detach` / `train_shared` loops.
+//! # rat-train
 //!
-//! Arrives with the `train_detach` work (issue 4); until then this crate only fixes its place in
-//! the dependency graph.
+//! Configs, network builders, update rules and the `train_detach` / `train_shared` loops.
+//! So far: [`config`], the reference's YAML configs with CLI overrides. The loops arrive with
+//! the `train_detach` work (issue 4).
+
+#![warn(missing_docs)]
+
+pub mod config;

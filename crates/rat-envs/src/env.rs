@@ -1,0 +1,138 @@
+//! The single-environment interface and the time-limit wrapper.
+
+use crate::error::{Error, Result};
+use crate::space::Space;
+
+/// What one step returns besides the observation (which is written into a caller's buffer).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    /// The reward of the transition.
+    pub reward: f64,
+    /// The episode ended in a terminal state (no bootstrap).
+    pub terminated: bool,
+    /// The episode was cut short (time limit); the final state is not terminal.
+    pub truncated: bool,
+}
+
+impl Step {
+    /// Whether the episode is over for either reason.
+    pub fn done(&self) -> bool {
+        self.terminated || self.truncated
+    }
+}
+
+/// One environment. Observations are written into caller-provided `f64` buffers of length
+/// `observation_space().flat_dim()`; actions are `f32` slices of length
+/// `action_space().flat_dim()` (a discrete action is one value holding the index).
+pub trait Env: Send {
+    /// The registered id, e.g. `CartPole-v1`.
+    fn id(&self) -> &str;
+
+    /// The observation space.
+    fn observation_space(&self) -> Space;
+
+    /// The action space.
+    fn action_space(&self) -> Space;
+
+    /// Starts a new episode and writes its first observation. `Some(seed)` re-seeds the
+    /// environment's random number generator first; `None` continues its stream.
+    fn reset(&mut self, seed: Option<u64>, obs: &mut [f64]) -> Result<()>;
+
+    /// Applies `action`, writes the next observation and returns the reward and flags.
+    fn step(&mut self, action: &[f32], obs: &mut [f64]) -> Result<Step>;
+}
+
+/// Checks an observation buffer's length.
+pub(crate) fn check_obs(op: &'static str, obs: &[f64], dim: usize) -> Result<()> {
+    if obs.len() != dim {
+        return Err(Error::Shape {
+            op,
+            msg: format!("observation buffer has {} slots, need {dim}", obs.len()),
+        });
+    }
+    Ok(())
+}
+
+/// Reads a discrete action (one finite, integral value in [0, n)).
+pub(crate) fn discrete_action(id: &str, action: &[f32], n: usize) -> Result<usize> {
+    match action {
+        [a] if a.fract() == 0.0 && *a >= 0.0 && (*a as usize) < n => Ok(*a as usize),
+        _ => Err(Error::InvalidAction {
+            env: id.to_string(),
+            msg: format!("expected one integer in [0, {n}), got {action:?}"),
+        }),
+    }
+}
+
+/// Checks a continuous action's length and finiteness.
+pub(crate) fn continuous_action<'a>(id: &str, action: &'a [f32], dim: usize) -> Result<&'a [f32]> {
+    if action.len() != dim || action.iter().any(|a| !a.is_finite()) {
+        return Err(Error::InvalidAction {
+            env: id.to_string(),
+            msg: format!("expected {dim} finite values, got {action:?}"),
+        });
+    }
+    Ok(action)
+}
+
+/// Truncates episodes after `max_steps` steps, as Gymnasium's `TimeLimit`: the step that reaches
+/// the limit has `truncated = true` (and may be terminal as well).
+pub struct TimeLimit<E> {
+    inner: E,
+    max_steps: usize,
+    elapsed: usize,
+}
+
+impl<E: Env> TimeLimit<E> {
+    /// Wraps `inner` with a limit of `max_steps` steps per episode.
+    pub fn new(inner: E, max_steps: usize) -> Self {
+        Self {
+            inner,
+            max_steps,
+            elapsed: 0,
+        }
+    }
+
+    /// The wrapped environment.
+    pub fn inner(&self) -> &E {
+        &self.inner
+    }
+
+    /// The wrapped environment, mutably (e.g. to inject a state).
+    pub fn inner_mut(&mut self) -> &mut E {
+        &mut self.inner
+    }
+
+    /// Steps taken in the current episode.
+    pub fn elapsed(&self) -> usize {
+        self.elapsed
+    }
+}
+
+impl<E: Env> Env for TimeLimit<E> {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+
+    fn observation_space(&self) -> Space {
+        self.inner.observation_space()
+    }
+
+    fn action_space(&self) -> Space {
+        self.inner.action_space()
+    }
+
+    fn reset(&mut self, seed: Option<u64>, obs: &mut [f64]) -> Result<()> {
+        self.elapsed = 0;
+        self.inner.reset(seed, obs)
+    }
+
+    fn step(&mut self, action: &[f32], obs: &mut [f64]) -> Result<Step> {
+        let mut s = self.inner.step(action, obs)?;
+        self.elapsed += 1;
+        if self.elapsed >= self.max_steps {
+            s.truncated = true;
+        }
+        Ok(s)
+    }
+}

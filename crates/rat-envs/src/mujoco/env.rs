@@ -1,0 +1,119 @@
+//! [`MujocoEnv`]: one task over its own MuJoCo model and data.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::sim::Sim;
+use super::tasks::{Obs, Task};
+use crate::env::{Env, Step, check_obs, continuous_action};
+use crate::error::Result;
+use crate::space::Space;
+
+/// A Gymnasium MuJoCo task (no time limit; [`super::make_task`] adds it). Reset noise comes from
+/// the environment's own [`ChaCha8Rng`] (re-seeded by `reset(Some(seed))`, from entropy if never
+/// seeded), so its numbers differ from NumPy's; [`MujocoEnv::set_state`] injects a state.
+pub struct MujocoEnv {
+    id: &'static str,
+    sim: Sim,
+    task: Box<dyn Task>,
+    obs_dim: usize,
+    action_space: Space,
+    rng: Option<ChaCha8Rng>,
+    /// Scratch for the reset state.
+    qpos: Vec<f64>,
+    qvel: Vec<f64>,
+}
+
+impl MujocoEnv {
+    pub(crate) fn new(id: &'static str, sim: Sim, task: Box<dyn Task>) -> Self {
+        // Gymnasium's action space is Box(ctrlrange, float32): bounds rounded to f32.
+        let (low, high) = sim
+            .ctrlrange()
+            .iter()
+            .map(|&(l, h)| (f64::from(l as f32), f64::from(h as f32)))
+            .unzip();
+        let obs_dim = task.obs_dim();
+        let (qpos, qvel) = (vec![0.0; sim.nq], vec![0.0; sim.nv]);
+        Self {
+            id,
+            sim,
+            task,
+            obs_dim,
+            action_space: Space::Box { low, high },
+            rng: None,
+            qpos,
+            qvel,
+        }
+    }
+
+    /// Gymnasium's `set_state`: writes `qpos` (length nq) and `qvel` (length nv) and runs
+    /// `mj_forward`. Nothing else is reset (call `reset` first to start from `mj_resetData`).
+    pub fn set_state(&mut self, qpos: &[f64], qvel: &[f64]) -> Result<()> {
+        self.sim.set_state(qpos, qvel)
+    }
+
+    /// Writes the observation of the current state (as `_get_obs`).
+    pub fn observe(&self, obs: &mut [f64]) -> Result<()> {
+        check_obs("observe", obs, self.obs_dim)?;
+        let mut out = Obs::new(obs);
+        self.task.observe(&self.sim, &mut out)?;
+        out.finish()
+    }
+
+    /// Joint positions (`data.qpos`).
+    pub fn qpos(&self) -> &[f64] {
+        self.sim.qpos()
+    }
+
+    /// Joint velocities (`data.qvel`).
+    pub fn qvel(&self) -> &[f64] {
+        self.sim.qvel()
+    }
+
+    /// Seconds of simulated time per step (`opt.timestep × frame_skip`).
+    pub fn dt(&self) -> f64 {
+        self.sim.dt()
+    }
+}
+
+impl Env for MujocoEnv {
+    fn id(&self) -> &str {
+        self.id
+    }
+
+    fn observation_space(&self) -> Space {
+        Space::unbounded(self.obs_dim)
+    }
+
+    fn action_space(&self) -> Space {
+        self.action_space.clone()
+    }
+
+    fn reset(&mut self, seed: Option<u64>, obs: &mut [f64]) -> Result<()> {
+        check_obs("reset", obs, self.obs_dim)?;
+        if let Some(seed) = seed {
+            self.rng = Some(ChaCha8Rng::seed_from_u64(seed));
+        }
+        let rng = self
+            .rng
+            .get_or_insert_with(|| ChaCha8Rng::from_rng(&mut rand::rng()));
+        self.sim.reset_data();
+        self.qpos.copy_from_slice(self.sim.qpos0());
+        self.qvel.fill(0.0);
+        self.task.reset_noise(rng, &mut self.qpos, &mut self.qvel);
+        self.sim.set_state(&self.qpos, &self.qvel)?;
+        self.observe(obs)
+    }
+
+    fn step(&mut self, action: &[f32], obs: &mut [f64]) -> Result<Step> {
+        let action = continuous_action(self.id, action, self.sim.nu)?;
+        check_obs("step", obs, self.obs_dim)?;
+        let (reward, terminated) = self.task.step(&mut self.sim, action)?;
+        self.observe(obs)?;
+        Ok(Step {
+            reward,
+            terminated,
+            truncated: false,
+        })
+    }
+}

@@ -1,0 +1,192 @@
+//! The vectoriser: threaded stepping equals sequential stepping, auto-reset keeps the final
+//! observation and the episode statistics, bad input is an error; the registry's names.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rat_envs::{Env, Error, Space, Step, TimeLimit, VecEnv};
+
+/// A random walk x ← x + a + noise with reward −|x|, terminal when |x| > 3.
+struct Walk {
+    x: f64,
+    rng: ChaCha8Rng,
+}
+
+impl Walk {
+    fn new() -> Self {
+        Self {
+            x: 0.0,
+            rng: ChaCha8Rng::seed_from_u64(99),
+        }
+    }
+}
+
+impl Env for Walk {
+    fn id(&self) -> &str {
+        "Walk"
+    }
+    fn observation_space(&self) -> Space {
+        Space::unbounded(2)
+    }
+    fn action_space(&self) -> Space {
+        Space::uniform_box(1, -1.0, 1.0)
+    }
+    fn reset(&mut self, seed: Option<u64>, obs: &mut [f64]) -> rat_envs::Result<()> {
+        if let Some(s) = seed {
+            self.rng = ChaCha8Rng::seed_from_u64(s);
+        }
+        self.x = self.rng.random_range(-0.5..0.5);
+        obs.copy_from_slice(&[self.x, 0.0]);
+        Ok(())
+    }
+    fn step(&mut self, action: &[f32], obs: &mut [f64]) -> rat_envs::Result<Step> {
+        let [a] = action else {
+            return Err(Error::InvalidAction {
+                env: "Walk".into(),
+                msg: format!("{action:?}"),
+            });
+        };
+        self.x += *a as f64 + self.rng.random_range(-1.0..1.0);
+        obs.copy_from_slice(&[self.x, *a as f64]);
+        Ok(Step {
+            reward: -self.x.abs(),
+            terminated: self.x.abs() > 3.0,
+            truncated: false,
+        })
+    }
+}
+
+fn walks(n: usize, workers: usize) -> VecEnv {
+    let envs: Vec<Box<dyn Env>> = (0..n)
+        .map(|_| Box::new(TimeLimit::new(Walk::new(), 7)) as Box<dyn Env>)
+        .collect();
+    VecEnv::new(envs, workers, 1000).unwrap()
+}
+
+fn actions(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+}
+
+#[test]
+fn threaded_stepping_equals_sequential_stepping() {
+    let n = 9;
+    let (mut seq, mut par) = (walks(n, 1), walks(n, 2));
+    assert_eq!((seq.workers(), par.workers()), (1, 2));
+    let (mut bs, mut bp) = (seq.buffers(), par.buffers());
+    seq.reset(&mut bs.obs).unwrap();
+    par.reset(&mut bp.obs).unwrap();
+    assert_eq!(bs.obs, bp.obs);
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut episodes = 0;
+    for _ in 0..200 {
+        let a = actions(&mut rng, n);
+        seq.step(&a, &mut bs).unwrap();
+        par.step(&a, &mut bp).unwrap();
+        assert_eq!(bs.obs, bp.obs);
+        assert_eq!(bs.rewards, bp.rewards);
+        assert_eq!(bs.terminated, bp.terminated);
+        assert_eq!(bs.truncated, bp.truncated);
+        assert_eq!(bs.finished, bp.finished);
+        for i in 0..n {
+            if bs.done(i) {
+                assert_eq!(
+                    bs.final_obs[2 * i..2 * i + 2],
+                    bp.final_obs[2 * i..2 * i + 2]
+                );
+            }
+        }
+        episodes += bs.episodes().count();
+    }
+    assert!(
+        episodes > 100,
+        "episodes should end by termination and by the time limit"
+    );
+}
+
+#[test]
+fn auto_reset_keeps_the_final_observation_and_episode_statistics() {
+    let mut envs = walks(3, 2);
+    let mut buf = envs.buffers();
+    envs.reset(&mut buf.obs).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let (mut ret, mut len) = (vec![0.0; 3], vec![0usize; 3]);
+    let (mut saw_terminal, mut saw_truncation) = (false, false);
+    for _ in 0..300 {
+        envs.step(&actions(&mut rng, 3), &mut buf).unwrap();
+        for i in 0..3 {
+            ret[i] += buf.rewards[i];
+            len[i] += 1;
+            if buf.done(i) {
+                let (r, l) = buf.finished[i].expect("statistics of a finished episode");
+                assert!((r - ret[i]).abs() < 1e-12 && l == len[i]);
+                assert!(l <= 7, "the time limit truncates at 7 steps");
+                // The terminal observation's x is the one that ended the episode.
+                let x = buf.final_obs[2 * i];
+                if buf.terminated[i] {
+                    assert!(x.abs() > 3.0);
+                    saw_terminal = true;
+                } else {
+                    assert_eq!(l, 7);
+                    saw_truncation = true;
+                }
+                // obs already holds the next episode's first observation (second entry 0).
+                assert_eq!(buf.obs[2 * i + 1], 0.0);
+                (ret[i], len[i]) = (0.0, 0);
+            } else {
+                assert!(buf.finished[i].is_none());
+            }
+        }
+    }
+    assert!(saw_terminal && saw_truncation);
+}
+
+#[test]
+fn seeds_make_runs_reproducible() {
+    let run = || {
+        let mut envs = walks(4, 2);
+        let mut buf = envs.buffers();
+        envs.reset(&mut buf.obs).unwrap();
+        envs.step(&[0.1, 0.2, 0.3, 0.4], &mut buf).unwrap();
+        buf.obs
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    let mut envs = walks(2, 1);
+    let mut buf = envs.buffers();
+    assert!(envs.reset(&mut buf.obs[..3]).is_err());
+    envs.reset(&mut buf.obs).unwrap();
+    assert!(
+        envs.step(&[0.0], &mut buf).is_err(),
+        "one action for two envs"
+    );
+    let mut short = envs.buffers();
+    short.rewards.pop();
+    assert!(envs.step(&[0.0, 0.0], &mut short).is_err());
+    assert!(VecEnv::new(Vec::new(), 1, 0).is_err());
+    assert!(VecEnv::new(vec![Box::new(Walk::new())], 0, 0).is_err());
+}
+
+#[test]
+fn registry_names() {
+    let err = rat_envs::make("NoSuchEnv-v0", 1, 0)
+        .err()
+        .expect("unknown name");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("NoSuchEnv-v0") && msg.contains("CartPole-v1") && msg.contains("hopper"),
+        "{msg}"
+    );
+    assert_eq!(rat_envs::resolve_id("humanoid").unwrap(), "Humanoid-v4");
+    assert_eq!(rat_envs::resolve_id("Hopper-v5").unwrap(), "Hopper-v5");
+    assert_eq!(rat_envs::resolve_id("cartpole").unwrap(), "CartPole-v1");
+    #[cfg(not(feature = "mujoco"))]
+    {
+        let err = rat_envs::make_env("hopper")
+            .err()
+            .expect("MuJoCo is not built in");
+        assert!(matches!(err, Error::MujocoUnavailable(_)));
+        assert!(err.to_string().contains("scripts/fetch-mujoco.sh"), "{err}");
+    }
+}

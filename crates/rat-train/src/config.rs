@@ -1,0 +1,540 @@
+//! The training configuration: the reference's YAML files (sections `algo`, `algo_config`,
+//! `env_config`, `nets_config`, `log_config`) with its key spellings, loaded unchanged, plus CLI
+//! overrides.
+//!
+//! The reference's files are YAML 1.1 as PyYAML reads it (`True`/`False`, `10_000_000`); serde_yaml
+//! reads YAML 1.2, so booleans and numbers here also accept those spellings. Unknown keys are
+//! rejected with the key named. Every default below is the reference's (`rat_mlp.yaml`).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Errors of loading or overriding a config.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The path tried.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The YAML is malformed, has an unknown key or a value of the wrong type.
+    #[error("config {origin}: {msg}")]
+    Invalid {
+        /// File or override the error came from.
+        origin: String,
+        /// serde's message (names the key).
+        msg: String,
+    },
+    /// An override names no config key.
+    #[error("unknown option --{key}; config keys: {known}")]
+    UnknownKey {
+        /// The key.
+        key: String,
+        /// The keys that exist.
+        known: String,
+    },
+}
+
+/// The update rule (`algo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algo {
+    /// Randomized Advantage Transformation.
+    Rat,
+    /// Fisher-vector products + conjugate gradient.
+    Fvp,
+    /// Diagonal empirical Fisher.
+    Diag,
+    /// K-FAC.
+    Kfac,
+    /// Eigenvalue-corrected K-FAC.
+    Ekfac,
+    /// Vanilla policy gradient.
+    Pg,
+    /// PPO.
+    Ppo,
+}
+
+/// The actor optimiser (`optimizer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// SGD with momentum 1e-6 (its buffer is RAT's Kaczmarz vector).
+    Sgd,
+    /// Adam.
+    Adam,
+    /// K-FAC's own optimiser.
+    Kfac,
+    /// EK-FAC's own optimiser.
+    Ekfac,
+}
+
+/// How the per-minibatch advantage is scaled (`norm_obj`, ALGORITHMS.md 2.2 step 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NormObj {
+    /// s = RMS of the centred advantages.
+    Adv,
+    /// s = RMS of ratio ⊙ centred advantages.
+    Obj,
+    /// s = mean(ratio) · RMS of the centred advantages.
+    Ratio,
+}
+
+/// The advantage estimator (`adv_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdvType {
+    /// GAE(γ, λ).
+    Gae,
+    /// One-step TD errors.
+    Td,
+}
+
+/// How the Gaussian policy's log-σ is produced (`sigma_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SigmaType {
+    /// A learned state-independent vector.
+    Vector,
+    /// A linear head on the mean's trunk.
+    MuShared,
+    /// A linear head on its own trunk.
+    Separate,
+    /// A linear map of the observation.
+    Linear,
+}
+
+/// FVP's step direction (`grad`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GradKind {
+    /// The plain gradient.
+    Pg,
+    /// The natural gradient (CG on the Fisher).
+    Npg,
+}
+
+/// FVP's step clipping (`post_grad`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostGradKind {
+    /// Squared damped Fisher norm.
+    FisherClip,
+    /// Squared L2 norm.
+    L2Clip,
+    /// Normalise by the Fisher norm.
+    Norm,
+    /// No clipping.
+    None,
+}
+
+/// Which block-Kaczmarz variant RAT runs (a key the reference does not have).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KaczmarzKind {
+    /// The published behaviour (default).
+    Reference,
+    /// Textbook randomized block Kaczmarz.
+    Exact,
+}
+
+macro_rules! yaml11 {
+    ($name:ident, $t:ty, $parse:expr) => {
+        fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+            #[derive(Deserialize)]
+            #[serde(untagged)]
+            enum Either {
+                Native($t),
+                Text(String),
+            }
+            match Either::deserialize(d)? {
+                Either::Native(v) => Ok(v),
+                Either::Text(s) => {
+                    let parse: fn(&str) -> Option<$t> = $parse;
+                    parse(&s).ok_or_else(|| {
+                        serde::de::Error::custom(format!("cannot read '{s}' as {}", stringify!($t)))
+                    })
+                }
+            }
+        }
+    };
+}
+
+yaml11!(de_bool, bool, |s| match s {
+    "True" | "TRUE" | "true" | "yes" | "Yes" | "on" | "On" => Some(true),
+    "False" | "FALSE" | "false" | "no" | "No" | "off" | "Off" => Some(false),
+    _ => None,
+});
+yaml11!(de_usize, usize, |s| s.replace('_', "").parse().ok());
+yaml11!(de_f64, f64, |s| s.replace('_', "").parse().ok());
+
+/// `algo_config`: the update rule's hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlgoConfig {
+    /// Entropy bonus coefficient.
+    #[serde(deserialize_with = "de_f64")]
+    pub ent_coef: f64,
+    /// Advantage scaling.
+    pub norm_obj: NormObj,
+    /// Actor optimiser.
+    pub optimizer: Optimizer,
+    /// Present in `fvp_mlp.yaml` but never read by the reference (momentum is 1e-6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sgd_momentum: Option<f64>,
+    /// L2 weight decay (Adam and K-FAC).
+    #[serde(deserialize_with = "de_f64")]
+    pub weight_decay: f64,
+    /// Actor learning rate (separate networks).
+    #[serde(deserialize_with = "de_f64")]
+    pub lr_pi: f64,
+    /// Critic learning rate (separate networks).
+    #[serde(deserialize_with = "de_f64")]
+    pub lr_v: f64,
+    /// Joint learning rate (shared network); also its KL-rule ceiling.
+    #[serde(deserialize_with = "de_f64")]
+    pub lr: f64,
+    /// The KL-adaptive learning-rate rule.
+    #[serde(deserialize_with = "de_bool")]
+    pub use_kl_adaptive_lr: bool,
+    /// RAT's Kaczmarz correction (the reference's spelling; `is_kaczmarz` also accepted).
+    #[serde(alias = "is_kaczmarz", deserialize_with = "de_bool")]
+    pub is_karzmarz: bool,
+    /// Which Kaczmarz variant, when on.
+    pub kaczmarz_mode: KaczmarzKind,
+    /// Actor passes per rollout.
+    #[serde(deserialize_with = "de_usize")]
+    pub pi_epochs: usize,
+    /// Actor minibatches per pass.
+    #[serde(deserialize_with = "de_usize")]
+    pub pi_minibatches: usize,
+    /// Critic passes per rollout.
+    #[serde(deserialize_with = "de_usize")]
+    pub v_epochs: usize,
+    /// Critic minibatches per pass.
+    #[serde(deserialize_with = "de_usize")]
+    pub v_minibatches: usize,
+    /// Joint passes per rollout (shared network).
+    #[serde(deserialize_with = "de_usize")]
+    pub epochs: usize,
+    /// Joint minibatches per pass (shared network).
+    #[serde(deserialize_with = "de_usize")]
+    pub minibatches: usize,
+    /// Value-loss weight (shared network).
+    #[serde(deserialize_with = "de_f64")]
+    pub vf_coef: f64,
+    /// PopArt value head and normalised returns/advantages.
+    #[serde(deserialize_with = "de_bool")]
+    pub with_popart: bool,
+    /// Advantage estimator.
+    pub adv_type: AdvType,
+    /// Clamp the importance ratio to [min_ratio, max_ratio].
+    #[serde(deserialize_with = "de_bool")]
+    pub clamp_ratio: bool,
+    /// Upper ratio clamp.
+    #[serde(deserialize_with = "de_f64")]
+    pub max_ratio: f64,
+    /// Lower ratio clamp.
+    #[serde(deserialize_with = "de_f64")]
+    pub min_ratio: f64,
+    /// Gaussian log-σ parameterisation.
+    pub sigma_type: SigmaType,
+    /// CG iterations (FVP).
+    #[serde(deserialize_with = "de_usize")]
+    pub cg_steps: usize,
+    /// λ: Tikhonov damping of RAT, diagonal damping of diag, FVP damping.
+    #[serde(deserialize_with = "de_f64")]
+    pub cg_damping: f64,
+    /// FVP's direction.
+    pub grad: GradKind,
+    /// FVP's step clipping.
+    pub post_grad: PostGradKind,
+    /// Global L2 clip of the actor step.
+    #[serde(deserialize_with = "de_f64")]
+    pub max_grad_norm: f64,
+    /// Optional learning-rate decay (`cosine`); absent in every reference config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr_decay: Option<String>,
+}
+
+impl Default for AlgoConfig {
+    fn default() -> Self {
+        Self {
+            ent_coef: 0.0,
+            norm_obj: NormObj::Adv,
+            optimizer: Optimizer::Sgd,
+            sgd_momentum: None,
+            weight_decay: 0.0,
+            lr_pi: 0.05,
+            lr_v: 0.001,
+            lr: 0.05,
+            use_kl_adaptive_lr: true,
+            is_karzmarz: true,
+            kaczmarz_mode: KaczmarzKind::Reference,
+            pi_epochs: 4,
+            pi_minibatches: 8,
+            v_epochs: 4,
+            v_minibatches: 8,
+            epochs: 4,
+            minibatches: 8,
+            vf_coef: 1.0,
+            with_popart: true,
+            adv_type: AdvType::Gae,
+            clamp_ratio: true,
+            max_ratio: 10.0,
+            min_ratio: 0.1,
+            sigma_type: SigmaType::Vector,
+            cg_steps: 10,
+            cg_damping: 0.1,
+            grad: GradKind::Npg,
+            post_grad: PostGradKind::FisherClip,
+            max_grad_norm: 0.5,
+            lr_decay: None,
+        }
+    }
+}
+
+/// `env_config`: the environment and the rollout size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnvConfig {
+    /// A registered name (`hopper`, `CartPole-v1`, …).
+    pub env_name: String,
+    /// E, environments stepped together.
+    #[serde(deserialize_with = "de_usize")]
+    pub num_envs: usize,
+    /// T, steps per environment per rollout.
+    #[serde(deserialize_with = "de_usize")]
+    pub nsteps: usize,
+    /// The budget of environment steps; iterations = ⌊budget / (E·T)⌋ + 2.
+    #[serde(deserialize_with = "de_usize")]
+    pub timesteps_per_proc: usize,
+    /// Reward scaling by a running return std (off in every reference config).
+    #[serde(deserialize_with = "de_bool")]
+    pub norm_ret: bool,
+}
+
+impl Default for EnvConfig {
+    fn default() -> Self {
+        Self {
+            env_name: "hopper".into(),
+            num_envs: 32,
+            nsteps: 256,
+            timesteps_per_proc: 10_000_000,
+            norm_ret: false,
+        }
+    }
+}
+
+/// `nets_config`: the networks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetsConfig {
+    /// Running observation normalisation.
+    #[serde(deserialize_with = "de_bool")]
+    pub norm_obs: bool,
+    /// Network family (`mlp`).
+    #[serde(rename = "type")]
+    pub net_type: String,
+    /// Actor MLP width.
+    #[serde(deserialize_with = "de_usize")]
+    pub a_hidden_size: usize,
+    /// Actor MLP depth.
+    #[serde(deserialize_with = "de_usize")]
+    pub a_num_layers: usize,
+    /// Actor dropout.
+    #[serde(deserialize_with = "de_f64")]
+    pub a_dropout: f64,
+    /// Critic MLP width.
+    #[serde(deserialize_with = "de_usize")]
+    pub c_hidden_size: usize,
+    /// Critic MLP depth.
+    #[serde(deserialize_with = "de_usize")]
+    pub c_num_layers: usize,
+    /// Critic dropout.
+    #[serde(deserialize_with = "de_f64")]
+    pub c_dropout: f64,
+    /// Shared MLP width.
+    #[serde(deserialize_with = "de_usize")]
+    pub hidden_size: usize,
+    /// Shared MLP depth.
+    #[serde(deserialize_with = "de_usize")]
+    pub num_layers: usize,
+    /// Shared dropout.
+    #[serde(deserialize_with = "de_f64")]
+    pub dropout: f64,
+    /// Batch norm in image encoders (read by a dead branch of the reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with_bn: Option<bool>,
+}
+
+impl Default for NetsConfig {
+    fn default() -> Self {
+        Self {
+            norm_obs: true,
+            net_type: "mlp".into(),
+            a_hidden_size: 256,
+            a_num_layers: 2,
+            a_dropout: 0.0,
+            c_hidden_size: 256,
+            c_num_layers: 2,
+            c_dropout: 0.0,
+            hidden_size: 256,
+            num_layers: 2,
+            dropout: 0.0,
+            with_bn: None,
+        }
+    }
+}
+
+/// `log_config`: logging cadence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Write a CSV/stdout row every this many iterations.
+    #[serde(deserialize_with = "de_usize")]
+    pub log_interval: usize,
+    /// Present in the reference configs, never read.
+    #[serde(deserialize_with = "de_usize")]
+    pub n_eval_trials: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            log_interval: 10,
+            n_eval_trials: 20,
+        }
+    }
+}
+
+/// A whole training configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The update rule.
+    pub algo: Algo,
+    /// Its hyperparameters.
+    #[serde(default)]
+    pub algo_config: AlgoConfig,
+    /// Environment and rollout.
+    #[serde(default)]
+    pub env_config: EnvConfig,
+    /// Networks.
+    #[serde(default)]
+    pub nets_config: NetsConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log_config: LogConfig,
+}
+
+const SECTIONS: [&str; 4] = ["algo_config", "env_config", "nets_config", "log_config"];
+
+impl Config {
+    /// Parses YAML text; `origin` names it in errors.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        serde_yaml::from_str(text).map_err(|e| ConfigError::Invalid {
+            origin: origin.into(),
+            msg: e.to_string(),
+        })
+    }
+
+    /// Loads a config file. A bare name (`rat_mlp.yaml`) that is not an existing path resolves
+    /// under `configs/` (relative to the working directory, then to this workspace), as in the
+    /// reference.
+    pub fn load(name: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = resolve(name.as_ref());
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Self::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// Sets one key, named as in the YAML (or with `-` for `_`), to a YAML scalar `value`,
+    /// searching the sections in order; `algo` sets the update rule. The result is re-validated.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let key = key.trim_start_matches("--").replace('-', "_");
+        let origin = format!("--{key} {value}");
+        let invalid = |e: serde_yaml::Error| ConfigError::Invalid {
+            origin: origin.clone(),
+            msg: e.to_string(),
+        };
+        let mut tree = serde_yaml::to_value(&*self).map_err(invalid)?;
+        let scalar: serde_yaml::Value = serde_yaml::from_str(value).map_err(invalid)?;
+        let map = tree
+            .as_mapping_mut()
+            .expect("a config serialises to a mapping");
+        if key == "algo" {
+            map.insert("algo".into(), scalar);
+        } else {
+            let section = SECTIONS
+                .iter()
+                .find(|s| {
+                    map.get(**s)
+                        .and_then(|v| v.as_mapping())
+                        .is_some_and(|m| m.contains_key(key.as_str()))
+                })
+                .ok_or_else(|| ConfigError::UnknownKey {
+                    key: key.clone(),
+                    known: Self::keys().join(", "),
+                })?;
+            map.get_mut(*section)
+                .and_then(|v| v.as_mapping_mut())
+                .expect("section exists")
+                .insert(key.as_str().into(), scalar);
+        }
+        *self = serde_yaml::from_value(tree).map_err(invalid)?;
+        Ok(())
+    }
+
+    /// Every key [`set`](Self::set) accepts.
+    pub fn keys() -> Vec<String> {
+        let tree = serde_yaml::to_value(Config {
+            algo: Algo::Rat,
+            ..Config::default_rat()
+        })
+        .expect("serialises");
+        let mut keys = vec!["algo".to_string()];
+        for s in SECTIONS {
+            if let Some(m) = tree.get(s).and_then(|v| v.as_mapping()) {
+                keys.extend(m.keys().filter_map(|k| k.as_str().map(str::to_string)));
+            }
+        }
+        keys
+    }
+
+    /// The reference's `rat_mlp.yaml` defaults.
+    pub fn default_rat() -> Self {
+        Self {
+            algo: Algo::Rat,
+            algo_config: AlgoConfig::default(),
+            env_config: EnvConfig::default(),
+            nets_config: NetsConfig::default(),
+            log_config: LogConfig::default(),
+        }
+    }
+
+    /// The YAML snapshot written to a run's log directory.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).expect("a config serialises")
+    }
+}
+
+fn resolve(name: &Path) -> PathBuf {
+    if name.exists() || name.components().count() > 1 {
+        return name.to_path_buf();
+    }
+    let local = Path::new("configs").join(name);
+    if local.exists() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../configs")
+        .join(name)
+}
