@@ -6,6 +6,9 @@ fn main() {
     if std::env::var_os("CARGO_FEATURE_MUJOCO").is_some()
         && let Some(dir) = std::env::var_os("MUJOCO_DYNAMIC_LINK_DIR")
     {
-        println!("cargo::rustc-link-arg=-Wl,-rpath,{}", std::path::Path::new(&dir).display());
+        println!(
+            "cargo::rustc-link-arg=-Wl,-rpath,{}",
+            std::path::Path::new(&dir).display()
+        );
     }
 }
