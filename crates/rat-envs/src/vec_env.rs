@@ -1,6 +1,9 @@
-//! n environments stepped together on a worker pool, with auto-reset.
+//! n environments stepped together by a few threads, with auto-reset.
 
-use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::env::Env;
 use crate::error::{Error, Result};
@@ -40,31 +43,135 @@ impl StepBuffers {
     }
 }
 
-/// One environment with its running episode statistics.
+/// One environment, its running episode statistics, its action and the outputs of its last step.
 struct Slot {
     env: Box<dyn Env>,
     ret: f64,
     len: usize,
+    action: Vec<f32>,
+    obs: Vec<f64>,
+    final_obs: Vec<f64>,
+    reward: f64,
+    terminated: bool,
+    truncated: bool,
+    finished: Option<(f64, usize)>,
+}
+
+impl Slot {
+    /// Steps with the stored action; on episode end keeps the final observation and resets.
+    fn step(&mut self) -> Result<()> {
+        let s = self.env.step(&self.action, &mut self.obs)?;
+        self.ret += s.reward;
+        self.len += 1;
+        (self.reward, self.terminated, self.truncated) = (s.reward, s.terminated, s.truncated);
+        self.finished = None;
+        if s.done() {
+            self.final_obs.copy_from_slice(&self.obs);
+            self.finished = Some((self.ret, self.len));
+            (self.ret, self.len) = (0.0, 0);
+            self.env.reset(None, &mut self.obs)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the stepping threads share: the slots and a work counter for the current step.
+struct Shared {
+    slots: Vec<Mutex<Slot>>,
+    /// Bumped once per step; helpers wake on a change.
+    generation: AtomicU64,
+    /// The next slot index to claim in the current step.
+    next: AtomicUsize,
+    /// Slots of the current step not yet finished.
+    remaining: AtomicUsize,
+    /// The first error of the current step.
+    error: Mutex<Option<Error>>,
+    stop: AtomicBool,
+}
+
+/// How long an idle helper spins before it parks: back-to-back steps then cost no wake-up, and an
+/// idle helper gives its core back soon (to the policy's own threads between steps).
+const SPIN: Duration = Duration::from_micros(200);
+
+impl Shared {
+    fn lock(&self, i: usize) -> MutexGuard<'_, Slot> {
+        // A poisoned slot only means a panic elsewhere; its data is still a valid environment.
+        self.slots[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Claims and steps slots until none are left in the current step.
+    fn work(&self) {
+        let n = self.slots.len();
+        loop {
+            let i = self.next.fetch_add(1, Ordering::AcqRel);
+            if i >= n {
+                return;
+            }
+            // A panicking environment must still count as done, or the step would wait forever.
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.lock(i).step()))
+                    .unwrap_or_else(|_| {
+                        Err(Error::InvalidArgument {
+                            op: "VecEnv::step",
+                            msg: format!("environment {i} panicked"),
+                        })
+                    });
+            if let Err(e) = result {
+                self.error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(e);
+            }
+            self.remaining.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    fn helper_loop(&self) {
+        let mut seen = self.generation.load(Ordering::Acquire);
+        loop {
+            let idle = Instant::now();
+            loop {
+                if self.stop.load(Ordering::Acquire) {
+                    return;
+                }
+                let g = self.generation.load(Ordering::Acquire);
+                if g != seen {
+                    seen = g;
+                    break;
+                }
+                if idle.elapsed() < SPIN {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::park_timeout(Duration::from_millis(50));
+                }
+            }
+            self.work();
+        }
+    }
 }
 
 /// n copies of an environment stepped together.
 ///
-/// The environments are split into contiguous chunks, one per worker of a dedicated thread
-/// pool; each worker writes its chunk's rows of the caller's [`StepBuffers`]. Stepping allocates
-/// nothing, and the results are identical to stepping the environments one after another with
-/// the same seeds (each environment only touches its own state and rows).
+/// Each step, the calling thread and `workers − 1` helper threads claim environments one at a
+/// time from a shared counter, so the calling thread starts at once and a helper joins as soon as
+/// it is awake (waking a parked thread can take longer than stepping a cheap environment).
+/// Every environment writes only its own slot, and the slots are copied into the caller's
+/// [`StepBuffers`] at the end: results are identical to stepping the environments one after
+/// another with the same seeds, and stepping allocates nothing.
 pub struct VecEnv {
-    slots: Vec<Slot>,
-    pool: Option<rayon::ThreadPool>,
+    shared: Arc<Shared>,
+    helpers: Vec<JoinHandle<()>>,
     obs_space: Space,
     act_space: Space,
+    id: String,
     seed: u64,
     seeded: bool,
 }
 
 impl VecEnv {
-    /// Batches `envs` (all with the same spaces) over `workers` threads (1 = step on the calling
-    /// thread). The first [`reset`](Self::reset) seeds environment i with `seed + i`.
+    /// Batches `envs` (all with the same spaces) over `workers` threads, the calling thread
+    /// included (1 = step on the calling thread only). The first [`reset`](Self::reset) seeds
+    /// environment i with `seed + i`.
     pub fn new(envs: Vec<Box<dyn Env>>, workers: usize, seed: u64) -> Result<Self> {
         const OP: &str = "VecEnv::new";
         let Some(first) = envs.first() else {
@@ -80,41 +187,61 @@ impl VecEnv {
             });
         }
         let (obs_space, act_space) = (first.observation_space(), first.action_space());
+        let id = first.id().to_string();
         if let Some(e) = envs
             .iter()
             .find(|e| e.observation_space() != obs_space || e.action_space() != act_space)
         {
             return Err(Error::InvalidArgument {
                 op: OP,
-                msg: format!("{} has other spaces than {}", e.id(), first.id()),
+                msg: format!("{} has other spaces than {id}", e.id()),
             });
         }
-        let pool = if workers > 1 {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(workers)
-                .thread_name(|i| format!("rat-envs-{i}"))
-                .build()
-                .map_err(|e| Error::InvalidArgument {
-                    op: OP,
-                    msg: format!("cannot start {workers} worker threads: {e}"),
-                })?;
-            Some(pool)
-        } else {
-            None
-        };
+        let (d, a) = (obs_space.flat_dim(), act_space.flat_dim());
         let slots = envs
             .into_iter()
-            .map(|env| Slot {
-                env,
-                ret: 0.0,
-                len: 0,
+            .map(|env| {
+                Mutex::new(Slot {
+                    env,
+                    ret: 0.0,
+                    len: 0,
+                    action: vec![0.0; a],
+                    obs: vec![0.0; d],
+                    final_obs: vec![0.0; d],
+                    reward: 0.0,
+                    terminated: false,
+                    truncated: false,
+                    finished: None,
+                })
             })
-            .collect();
-        Ok(Self {
+            .collect::<Vec<_>>();
+        let helpers_wanted = workers.min(slots.len()) - 1;
+        let shared = Arc::new(Shared {
             slots,
-            pool,
+            generation: AtomicU64::new(0),
+            next: AtomicUsize::new(usize::MAX / 2),
+            remaining: AtomicUsize::new(0),
+            error: Mutex::new(None),
+            stop: AtomicBool::new(false),
+        });
+        let mut helpers = Vec::with_capacity(helpers_wanted);
+        for k in 0..helpers_wanted {
+            let s = Arc::clone(&shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("rat-envs-{k}"))
+                .spawn(move || s.helper_loop())
+                .map_err(|e| Error::InvalidArgument {
+                    op: OP,
+                    msg: format!("cannot start a worker thread: {e}"),
+                })?;
+            helpers.push(handle);
+        }
+        Ok(Self {
+            shared,
+            helpers,
             obs_space,
             act_space,
+            id,
             seed,
             seeded: false,
         })
@@ -122,12 +249,12 @@ impl VecEnv {
 
     /// n, the number of environments.
     pub fn num_envs(&self) -> usize {
-        self.slots.len()
+        self.shared.slots.len()
     }
 
-    /// Number of worker threads (1 when stepping on the calling thread).
+    /// Number of stepping threads, the calling thread included.
     pub fn workers(&self) -> usize {
-        self.pool.as_ref().map_or(1, |p| p.current_num_threads())
+        self.helpers.len() + 1
     }
 
     /// The observation space of one environment.
@@ -142,7 +269,7 @@ impl VecEnv {
 
     /// The id of the environments.
     pub fn id(&self) -> &str {
-        self.slots[0].env.id()
+        &self.id
     }
 
     /// Output buffers of the right sizes, to be reused for every step.
@@ -165,9 +292,11 @@ impl VecEnv {
         check_len("VecEnv::reset (obs)", obs.len(), self.num_envs() * d)?;
         let base = (!self.seeded).then_some(self.seed);
         self.seeded = true;
-        for (i, (slot, row)) in self.slots.iter_mut().zip(obs.chunks_mut(d)).enumerate() {
+        for (i, row) in obs.chunks_mut(d).enumerate() {
+            let mut slot = self.shared.lock(i);
             slot.env
                 .reset(base.map(|s| s.wrapping_add(i as u64)), row)?;
+            slot.obs.copy_from_slice(row);
             (slot.ret, slot.len) = (0.0, 0);
         }
         Ok(())
@@ -194,41 +323,50 @@ impl VecEnv {
         ] {
             check_len(name, len, n)?;
         }
-        let chunk = n.div_ceil(self.workers());
-        let rows = self
-            .slots
-            .par_chunks_mut(chunk)
-            .zip(actions.par_chunks(chunk * a))
-            .zip(out.obs.par_chunks_mut(chunk * d))
-            .zip(out.final_obs.par_chunks_mut(chunk * d))
-            .zip(out.rewards.par_chunks_mut(chunk))
-            .zip(out.terminated.par_chunks_mut(chunk))
-            .zip(out.truncated.par_chunks_mut(chunk))
-            .zip(out.finished.par_chunks_mut(chunk));
-        let work = || {
-            rows.try_for_each(
-                |(((((((slots, act), obs), fin), rew), term), trunc), finished)| {
-                    for (k, slot) in slots.iter_mut().enumerate() {
-                        let (o, f) = (&mut obs[k * d..(k + 1) * d], &mut fin[k * d..(k + 1) * d]);
-                        let s = slot.env.step(&act[k * a..(k + 1) * a], o)?;
-                        slot.ret += s.reward;
-                        slot.len += 1;
-                        (rew[k], term[k], trunc[k]) = (s.reward, s.terminated, s.truncated);
-                        finished[k] = None;
-                        if s.done() {
-                            f.copy_from_slice(o);
-                            finished[k] = Some((slot.ret, slot.len));
-                            (slot.ret, slot.len) = (0.0, 0);
-                            slot.env.reset(None, o)?;
-                        }
-                    }
-                    Ok(())
-                },
-            )
-        };
-        match &self.pool {
-            Some(pool) => pool.install(work),
-            None => work(),
+        let s = &*self.shared;
+        for (i, act) in actions.chunks(a).enumerate() {
+            s.lock(i).action.copy_from_slice(act);
+        }
+        s.remaining.store(n, Ordering::Release);
+        s.next.store(0, Ordering::Release);
+        s.generation.fetch_add(1, Ordering::AcqRel);
+        for h in &self.helpers {
+            h.thread().unpark();
+        }
+        s.work();
+        while s.remaining.load(Ordering::Acquire) > 0 {
+            std::hint::spin_loop();
+        }
+        // `next` now stays past the end: a helper that is late finds nothing to claim. One that
+        // is still between its last slot and its next claim when the next step starts simply
+        // joins that step (actions and `remaining` are set before `next` is reset).
+        if let Some(e) = s.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+        for i in 0..n {
+            let slot = s.lock(i);
+            out.obs[i * d..(i + 1) * d].copy_from_slice(&slot.obs);
+            (
+                out.rewards[i],
+                out.terminated[i],
+                out.truncated[i],
+                out.finished[i],
+            ) = (slot.reward, slot.terminated, slot.truncated, slot.finished);
+            if slot.finished.is_some() {
+                out.final_obs[i * d..(i + 1) * d].copy_from_slice(&slot.final_obs);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for VecEnv {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        for h in self.helpers.drain(..) {
+            h.thread().unpark();
+            // A helper that panicked has nothing left to clean up.
+            let _ = h.join();
         }
     }
 }

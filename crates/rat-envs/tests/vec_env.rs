@@ -68,9 +68,15 @@ fn actions(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
 
 #[test]
 fn threaded_stepping_equals_sequential_stepping() {
+    for workers in [2, 3, 9] {
+        threaded_equals_sequential(workers);
+    }
+}
+
+fn threaded_equals_sequential(workers: usize) {
     let n = 9;
-    let (mut seq, mut par) = (walks(n, 1), walks(n, 2));
-    assert_eq!((seq.workers(), par.workers()), (1, 2));
+    let (mut seq, mut par) = (walks(n, 1), walks(n, workers));
+    assert_eq!((seq.workers(), par.workers()), (1, workers));
     let (mut bs, mut bp) = (seq.buffers(), par.buffers());
     seq.reset(&mut bs.obs).unwrap();
     par.reset(&mut bp.obs).unwrap();
@@ -137,6 +143,49 @@ fn auto_reset_keeps_the_final_observation_and_episode_statistics() {
         }
     }
     assert!(saw_terminal && saw_truncation);
+}
+
+/// Panics at its third step.
+struct Fragile(usize);
+
+impl Env for Fragile {
+    fn id(&self) -> &str {
+        "Fragile"
+    }
+    fn observation_space(&self) -> Space {
+        Space::unbounded(1)
+    }
+    fn action_space(&self) -> Space {
+        Space::Discrete { n: 2 }
+    }
+    fn reset(&mut self, _seed: Option<u64>, obs: &mut [f64]) -> rat_envs::Result<()> {
+        obs[0] = 0.0;
+        Ok(())
+    }
+    fn step(&mut self, _action: &[f32], obs: &mut [f64]) -> rat_envs::Result<Step> {
+        self.0 += 1;
+        assert!(self.0 < 3, "fragile environment breaks");
+        obs[0] = self.0 as f64;
+        Ok(Step {
+            reward: 0.0,
+            terminated: false,
+            truncated: false,
+        })
+    }
+}
+
+#[test]
+fn a_panicking_environment_is_an_error_not_a_hang() {
+    let envs: Vec<Box<dyn Env>> = (0..4)
+        .map(|_| Box::new(Fragile(0)) as Box<dyn Env>)
+        .collect();
+    let mut envs = VecEnv::new(envs, 2, 0).unwrap();
+    let mut buf = envs.buffers();
+    envs.reset(&mut buf.obs).unwrap();
+    envs.step(&[0.0; 4], &mut buf).unwrap();
+    envs.step(&[1.0; 4], &mut buf).unwrap();
+    let err = envs.step(&[0.0; 4], &mut buf).unwrap_err();
+    assert!(err.to_string().contains("panicked"), "{err}");
 }
 
 #[test]
