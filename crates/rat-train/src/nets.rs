@@ -1,0 +1,219 @@
+//! Network builders from `rat-core` layers: the reference's MLP, Gaussian and categorical actors,
+//! and the critic with a PopArt value head (ALGORITHMS.md §7). Initialisation is PyTorch's
+//! default, drawn from the caller's seeded RNG.
+
+use candle_core::{DType, Device, Tensor, Var};
+use rand::Rng;
+use rat_core::Result;
+use rat_core::distributions::{Categorical, DiagGaussian};
+use rat_core::layers::{Broadcast, Dense, Layer, Recorder, Sequential};
+
+use crate::config::SigmaType;
+
+/// The reference's `build_mlp`: Linear(in → h₀), ReLU, then Linear(h_{j−1} → h_j), ReLU for each
+/// further width. An empty list is the identity. Returns the trunk and its output width.
+pub fn mlp(
+    in_dim: usize,
+    widths: &[usize],
+    dtype: DType,
+    device: &Device,
+    rng: &mut impl Rng,
+) -> Result<(Sequential, usize)> {
+    let mut layers = Vec::with_capacity(2 * widths.len());
+    let mut d = in_dim;
+    for &w in widths {
+        layers.push(Layer::Dense(Dense::pytorch_init(d, w, dtype, device, rng)?));
+        layers.push(Layer::Relu);
+        d = w;
+    }
+    Ok((Sequential::new(layers), d))
+}
+
+/// A dense layer with all-zero weight and bias (the reference's `linear` log-σ head).
+fn zero_dense(in_dim: usize, out_dim: usize, dtype: DType, device: &Device) -> Result<Dense> {
+    Dense::new(
+        Var::zeros((out_dim, in_dim), dtype, device)?,
+        Var::zeros(out_dim, dtype, device)?,
+    )
+}
+
+/// How the Gaussian actor produces log σ.
+#[derive(Debug, Clone)]
+enum LogStd {
+    /// A state-independent vector (initialised to 0).
+    Vector(Broadcast),
+    /// A linear head on the mean's trunk.
+    MuShared(Dense),
+    /// Its own trunk and linear head.
+    Separate(Sequential, Dense),
+    /// A linear map of the observation (initialised to 0).
+    Linear(Dense),
+}
+
+/// The reference's `MuSigmaNet`: μ = Linear(trunk(s)), log σ per `sigma_type`.
+#[derive(Debug, Clone)]
+pub struct GaussianActor {
+    trunk: Sequential,
+    mu: Dense,
+    log_std: LogStd,
+}
+
+impl GaussianActor {
+    /// An actor for observations of `obs_dim` and actions of `act_dim`, with hidden `widths`.
+    pub fn new(
+        obs_dim: usize,
+        act_dim: usize,
+        widths: &[usize],
+        sigma: SigmaType,
+        dtype: DType,
+        device: &Device,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
+        let (trunk, h) = mlp(obs_dim, widths, dtype, device, rng)?;
+        let mu = Dense::pytorch_init(h, act_dim, dtype, device, rng)?;
+        let log_std = match sigma {
+            SigmaType::Vector => {
+                LogStd::Vector(Broadcast::new(Var::zeros(act_dim, dtype, device)?)?)
+            }
+            SigmaType::MuShared => {
+                LogStd::MuShared(Dense::pytorch_init(h, act_dim, dtype, device, rng)?)
+            }
+            SigmaType::Separate => {
+                let (t, h2) = mlp(obs_dim, widths, dtype, device, rng)?;
+                LogStd::Separate(t, Dense::pytorch_init(h2, act_dim, dtype, device, rng)?)
+            }
+            SigmaType::Linear => LogStd::Linear(zero_dense(obs_dim, act_dim, dtype, device)?),
+        };
+        Ok(Self { trunk, mu, log_std })
+    }
+
+    /// The trainable parameters in J's column order, which is the order `forward` records them
+    /// (a log-σ vector first, as the reference's parameter order).
+    pub fn params(&self) -> Vec<Var> {
+        let dense = |d: &Dense| [d.weight().clone(), d.bias().clone()];
+        let mut p = Vec::new();
+        if let LogStd::Vector(v) = &self.log_std {
+            p.push(v.param().clone());
+        }
+        p.extend(self.trunk.params());
+        p.extend(dense(&self.mu));
+        match &self.log_std {
+            LogStd::Vector(_) => {}
+            LogStd::MuShared(d) | LogStd::Linear(d) => p.extend(dense(d)),
+            LogStd::Separate(t, d) => {
+                p.extend(t.params());
+                p.extend(dense(d));
+            }
+        }
+        p
+    }
+
+    /// The policy at `obs` (b, obs_dim); with a recorder, every parameter block is recorded.
+    pub fn forward(&self, obs: &Tensor, mut rec: Option<&mut Recorder>) -> Result<DiagGaussian> {
+        let b = obs.dims()[0];
+        let vector = match &self.log_std {
+            LogStd::Vector(v) => Some(v.forward(b, rec.as_deref_mut())?),
+            _ => None,
+        };
+        let z = self.trunk.forward(obs, rec.as_deref_mut())?;
+        let mean = self.mu.forward(&z, rec.as_deref_mut())?;
+        let log_std = match (&self.log_std, vector) {
+            (LogStd::Vector(_), Some(v)) => v,
+            (LogStd::MuShared(d), _) => d.forward(&z, rec)?,
+            (LogStd::Separate(t, d), _) => {
+                let z2 = t.forward(obs, rec.as_deref_mut())?;
+                d.forward(&z2, rec)?
+            }
+            (LogStd::Linear(d), _) => d.forward(obs, rec)?,
+            (LogStd::Vector(v), None) => v.forward(b, rec)?,
+        };
+        DiagGaussian::new(mean, log_std)
+    }
+}
+
+/// A categorical actor for discrete actions: logits = Linear(trunk(s)).
+#[derive(Debug, Clone)]
+pub struct CategoricalActor {
+    net: Sequential,
+}
+
+impl CategoricalActor {
+    /// An actor over `n_actions` with hidden `widths`.
+    pub fn new(
+        obs_dim: usize,
+        n_actions: usize,
+        widths: &[usize],
+        dtype: DType,
+        device: &Device,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
+        let (mut net, h) = mlp(obs_dim, widths, dtype, device, rng)?;
+        net.push(Layer::Dense(Dense::pytorch_init(
+            h, n_actions, dtype, device, rng,
+        )?));
+        Ok(Self { net })
+    }
+
+    /// The trainable parameters in J's column order.
+    pub fn params(&self) -> Vec<Var> {
+        self.net.params()
+    }
+
+    /// The policy at `obs`.
+    pub fn forward(&self, obs: &Tensor, rec: Option<&mut Recorder>) -> Result<Categorical> {
+        Categorical::new(&self.net.forward(obs, rec)?)
+    }
+}
+
+/// The critic: an MLP trunk and a linear value head (PopArt's weights when PopArt is on:
+/// W ~ U(±√(6/h)), b ~ U(±1/√h); else PyTorch's default). Outputs (b) on the normalised scale.
+#[derive(Debug, Clone)]
+pub struct Critic {
+    trunk: Sequential,
+    head: Dense,
+}
+
+impl Critic {
+    /// A critic for observations of `obs_dim` with hidden `widths`.
+    pub fn new(
+        obs_dim: usize,
+        widths: &[usize],
+        popart: bool,
+        dtype: DType,
+        device: &Device,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
+        let (trunk, h) = mlp(obs_dim, widths, dtype, device, rng)?;
+        let head = if popart {
+            let (wb, bb) = ((6.0 / h as f64).sqrt(), 1.0 / (h as f64).sqrt());
+            let w: Vec<f64> = (0..h).map(|_| rng.random_range(-wb..wb)).collect();
+            let b = [rng.random_range(-bb..bb)];
+            let w = Tensor::from_vec(w, (1, h), device)?.to_dtype(dtype)?;
+            let b = Tensor::new(&b, device)?.to_dtype(dtype)?;
+            Dense::new(Var::from_tensor(&w)?, Var::from_tensor(&b)?)?
+        } else {
+            Dense::pytorch_init(h, 1, dtype, device, rng)?
+        };
+        Ok(Self { trunk, head })
+    }
+
+    /// The trainable parameters.
+    pub fn params(&self) -> Vec<Var> {
+        let mut p = self.trunk.params();
+        p.extend([self.head.weight().clone(), self.head.bias().clone()]);
+        p
+    }
+
+    /// The value head (for PopArt's rescaling).
+    pub fn head(&self) -> &Dense {
+        &self.head
+    }
+
+    /// v(s) (b).
+    pub fn forward(&self, obs: &Tensor) -> Result<Tensor> {
+        Ok(self
+            .head
+            .forward(&self.trunk.forward(obs, None)?, None)?
+            .squeeze(1)?)
+    }
+}

@@ -1,0 +1,117 @@
+//! The reference's networks: parameter counts, parameter order, and the factored Jacobian of every
+//! actor variant against the materialised one.
+
+use candle_core::{DType, Device, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rat_core::jacobian::{FactoredJacobian, MaterialisedJacobian, ScoreJacobian};
+use rat_core::layers::Recorder;
+use rat_train::config::SigmaType;
+use rat_train::nets::{CategoricalActor, Critic, GaussianActor};
+
+fn count(params: &[candle_core::Var]) -> usize {
+    params.iter().map(|p| p.elem_count()).sum()
+}
+
+#[test]
+fn humanoid_parameter_counts_match_the_reference() -> anyhow::Result<()> {
+    let (dev, mut rng) = (Device::Cpu, ChaCha8Rng::seed_from_u64(0));
+    let actor = GaussianActor::new(
+        376,
+        17,
+        &[256, 256],
+        SigmaType::Vector,
+        DType::F32,
+        &dev,
+        &mut rng,
+    )?;
+    let critic = Critic::new(376, &[256, 256], true, DType::F32, &dev, &mut rng)?;
+    // ALGORITHMS.md §7.3: P = 166 690 for the actor, 162 561 trainable for the critic.
+    assert_eq!(count(&actor.params()), 166_690);
+    assert_eq!(count(&critic.params()), 162_561);
+    // log-σ comes first, as in the reference's parameter order.
+    assert_eq!(actor.params()[0].dims(), &[17]);
+    Ok(())
+}
+
+fn rel(a: &Tensor, b: &Tensor) -> anyhow::Result<f64> {
+    let num = a.sub(b)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f64>()?;
+    Ok(num / b.sqr()?.sum_all()?.sqrt()?.to_scalar::<f64>()?.max(1e-300))
+}
+
+fn same(a: &dyn ScoreJacobian, b: &dyn ScoreJacobian) -> anyhow::Result<()> {
+    assert_eq!(a.param_shapes(), b.param_shapes());
+    assert!(rel(&a.kernel()?, &b.kernel()?)? < 1e-10);
+    let w = Tensor::arange(0u32, a.num_samples() as u32, &Device::Cpu)?
+        .to_dtype(DType::F64)?
+        .sin()?;
+    let (x, y) = (a.vjp(&w)?, b.vjp(&w)?);
+    for (x, y) in x.iter().zip(&y) {
+        assert!(rel(x, y)? < 1e-10);
+    }
+    Ok(())
+}
+
+#[test]
+fn every_actor_variant_has_a_factored_jacobian() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let b = 6;
+    let obs = Tensor::arange(0u32, (b * 5) as u32, &dev)?
+        .to_dtype(DType::F64)?
+        .reshape((b, 5))?
+        .affine(0.37, -1.0)?
+        .sin()?;
+    let act = Tensor::arange(0u32, (b * 2) as u32, &dev)?
+        .to_dtype(DType::F64)?
+        .reshape((b, 2))?
+        .affine(0.51, 0.2)?
+        .cos()?;
+    for sigma in [
+        SigmaType::Vector,
+        SigmaType::MuShared,
+        SigmaType::Separate,
+        SigmaType::Linear,
+    ] {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let actor = GaussianActor::new(5, 2, &[7, 7], sigma, DType::F64, &dev, &mut rng)?;
+        let mut rec = Recorder::new();
+        let logp = actor.forward(&obs, Some(&mut rec))?.log_prob(&act)?;
+        assert_eq!(rec.params().len(), actor.params().len(), "{sigma:?}");
+        let fact = FactoredJacobian::from_objective(&rec, &logp)?;
+        let mat = MaterialisedJacobian::from_per_sample_backward(&actor.params(), b, |i| {
+            actor
+                .forward(&obs.narrow(0, i, 1)?, None)?
+                .log_prob(&act.narrow(0, i, 1)?)
+        })?;
+        same(&fact, &mat)?;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let actor = CategoricalActor::new(5, 3, &[8], DType::F64, &dev, &mut rng)?;
+    let a = Tensor::new(&[0u32, 2, 1, 1, 0, 2], &dev)?;
+    let mut rec = Recorder::new();
+    let logp = actor.forward(&obs, Some(&mut rec))?.log_prob(&a)?;
+    let fact = FactoredJacobian::from_objective(&rec, &logp)?;
+    let mat = MaterialisedJacobian::from_per_sample_backward(&actor.params(), b, |i| {
+        actor
+            .forward(&obs.narrow(0, i, 1)?, None)?
+            .log_prob(&a.narrow(0, i, 1)?)
+    })?;
+    same(&fact, &mat)
+}
+
+#[test]
+fn initial_log_std_and_shapes() -> anyhow::Result<()> {
+    let (dev, mut rng) = (Device::Cpu, ChaCha8Rng::seed_from_u64(1));
+    let obs = Tensor::ones((4, 3), DType::F32, &dev)?;
+    let actor = GaussianActor::new(3, 2, &[8], SigmaType::Linear, DType::F32, &dev, &mut rng)?;
+    let d = actor.forward(&obs, None)?;
+    assert_eq!(d.mean().dims(), &[4, 2]);
+    assert_eq!(
+        d.log_std().to_vec2::<f32>()?,
+        vec![vec![0.0; 2]; 4],
+        "linear log-σ starts at 0"
+    );
+    let critic = Critic::new(3, &[8, 8], false, DType::F32, &dev, &mut rng)?;
+    assert_eq!(critic.forward(&obs)?.dims(), &[4]);
+    Ok(())
+}
