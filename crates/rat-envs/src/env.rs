@@ -136,3 +136,67 @@ impl<E: Env> Env for TimeLimit<E> {
         Ok(s)
     }
 }
+
+/// Records each episode's undiscounted return and length, as Gymnasium's
+/// `RecordEpisodeStatistics` (and SB3's `Monitor`): after a step that ends an episode,
+/// [`last_episode`](Self::last_episode) holds its (return, length). [`crate::VecEnv`] keeps the
+/// same statistics for its environments itself.
+pub struct EpisodeStats<E> {
+    inner: E,
+    ret: f64,
+    len: usize,
+    last: Option<(f64, usize)>,
+}
+
+impl<E: Env> EpisodeStats<E> {
+    /// Wraps `inner`.
+    pub fn new(inner: E) -> Self {
+        Self {
+            inner,
+            ret: 0.0,
+            len: 0,
+            last: None,
+        }
+    }
+
+    /// (return, length) of the episode that ended at the last step, else `None`.
+    pub fn last_episode(&self) -> Option<(f64, usize)> {
+        self.last
+    }
+
+    /// The wrapped environment.
+    pub fn inner(&self) -> &E {
+        &self.inner
+    }
+}
+
+impl<E: Env> Env for EpisodeStats<E> {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+
+    fn observation_space(&self) -> Space {
+        self.inner.observation_space()
+    }
+
+    fn action_space(&self) -> Space {
+        self.inner.action_space()
+    }
+
+    fn reset(&mut self, seed: Option<u64>, obs: &mut [f64]) -> Result<()> {
+        (self.ret, self.len, self.last) = (0.0, 0, None);
+        self.inner.reset(seed, obs)
+    }
+
+    fn step(&mut self, action: &[f32], obs: &mut [f64]) -> Result<Step> {
+        let s = self.inner.step(action, obs)?;
+        self.ret += s.reward;
+        self.len += 1;
+        self.last = None;
+        if s.done() {
+            self.last = Some((self.ret, self.len));
+            (self.ret, self.len) = (0.0, 0);
+        }
+        Ok(s)
+    }
+}

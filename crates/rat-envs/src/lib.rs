@@ -5,7 +5,8 @@
 //! threaded vectoriser with auto-reset, Gymnasium's terminated/truncated split, the final
 //! observation of a finished episode kept for bootstrapping, and episode statistics.
 //!
-//! * [`Env`] — one environment; [`TimeLimit`] truncates its episodes;
+//! * [`Env`] — one environment; [`TimeLimit`] truncates its episodes, [`EpisodeStats`] records
+//!   their returns and lengths;
 //! * [`VecEnv`] — n environments stepped together on a worker pool;
 //! * [`make`] / [`make_env`] — the registry by name (`CartPole-v1`, `hopper`, `Hopper-v5`, …);
 //! * [`classic`] — CartPole, Pendulum, Acrobot, MountainCar(Continuous), built in;
@@ -29,7 +30,7 @@ mod registry;
 mod space;
 mod vec_env;
 
-pub use env::{Env, Step, TimeLimit};
+pub use env::{Env, EpisodeStats, Step, TimeLimit};
 pub use error::{Error, Result};
 pub use registry::{known_ids, make, make_env, resolve_id};
 pub use space::Space;

@@ -3,7 +3,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rat_envs::{Env, Error, Space, Step, TimeLimit, VecEnv};
+use rat_envs::{Env, EpisodeStats, Error, Space, Step, TimeLimit, VecEnv};
 
 /// A random walk x ← x + a + noise with reward −|x|, terminal when |x| > 3.
 struct Walk {
@@ -238,4 +238,28 @@ fn registry_names() {
         assert!(matches!(err, Error::MujocoUnavailable(_)));
         assert!(err.to_string().contains("scripts/fetch-mujoco.sh"), "{err}");
     }
+}
+
+#[test]
+fn episode_statistics_wrapper_matches_the_vectoriser() {
+    let mut single = EpisodeStats::new(TimeLimit::new(Walk::new(), 7));
+    let mut venv = walks(1, 1);
+    let mut buf = venv.buffers();
+    let mut obs = [0.0; 2];
+    single.reset(Some(1000), &mut obs).unwrap();
+    venv.reset(&mut buf.obs).unwrap();
+    assert_eq!(obs.as_slice(), buf.obs.as_slice());
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let mut ended = 0;
+    for _ in 0..100 {
+        let a = actions(&mut rng, 1);
+        let s = single.step(&a, &mut obs).unwrap();
+        venv.step(&a, &mut buf).unwrap();
+        assert_eq!(single.last_episode(), buf.finished[0]);
+        if s.done() {
+            ended += 1;
+            single.reset(None, &mut obs).unwrap();
+        }
+    }
+    assert!(ended > 5);
 }
