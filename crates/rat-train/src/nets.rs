@@ -10,6 +10,68 @@ use rat_core::layers::{Broadcast, Dense, Layer, Recorder, Sequential};
 
 use crate::config::SigmaType;
 
+/// A policy at a batch of states: the distribution an actor outputs.
+#[derive(Debug, Clone)]
+pub enum Policy {
+    /// Continuous actions (b, act_dim), pre-squash.
+    Gaussian(DiagGaussian),
+    /// Discrete actions (b) of dtype u32.
+    Categorical(Categorical),
+}
+
+impl Policy {
+    /// log π(a_i | s_i), (b).
+    pub fn log_prob(&self, actions: &Tensor) -> Result<Tensor> {
+        match self {
+            Policy::Gaussian(d) => d.log_prob(actions),
+            Policy::Categorical(d) => d.log_prob(actions),
+        }
+    }
+
+    /// Entropy per sample, (b).
+    pub fn entropy(&self) -> Result<Tensor> {
+        match self {
+            Policy::Gaussian(d) => d.entropy(),
+            Policy::Categorical(d) => d.entropy(),
+        }
+    }
+
+    /// KL(self ‖ other) per sample, (b); the two must be of the same family.
+    pub fn kl(&self, other: &Policy) -> Result<Tensor> {
+        match (self, other) {
+            (Policy::Gaussian(p), Policy::Gaussian(q)) => p.kl(q),
+            (Policy::Categorical(p), Policy::Categorical(q)) => p.kl(q),
+            _ => Err(rat_core::Error::InvalidArgument {
+                op: "Policy::kl",
+                msg: "a Gaussian and a categorical policy".into(),
+            }),
+        }
+    }
+
+    /// The same policy with its tensors detached (the "old" policy of an update).
+    pub fn detach(&self) -> Result<Policy> {
+        Ok(match self {
+            Policy::Gaussian(d) => {
+                Policy::Gaussian(DiagGaussian::new(d.mean().detach(), d.log_std().detach())?)
+            }
+            Policy::Categorical(d) => {
+                Policy::Categorical(Categorical::new(&d.log_probs().detach())?)
+            }
+        })
+    }
+}
+
+/// An actor network: a policy per state, built from `rat-core` layers so that a forward pass with
+/// a recorder gives the factored score Jacobian.
+pub trait Actor {
+    /// The policy at `obs` (b, obs_dim); with a recorder, every parameter block is recorded in
+    /// the order of [`params`](Actor::params).
+    fn policy(&self, obs: &Tensor, rec: Option<&mut Recorder>) -> Result<Policy>;
+
+    /// The trainable parameters, in J's column order.
+    fn params(&self) -> Vec<Var>;
+}
+
 /// The reference's `build_mlp`: Linear(in → h₀), ReLU, then Linear(h_{j−1} → h_j), ReLU for each
 /// further width. An empty list is the identity. Returns the trunk and its output width.
 pub fn mlp(
@@ -131,6 +193,16 @@ impl GaussianActor {
     }
 }
 
+impl Actor for GaussianActor {
+    fn policy(&self, obs: &Tensor, rec: Option<&mut Recorder>) -> Result<Policy> {
+        Ok(Policy::Gaussian(self.forward(obs, rec)?))
+    }
+
+    fn params(&self) -> Vec<Var> {
+        GaussianActor::params(self)
+    }
+}
+
 /// A categorical actor for discrete actions: logits = Linear(trunk(s)).
 #[derive(Debug, Clone)]
 pub struct CategoricalActor {
@@ -162,6 +234,16 @@ impl CategoricalActor {
     /// The policy at `obs`.
     pub fn forward(&self, obs: &Tensor, rec: Option<&mut Recorder>) -> Result<Categorical> {
         Categorical::new(&self.net.forward(obs, rec)?)
+    }
+}
+
+impl Actor for CategoricalActor {
+    fn policy(&self, obs: &Tensor, rec: Option<&mut Recorder>) -> Result<Policy> {
+        Ok(Policy::Categorical(self.forward(obs, rec)?))
+    }
+
+    fn params(&self) -> Vec<Var> {
+        CategoricalActor::params(self)
     }
 }
 

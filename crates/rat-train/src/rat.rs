@@ -3,28 +3,25 @@
 //! per-sample loop.
 
 use candle_core::{DType, Tensor};
-use rat_core::distributions::DiagGaussian;
 use rat_core::jacobian::{FactoredJacobian, ScoreJacobian};
 use rat_core::kaczmarz::ReferenceKaczmarz;
 use rat_core::{Result, clip, params, woodbury};
 
 use crate::config::{AlgoConfig, NormObj};
-use crate::nets::GaussianActor;
+use crate::nets::{Actor, Policy};
 
-/// One actor minibatch: normalised observations, pre-squash actions, advantages and the
-/// old policy (recomputed after the observation-normaliser update, as the reference does).
+/// One actor minibatch: normalised observations, actions, advantages and the old policy
+/// (recomputed after the observation-normaliser update, as the reference does).
 #[derive(Debug, Clone)]
 pub struct ActorBatch {
     /// Observations (b, obs_dim).
     pub obs: Tensor,
-    /// Pre-squash actions (b, act_dim).
+    /// Pre-squash actions (b, act_dim), or action indices (b) of dtype u32.
     pub actions: Tensor,
     /// Advantages (b), PopArt-normalised.
     pub advantages: Tensor,
-    /// The old policy's mean (b, act_dim).
-    pub old_mean: Tensor,
-    /// The old policy's log σ, (b, act_dim) or (1, act_dim).
-    pub old_log_std: Tensor,
+    /// The old policy at `obs`, detached.
+    pub old: Policy,
 }
 
 /// What one step reports (the reference's per-minibatch log values).
@@ -117,11 +114,11 @@ impl RatActor {
     }
 
     /// One RAT step on `batch`, updating `actor` in place (θ ← θ − lr·buf).
-    pub fn step(&mut self, actor: &GaussianActor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
+    pub fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
         let mut rec = rat_core::layers::Recorder::new();
-        let dist = actor.forward(&batch.obs, Some(&mut rec))?;
+        let dist = actor.policy(&batch.obs, Some(&mut rec))?;
         let logp = dist.log_prob(&batch.actions)?;
-        let old = DiagGaussian::new(batch.old_mean.clone(), batch.old_log_std.clone())?;
+        let old = &batch.old;
         let kl = scalar(&old.kl(&dist)?.mean_all()?)?;
         let entropy = scalar(&dist.entropy()?.mean_all()?)?;
         let rho = logp.sub(&old.log_prob(&batch.actions)?)?.exp()?.detach();
@@ -149,7 +146,7 @@ impl RatActor {
         // ∇L = −Jᵀ(r ⊙ ψ)/b − ent_coef ∇ℋ.
         let mut grad = params::scale(&jac.vjp(&weights.affine(1.0 / b as f64, 0.0)?)?, -1.0)?;
         if self.params.ent_coef != 0.0 {
-            let h = actor.forward(&batch.obs, None)?.entropy()?.mean_all()?;
+            let h = actor.policy(&batch.obs, None)?.entropy()?.mean_all()?;
             let g = h.backward()?;
             let ent: Vec<Tensor> = jac
                 .params()
