@@ -215,11 +215,14 @@ fn cholesky_host<T: Field>(
         .map(|d| host_vec::<T>(op, d, "diagonal shift"))
         .transpose()?;
     let (br, bc) = rows_cols(b);
-    let x_rows = host_vec::<T>(op, b, "right-hand side")?;
-    let mut x = x_rows.clone(); // column-major copy of the right-hand side
-    for i in 0..br {
-        for j in 0..bc {
-            x[j * br + i] = x_rows[i * bc + j];
+    // Column-major right-hand side; a single column is already in that order.
+    let mut x = host_vec::<T>(op, b, "right-hand side")?;
+    if bc > 1 {
+        let rows = x.clone();
+        for i in 0..br {
+            for j in 0..bc {
+                x[j * br + i] = rows[i * bc + j];
+            }
         }
     }
     with_scratch::<T, _>(n * n, |m| {
