@@ -5,7 +5,7 @@
 //! candle has no factorisations, so these dispatch on the tensor's device. On the CPU they run
 //! faer in the tensor's own precision (f32 or f64), reading candle's row-major buffers directly.
 //! Other devices currently go through the host (copy, faer, copy back); a device-native path
-//! (cuSOLVER on CUDA) plugs in at [`on_device`] without touching any caller. A non-finite input, a
+//! (cuSOLVER on CUDA) plugs in at `on_device` without touching any caller. A non-finite input, a
 //! failed factorisation or a non-finite result is an `Err`, never NaN output.
 
 use std::cell::RefCell;

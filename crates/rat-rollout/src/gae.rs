@@ -63,10 +63,10 @@ pub fn gae(
     let mut adv = vec![0.0; rewards.len()];
     let mut next = vec![0.0; e];
     for t in (0..t_len).rev() {
-        for j in 0..e {
+        for (j, acc) in next.iter_mut().enumerate() {
             let k = t * e + j;
-            next[j] = deltas[k] + gamma * lambda * nonterminal[k] * next[j];
-            adv[k] = next[j];
+            *acc = deltas[k] + gamma * lambda * nonterminal[k] * *acc;
+            adv[k] = *acc;
         }
     }
     let returns = adv.iter().zip(values).map(|(a, v)| a + v).collect();

@@ -81,8 +81,8 @@ fn gae_matches_the_discounted_sum_of_td_errors() -> anyhow::Result<()> {
             assert!((a - b).abs() < 1e-12, "{a} vs {b}");
         }
     }
-    for k in 0..8 {
-        assert!((out.returns[k] - out.advantages[k] - values[k]).abs() < 1e-15);
+    for ((r, a), v) in out.returns.iter().zip(&out.advantages).zip(&values) {
+        assert!((r - a - v).abs() < 1e-15);
     }
     // By hand: env 1 at t = 1 (index 3) has a terminal successor, so Â = δ = 2.0 − 0.3.
     assert!((out.advantages[3] - 1.7).abs() < 1e-12);

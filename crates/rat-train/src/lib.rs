@@ -1,12 +1,31 @@
 //! # rat-train
 //!
-//! Configs, network builders, update rules and the `train_detach` / `train_shared` loops.
-//! So far: [`config`], the reference's YAML configs with CLI overrides, and [`nets`], the
-//! reference's networks on `rat-core` layers, and [`rat`], the RAT actor step. The loops arrive with
-//! the `train_detach` work (issue 4).
+//! Configs, networks, update rules and the training loops of RAT:
+//!
+//! * [`config`] — the reference's YAML configs with CLI overrides ([`cli`]);
+//! * [`nets`] and [`agent`] — the reference's networks on `rat-core` layers;
+//! * [`update`] — the actor-rule interface; [`rat`] — the RAT step; [`diag`] — the
+//!   diagonal-Fisher step;
+//! * [`runner`] — rollouts; [`optim`] — Adam and the KL-adaptive learning rate;
+//! * [`detach`] — the `train_detach` loop; [`logger`], [`tensorboard`], [`checkpoint`] — its
+//!   outputs; [`evaluate`] — deterministic evaluation of a checkpoint.
 
 #![warn(missing_docs)]
 
+pub mod agent;
+pub mod checkpoint;
+pub mod cli;
 pub mod config;
+pub mod detach;
+pub mod diag;
+mod error;
+pub mod evaluate;
+pub mod logger;
 pub mod nets;
+pub mod optim;
 pub mod rat;
+pub mod runner;
+pub mod tensorboard;
+pub mod update;
+
+pub use error::{Error, Result};

@@ -48,6 +48,24 @@ impl Policy {
         }
     }
 
+    /// The policy at the rows `idx` (u32 indices); a shared log-σ row stays shared.
+    pub fn select(&self, idx: &Tensor) -> Result<Policy> {
+        Ok(match self {
+            Policy::Gaussian(d) => {
+                // A state-independent log-σ is one row (or a broadcast view of one): keep one row.
+                let log_std = if d.log_std().dims()[0] == 1 || d.log_std().stride()[0] == 0 {
+                    d.log_std().narrow(0, 0, 1)?.contiguous()?
+                } else {
+                    d.log_std().index_select(idx, 0)?
+                };
+                Policy::Gaussian(DiagGaussian::new(d.mean().index_select(idx, 0)?, log_std)?)
+            }
+            Policy::Categorical(d) => {
+                Policy::Categorical(Categorical::new(&d.log_probs().index_select(idx, 0)?)?)
+            }
+        })
+    }
+
     /// The same policy with its tensors detached (the "old" policy of an update).
     pub fn detach(&self) -> Result<Policy> {
         Ok(match self {

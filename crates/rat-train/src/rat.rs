@@ -1,45 +1,26 @@
 //! The RAT actor update of the separate actor–critic (ALGORITHMS.md §2.2), one minibatch at a
 //! time, on `rat-core`'s factored Jacobian: one recorded forward, one backward of Σ log π, no
 //! per-sample loop.
+//!
+//! Two Kaczmarz modes (`kaczmarz_mode`):
+//! * `reference` (default): the published step, ψ = (K R / b + λI)⁻¹ (a − J g) with g the SGD
+//!   momentum buffer (≈ the previous clipped gradient), step Jᵀ(r ⊙ ψ)/b.
+//! * `exact`: textbook randomized block Kaczmarz on the whole rollout's system
+//!   (K_N R_N / N + λI) ψ = a_N, restarted at every rollout; a_N is centred and scaled over the
+//!   rollout, and each step follows the accumulated primal iterate x = J_Nᵀ R_N ψ / N, which
+//!   converges to (F_R + λI)⁻¹ g_R.
 
-use candle_core::{DType, Tensor};
+use std::collections::HashMap;
+
+use candle_core::Tensor;
 use rat_core::jacobian::{FactoredJacobian, ScoreJacobian};
-use rat_core::kaczmarz::ReferenceKaczmarz;
+use rat_core::kaczmarz::{ExactKaczmarz, ReferenceKaczmarz};
 use rat_core::{Result, clip, params, woodbury};
 
-use crate::config::{AlgoConfig, NormObj};
-use crate::nets::{Actor, Policy};
-
-/// One actor minibatch: normalised observations, actions, advantages and the old policy
-/// (recomputed after the observation-normaliser update, as the reference does).
-#[derive(Debug, Clone)]
-pub struct ActorBatch {
-    /// Observations (b, obs_dim).
-    pub obs: Tensor,
-    /// Pre-squash actions (b, act_dim), or action indices (b) of dtype u32.
-    pub actions: Tensor,
-    /// Advantages (b), PopArt-normalised.
-    pub advantages: Tensor,
-    /// The old policy at `obs`, detached.
-    pub old: Policy,
-}
-
-/// What one step reports (the reference's per-minibatch log values).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StepInfo {
-    /// KL(π_old ‖ π_θ), before the step.
-    pub kl: f64,
-    /// Mean entropy, before the step.
-    pub entropy: f64,
-    /// Global L2 norm of the loss gradient before clipping.
-    pub grad_norm: f64,
-    /// Largest (clamped) ratio.
-    pub ratio_max: f64,
-    /// Smallest (clamped) ratio.
-    pub ratio_min: f64,
-    /// −mean(r ψ log π), the policy term of the loss.
-    pub loss_pi: f64,
-}
+use crate::config::{AlgoConfig, KaczmarzKind, NormObj};
+use crate::nets::Actor;
+pub use crate::update::{ActorBatch, ActorUpdate, StepInfo};
+use crate::update::{ScorePass, apply_step, entropy_grad, normalise_advantages, rms, scalar};
 
 /// The hyperparameters of the step, from `algo_config`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,8 +35,10 @@ pub struct RatParams {
     pub ent_coef: f64,
     /// Global L2 clip.
     pub max_grad_norm: f64,
-    /// Subtract J·(momentum buffer) from the advantage (`is_karzmarz`).
+    /// The Kaczmarz correction (`is_karzmarz`).
     pub kaczmarz: bool,
+    /// Which Kaczmarz variant, when on.
+    pub mode: KaczmarzKind,
     /// Solve with the published non-symmetric LU form instead of Cholesky.
     pub reference_solve: bool,
 }
@@ -70,9 +53,20 @@ impl RatParams {
             ent_coef: c.ent_coef,
             max_grad_norm: c.max_grad_norm,
             kaczmarz: c.is_karzmarz,
+            mode: c.kaczmarz_mode,
             reference_solve: false,
         }
     }
+}
+
+/// The exact mode's state for one rollout.
+#[derive(Debug, Clone)]
+struct ExactState {
+    solver: Option<ExactKaczmarz>,
+    n: usize,
+    /// Rollout-wide mean and scale of the advantages.
+    mean: f64,
+    scale: f64,
 }
 
 /// The actor's optimiser state: SGD with momentum 1e-6, whose buffer is the Kaczmarz vector.
@@ -81,10 +75,7 @@ pub struct RatActor {
     /// The hyperparameters.
     pub params: RatParams,
     sgd: ReferenceKaczmarz,
-}
-
-fn scalar(t: &Tensor) -> Result<f64> {
-    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+    exact: Option<ExactState>,
 }
 
 impl RatActor {
@@ -93,7 +84,12 @@ impl RatActor {
         Ok(Self {
             params,
             sgd: ReferenceKaczmarz::new(params.damping)?,
+            exact: None,
         })
+    }
+
+    fn exact_mode(&self) -> bool {
+        self.params.kaczmarz && self.params.mode == KaczmarzKind::Exact
     }
 
     /// The SGD momentum buffer (the Kaczmarz vector), once a step was taken.
@@ -101,76 +97,122 @@ impl RatActor {
         self.sgd.buffer()
     }
 
-    /// a = (Ã) / (s + 1e-8) with Ã = A − mean(A) and s chosen by `norm_obj`.
-    fn normalise(&self, adv: &Tensor, ratio: &Tensor) -> Result<Tensor> {
-        let centred = adv.broadcast_sub(&adv.mean_all()?)?;
-        let rms = |t: &Tensor| -> Result<f64> { Ok(scalar(&t.sqr()?.mean_all()?)?.sqrt()) };
-        let s = match self.params.norm_obj {
-            NormObj::Adv => rms(&centred)?,
-            NormObj::Obj => rms(&ratio.mul(&centred)?)?,
-            NormObj::Ratio => scalar(&ratio.mean_all()?)? * rms(&centred)?,
-        };
-        Ok(centred.affine(1.0 / (s + 1e-8), 0.0)?)
-    }
-
-    /// One RAT step on `batch`, updating `actor` in place (θ ← θ − lr·buf).
-    pub fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
-        let mut rec = rat_core::layers::Recorder::new();
-        let dist = actor.policy(&batch.obs, Some(&mut rec))?;
-        let logp = dist.log_prob(&batch.actions)?;
-        let old = &batch.old;
-        let kl = scalar(&old.kl(&dist)?.mean_all()?)?;
-        let entropy = scalar(&dist.entropy()?.mean_all()?)?;
-        let rho = logp.sub(&old.log_prob(&batch.actions)?)?.exp()?.detach();
-        let ratio = match self.params.clamp {
-            Some((lo, hi)) => rho.clamp(lo, hi)?,
-            None => rho,
-        };
-        let b = logp.dims()[0];
-        let a = self.normalise(&batch.advantages, &ratio)?;
-        let logp_value = logp.detach();
-        let jac = FactoredJacobian::from_objective(&rec, &logp)?;
+    /// ψ and the ascent direction x for this block, in the configured mode.
+    fn direction(
+        &mut self,
+        jac: &FactoredJacobian,
+        batch: &ActorBatch,
+        ratio: &Tensor,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let b = jac.num_samples();
+        let exact = self.exact_mode();
+        if let Some(state) = self.exact.as_mut().filter(|_| exact) {
+            let a = batch.advantages.affine(
+                1.0 / (state.scale + 1e-8),
+                -state.mean / (state.scale + 1e-8),
+            )?;
+            if state.solver.is_none() {
+                let p = jac.params();
+                let shapes: Vec<_> = p.iter().map(|v| v.shape().clone()).collect();
+                state.solver = Some(ExactKaczmarz::new(
+                    state.n,
+                    &shapes,
+                    self.params.damping,
+                    a.dtype(),
+                    a.device(),
+                )?);
+            }
+            let solver = state.solver.as_mut().expect("created above");
+            let step = solver.block_step(jac, &batch.block, ratio, &a)?;
+            return Ok((step.psi, step.direction));
+        }
+        let a = normalise_advantages(&batch.advantages, ratio, self.params.norm_obj)?;
         let a = if self.params.kaczmarz {
-            self.sgd.correct(&jac, &a)?
+            self.sgd.correct(jac, &a)?
         } else {
             a
         };
         let kernel = jac.kernel()?;
         let psi = if self.params.reference_solve {
-            woodbury::transform_advantages_reference(&kernel, &ratio, &a, self.params.damping)?
+            woodbury::transform_advantages_reference(&kernel, ratio, &a, self.params.damping)?
         } else {
-            woodbury::transform_advantages(&kernel, &ratio, &a, self.params.damping)?
+            woodbury::transform_advantages(&kernel, ratio, &a, self.params.damping)?
         };
-        let weights = ratio.mul(&psi)?;
-        let loss_pi = -scalar(&weights.mul(&logp_value)?.mean_all()?)?;
-        // ∇L = −Jᵀ(r ⊙ ψ)/b − ent_coef ∇ℋ.
-        let mut grad = params::scale(&jac.vjp(&weights.affine(1.0 / b as f64, 0.0)?)?, -1.0)?;
+        let x = jac.vjp(&ratio.mul(&psi)?.affine(1.0 / b as f64, 0.0)?)?;
+        Ok((psi, x))
+    }
+}
+
+impl ActorUpdate for RatActor {
+    fn name(&self) -> &'static str {
+        "rat"
+    }
+
+    fn begin_rollout(&mut self, n: usize, advantages: &Tensor) -> Result<()> {
+        if self.exact_mode() {
+            let mean = scalar(&advantages.mean_all()?)?;
+            let scale = rms(&advantages.affine(1.0, -mean)?)?;
+            self.exact = Some(ExactState {
+                solver: None,
+                n,
+                mean,
+                scale,
+            });
+        }
+        Ok(())
+    }
+
+    /// One RAT step on `batch`, updating `actor` in place (θ ← θ − lr·buf).
+    fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
+        let pass = ScorePass::new(actor, batch, self.params.clamp)?;
+        let (psi, x) = self.direction(&pass.jac, batch, &pass.ratio)?;
+        let loss_pi = -scalar(&pass.ratio.mul(&psi)?.mul(&pass.logp)?.mean_all()?)?;
+        // ∇L = −x − ent_coef ∇ℋ.
+        let mut grad = params::scale(&x, -1.0)?;
         if self.params.ent_coef != 0.0 {
-            let h = actor.policy(&batch.obs, None)?.entropy()?.mean_all()?;
-            let g = h.backward()?;
-            let ent: Vec<Tensor> = jac
-                .params()
-                .iter()
-                .map(|p| {
-                    g.get(p.as_tensor())
-                        .cloned()
-                        .map_or_else(|| p.as_tensor().zeros_like(), Ok)
-                })
-                .collect::<candle_core::Result<_>>()?;
+            let ent = entropy_grad(actor, &batch.obs)?;
             grad = params::axpy(-self.params.ent_coef, &ent, &grad)?;
         }
         let (clipped, grad_norm) = clip::clip_grad_norm(&grad, self.params.max_grad_norm)?;
-        let step = self.sgd.momentum_step(&clipped)?;
-        for (p, d) in jac.params().iter().zip(step) {
-            p.set(&p.as_tensor().sub(&d.affine(lr, 0.0)?)?)?;
-        }
+        apply_step(pass.jac.params(), self.sgd.momentum_step(&clipped)?, lr)?;
+        let (ratio_max, ratio_min) = pass.ratio_range()?;
         Ok(StepInfo {
-            kl,
-            entropy,
+            kl: pass.kl,
+            entropy: pass.entropy,
             grad_norm,
-            ratio_max: scalar(&ratio.max(0)?)?,
-            ratio_min: scalar(&ratio.min(0)?)?,
+            ratio_max,
+            ratio_min,
             loss_pi,
         })
     }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        momentum_state(&self.sgd)
+    }
+
+    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        load_momentum_state(&mut self.sgd, state);
+        Ok(())
+    }
+}
+
+/// An SGD momentum buffer as checkpoint entries `momentum_buffer.{i}`.
+pub(crate) fn momentum_state(sgd: &ReferenceKaczmarz) -> Vec<(String, Tensor)> {
+    sgd.buffer()
+        .map(|buf| {
+            buf.iter()
+                .enumerate()
+                .map(|(i, t)| (format!("momentum_buffer.{i}"), t.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Restores what [`momentum_state`] saved (none: a fresh buffer).
+pub(crate) fn load_momentum_state(sgd: &mut ReferenceKaczmarz, state: &HashMap<String, Tensor>) {
+    let mut buf = Vec::new();
+    while let Some(t) = state.get(&format!("momentum_buffer.{}", buf.len())) {
+        buf.push(t.clone());
+    }
+    sgd.set_buffer((!buf.is_empty()).then_some(buf));
 }

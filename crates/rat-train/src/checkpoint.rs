@@ -1,0 +1,81 @@
+//! Checkpoints as safetensors files: named tensors, with the few non-tensor values (config text,
+//! RNG position, counters) stored as small tensors so the file stays self-describing.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::Config;
+use crate::error::{Result, invalid};
+
+/// Writes `tensors` (moved to the CPU) to `path`, atomically (a temporary file then a rename),
+/// so an interrupted save never leaves a truncated checkpoint.
+pub fn save(path: &Path, tensors: Vec<(String, Tensor)>) -> Result<()> {
+    let map = tensors
+        .into_iter()
+        .map(|(k, t)| Ok((k, t.to_device(&Device::Cpu)?)))
+        .collect::<Result<HashMap<_, _>>>()?;
+    let tmp = path.with_extension("safetensors.tmp");
+    candle_core::safetensors::save(&map, &tmp)?;
+    std::fs::rename(&tmp, path).map_err(crate::error::io(path))
+}
+
+/// Reads every tensor of a checkpoint onto the CPU.
+pub fn load(path: &Path) -> Result<HashMap<String, Tensor>> {
+    if !path.is_file() {
+        return invalid(format!("no checkpoint at {}", path.display()));
+    }
+    Ok(candle_core::safetensors::load(path, &Device::Cpu)?)
+}
+
+/// Text as a u8 tensor.
+pub fn text_tensor(s: &str) -> Result<Tensor> {
+    Ok(Tensor::new(s.as_bytes(), &Device::Cpu)?)
+}
+
+/// The text of a u8 tensor.
+pub fn tensor_text(t: &Tensor) -> Result<String> {
+    String::from_utf8(t.flatten_all()?.to_vec1::<u8>()?)
+        .or_else(|_| invalid("checkpoint text is not UTF-8"))
+}
+
+/// The run's configuration stored in a checkpoint.
+pub fn config(t: &HashMap<String, Tensor>) -> Result<Config> {
+    let text = t
+        .get("train.config")
+        .ok_or_else(|| crate::Error::Invalid("checkpoint has no train.config".into()))?;
+    Ok(Config::from_yaml(&tensor_text(text)?, "checkpoint")?)
+}
+
+/// A ChaCha8 generator's exact position: seed (8 words), stream (2), word position (4).
+pub fn rng_tensor(rng: &ChaCha8Rng) -> Result<Tensor> {
+    let mut words: Vec<u32> = rng
+        .get_seed()
+        .chunks(4)
+        .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect();
+    let stream = rng.get_stream();
+    words.extend([stream as u32, (stream >> 32) as u32]);
+    let pos = rng.get_word_pos();
+    words.extend((0..4).map(|k| (pos >> (32 * k)) as u32));
+    Ok(Tensor::new(words.as_slice(), &Device::Cpu)?)
+}
+
+/// The generator saved by [`rng_tensor`].
+pub fn tensor_rng(t: &Tensor) -> Result<ChaCha8Rng> {
+    use rand::SeedableRng;
+    let w = t.to_dtype(DType::U32)?.flatten_all()?.to_vec1::<u32>()?;
+    if w.len() != 14 {
+        return invalid("checkpoint RNG state must be 14 words");
+    }
+    let mut seed = [0u8; 32];
+    for (i, x) in w[..8].iter().enumerate() {
+        seed[4 * i..4 * i + 4].copy_from_slice(&x.to_le_bytes());
+    }
+    let mut rng = ChaCha8Rng::from_seed(seed);
+    rng.set_stream(u64::from(w[8]) | (u64::from(w[9]) << 32));
+    rng.set_word_pos((0..4).fold(0u128, |acc, k| acc | (u128::from(w[10 + k]) << (32 * k))));
+    Ok(rng)
+}

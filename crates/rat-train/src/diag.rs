@@ -1,0 +1,91 @@
+//! The diagonal-Fisher actor update (`algo: diag`, ALGORITHMS.md 4.2, separate networks): the
+//! loss gradient preconditioned by the exact diagonal of the empirical Fisher of the minibatch,
+//!
+//! d = G / (diag F + λ),  diag F_j = Σ_i H_ij² / b,  G = −Jᵀ(r ⊙ a)/b − c_ent ∇ℋ,
+//!
+//! then a global L2 clip and SGD (momentum 1e-6). diag F comes from the factored Jacobian's
+//! column sums of squares — no per-sample gradients.
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+use rat_core::jacobian::ScoreJacobian;
+use rat_core::kaczmarz::ReferenceKaczmarz;
+use rat_core::{Result, clip, params};
+
+use crate::config::{AlgoConfig, NormObj};
+use crate::nets::Actor;
+use crate::update::{
+    ActorBatch, ActorUpdate, ScorePass, StepInfo, apply_step, entropy_grad, normalise_advantages,
+    scalar,
+};
+
+/// The diagonal-Fisher rule and its SGD state.
+#[derive(Debug, Clone)]
+pub struct DiagActor {
+    damping: f64,
+    norm_obj: NormObj,
+    clamp: Option<(f64, f64)>,
+    ent_coef: f64,
+    max_grad_norm: f64,
+    /// SGD with the reference's momentum 1e-6 (its buffer is not used as a Kaczmarz vector).
+    sgd: ReferenceKaczmarz,
+}
+
+impl DiagActor {
+    /// The rule with `algo_config`'s λ (`cg_damping`), scaling, clamp, entropy and clip.
+    pub fn new(c: &AlgoConfig) -> Result<Self> {
+        Ok(Self {
+            damping: c.cg_damping,
+            norm_obj: c.norm_obj,
+            clamp: c.clamp_ratio.then_some((c.min_ratio, c.max_ratio)),
+            ent_coef: c.ent_coef,
+            max_grad_norm: c.max_grad_norm,
+            sgd: ReferenceKaczmarz::new(c.cg_damping)?,
+        })
+    }
+}
+
+impl ActorUpdate for DiagActor {
+    fn name(&self) -> &'static str {
+        "diag"
+    }
+
+    fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
+        let pass = ScorePass::new(actor, batch, self.clamp)?;
+        let b = pass.jac.num_samples() as f64;
+        let a = normalise_advantages(&batch.advantages, &pass.ratio, self.norm_obj)?;
+        let weights = pass.ratio.mul(&a)?;
+        let loss_pi = -scalar(&weights.mul(&pass.logp)?.mean_all()?)?;
+        let mut grad = params::scale(&pass.jac.vjp(&weights)?, -1.0 / b)?;
+        if self.ent_coef != 0.0 {
+            grad = params::axpy(-self.ent_coef, &entropy_grad(actor, &batch.obs)?, &grad)?;
+        }
+        let diag = pass.jac.sq_col_sums()?;
+        let d = grad
+            .iter()
+            .zip(&diag)
+            .map(|(g, f)| Ok(g.div(&f.affine(1.0 / b, self.damping)?)?))
+            .collect::<Result<Vec<_>>>()?;
+        let (clipped, grad_norm) = clip::clip_grad_norm(&d, self.max_grad_norm)?;
+        apply_step(pass.jac.params(), self.sgd.momentum_step(&clipped)?, lr)?;
+        let (ratio_max, ratio_min) = pass.ratio_range()?;
+        Ok(StepInfo {
+            kl: pass.kl,
+            entropy: pass.entropy,
+            grad_norm,
+            ratio_max,
+            ratio_min,
+            loss_pi,
+        })
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        crate::rat::momentum_state(&self.sgd)
+    }
+
+    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        crate::rat::load_momentum_state(&mut self.sgd, state);
+        Ok(())
+    }
+}

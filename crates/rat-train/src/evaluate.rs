@@ -1,0 +1,78 @@
+//! Deterministic evaluation of a checkpoint: the mean action (or the most likely one), squashed
+//! as in training, for a number of whole episodes.
+
+use std::path::Path;
+
+use candle_core::Device;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::agent::Agent;
+use crate::checkpoint;
+use crate::error::{Result, invalid};
+use crate::nets::Actor;
+use crate::runner::{ActionMode, Squash, select_actions};
+
+/// Episode returns and lengths of an evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Undiscounted return of each episode.
+    pub returns: Vec<f64>,
+    /// Length of each episode.
+    pub lengths: Vec<usize>,
+}
+
+impl Evaluation {
+    /// Mean and population standard deviation of the returns.
+    pub fn mean_std(&self) -> (f64, f64) {
+        let n = self.returns.len().max(1) as f64;
+        let mean = self.returns.iter().sum::<f64>() / n;
+        let var = self.returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n;
+        (mean, var.sqrt())
+    }
+}
+
+/// Runs the policy of `checkpoint` (a `model.safetensors` of `train_detach`) for `episodes`
+/// episodes of its environment, seeded from `seed`, choosing actions by `mode`.
+pub fn evaluate(
+    checkpoint_path: &Path,
+    episodes: usize,
+    seed: u64,
+    mode: ActionMode,
+    device: &Device,
+) -> Result<Evaluation> {
+    if episodes == 0 {
+        return invalid("evaluate: need at least one episode");
+    }
+    let tensors = checkpoint::load(checkpoint_path)?;
+    let config = checkpoint::config(&tensors)?;
+    let mut env = rat_envs::make(&config.env_config.env_name, 1, seed)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut agent = Agent::new(
+        &config,
+        env.observation_space(),
+        env.action_space(),
+        device,
+        &mut rng,
+    )?;
+    agent.load(&tensors)?;
+    let squash = Squash::for_space(env.action_space())?;
+    let mut buf = env.buffers();
+    env.reset(&mut buf.obs)?;
+    let mut out = Evaluation {
+        returns: Vec::new(),
+        lengths: Vec::new(),
+    };
+    let mut env_action = vec![0f32; agent.act_dim];
+    while out.returns.len() < episodes {
+        let x = agent.normalise(&buf.obs, device)?;
+        let a = select_actions(&agent.actor.policy(&x, None)?, mode, &mut rng)?;
+        squash.apply(&a, &mut env_action);
+        env.step(&env_action, &mut buf)?;
+        for (_, ret, len) in buf.episodes() {
+            out.returns.push(ret);
+            out.lengths.push(len);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,337 @@
+//! Run outputs (ALGORITHMS.md 9): the log directory named as the reference names it,
+//! `progress.csv` with a stdout table, TensorBoard scalars, `config.yaml`, `time.json`, and a
+//! progress line on the terminal.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::config::Config;
+use crate::error::{Result, io};
+use crate::tensorboard::EventWriter;
+
+/// A float as Python's `str` writes it for the values that appear in log names
+/// (`0.0`, `0.1`, `0.05`, `1e-05`).
+pub fn py_float(x: f64) -> String {
+    if x != 0.0 && (x.abs() < 1e-4 || x.abs() >= 1e16) {
+        let s = format!("{x:e}");
+        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let exp: i32 = exp.parse().unwrap_or(0);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        format!("{x:?}")
+    }
+}
+
+fn py_bool(b: bool) -> &'static str {
+    if b { "True" } else { "False" }
+}
+
+/// UTC time as `YYYYmmdd-HHMMSS`.
+pub fn timestamp() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// An enum's config spelling (`rat`, `fisher_clip`, `mu_shared`).
+fn name(x: &impl serde::Serialize) -> String {
+    serde_yaml::to_string(x)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The separate script's run directory, relative to `root` (normally `logs`):
+/// `{algo}.karzmarz_{…}.{type}.a{h}x{l}x{p}e{E}x{M}.c{…}.{grad}_{post_grad}_{clip}.{sigma}.damping_{λ}.lr_pi_{lr}/{env}.{time}_{seed}`.
+pub fn detach_log_dir(root: &Path, c: &Config, seed: u64) -> PathBuf {
+    let (a, n) = (&c.algo_config, &c.nets_config);
+    let group = format!(
+        "{}.karzmarz_{}.{}.a{}x{}x{}e{}x{}.c{}x{}x{}e{}x{}.{}_{}_{}.{}.damping_{}.lr_pi_{}",
+        name(&c.algo),
+        py_bool(a.is_karzmarz),
+        n.net_type,
+        n.a_hidden_size,
+        n.a_num_layers,
+        py_float(n.a_dropout),
+        a.pi_epochs,
+        a.pi_minibatches,
+        n.c_hidden_size,
+        n.c_num_layers,
+        py_float(n.c_dropout),
+        a.v_epochs,
+        a.v_minibatches,
+        name(&a.grad),
+        name(&a.post_grad),
+        py_float(a.max_grad_norm),
+        name(&a.sigma_type),
+        py_float(a.cg_damping),
+        py_float(a.lr_pi),
+    );
+    root.join(group)
+        .join(format!("{}.{}_{seed}", c.env_config.env_name, timestamp()))
+}
+
+/// min, max, mean, lower median and unbiased variance of a sample (NaN when empty).
+pub fn summary(x: &[f64]) -> (f64, f64, f64, f64, f64) {
+    if x.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN, f64::NAN, f64::NAN);
+    }
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let var = if x.len() > 1 {
+        x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        f64::NAN
+    };
+    let mut sorted = x.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let med = sorted[(sorted.len() - 1) / 2];
+    (sorted[0], sorted[sorted.len() - 1], mean, med, var)
+}
+
+/// `progress.csv` (header = the first row's keys, sorted) plus the stdout table.
+pub struct ProgressCsv {
+    path: PathBuf,
+    out: BufWriter<File>,
+    keys: Option<Vec<String>>,
+}
+
+impl ProgressCsv {
+    /// Opens `dir/progress.csv`; `append` keeps an existing file (a resumed run) and its header.
+    pub fn open(dir: &Path, append: bool) -> Result<Self> {
+        let path = dir.join("progress.csv");
+        let keys = if append {
+            std::fs::read_to_string(&path).ok().and_then(|s| {
+                s.lines()
+                    .next()
+                    .map(|h| h.split(',').map(String::from).collect())
+            })
+        } else {
+            None
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(&path)
+            .map_err(io(&path))?;
+        Ok(Self {
+            path,
+            out: BufWriter::new(file),
+            keys,
+        })
+    }
+
+    /// Appends one row (keys missing from the header are dropped, absent ones left empty) and
+    /// flushes it.
+    pub fn write(&mut self, row: &BTreeMap<String, f64>) -> Result<()> {
+        let keys = self
+            .keys
+            .get_or_insert_with(|| row.keys().cloned().collect());
+        let mut text = String::new();
+        if self.out.get_ref().metadata().map_or(true, |m| m.len() == 0) {
+            text.push_str(&keys.join(","));
+            text.push('\n');
+        }
+        let cells: Vec<String> = keys
+            .iter()
+            .map(|k| row.get(k).map_or(String::new(), |v| fmt_value(*v)))
+            .collect();
+        text.push_str(&cells.join(","));
+        text.push('\n');
+        self.out
+            .write_all(text.as_bytes())
+            .map_err(io(&self.path))?;
+        self.out.flush().map_err(io(&self.path))
+    }
+}
+
+fn fmt_value(v: f64) -> String {
+    if v.is_nan() {
+        "nan".into()
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The key/value table printed to stdout with every CSV row.
+pub fn table(row: &BTreeMap<String, f64>) -> String {
+    let cell = |v: f64| {
+        if v.is_nan() {
+            "nan".to_string()
+        } else if v.fract() == 0.0 && v.abs() < 1e15 {
+            format!("{}", v as i64)
+        } else {
+            format!("{v:.4}")
+        }
+    };
+    let kw = row.keys().map(String::len).max().unwrap_or(0);
+    let vw = row.values().map(|v| cell(*v).len()).max().unwrap_or(0);
+    let rule = format!("{}\n", "-".repeat(kw + vw + 7));
+    let mut s = rule.clone();
+    for (k, v) in row {
+        s.push_str(&format!("| {k:<kw$} | {:<vw$} |\n", cell(*v)));
+    }
+    s.push_str(&rule);
+    s
+}
+
+/// All outputs of one run directory.
+pub struct RunLog {
+    /// The run directory.
+    pub dir: PathBuf,
+    csv: ProgressCsv,
+    tb: EventWriter,
+    progress: Progress,
+}
+
+impl RunLog {
+    /// Creates `dir` and opens the CSV (appending when `resume`) and a new TensorBoard file.
+    pub fn create(dir: &Path, resume: bool, total_iterations: usize) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            csv: ProgressCsv::open(dir, resume)?,
+            tb: EventWriter::create(dir)?,
+            progress: Progress::new(total_iterations),
+        })
+    }
+
+    /// Writes `config.yaml`: the four sections after overrides, keys sorted (`algo` is not saved,
+    /// as in the reference).
+    pub fn write_config(&self, c: &Config) -> Result<()> {
+        let mut tree = serde_yaml::to_value(c).map_err(|e| crate::Error::Invalid(e.to_string()))?;
+        if let Some(m) = tree.as_mapping_mut() {
+            m.remove("algo");
+        }
+        let sorted: BTreeMap<String, BTreeMap<String, serde_yaml::Value>> =
+            serde_yaml::from_value(tree).map_err(|e| crate::Error::Invalid(e.to_string()))?;
+        let text =
+            serde_yaml::to_string(&sorted).map_err(|e| crate::Error::Invalid(e.to_string()))?;
+        let path = self.dir.join("config.yaml");
+        std::fs::write(&path, text).map_err(io(&path))
+    }
+
+    /// TensorBoard scalars of one iteration (`tags` maps CSV keys to TensorBoard tags).
+    pub fn scalars(
+        &mut self,
+        row: &BTreeMap<String, f64>,
+        tags: &[(&str, &str)],
+        step: usize,
+    ) -> Result<()> {
+        for (key, tag) in tags {
+            if let Some(v) = row.get(*key) {
+                self.tb.scalar(tag, *v, step as i64)?;
+            }
+        }
+        self.tb.flush()
+    }
+
+    /// A CSV row, and its stdout table when `print`.
+    pub fn row(&mut self, row: &BTreeMap<String, f64>, print: bool) -> Result<()> {
+        if print {
+            self.progress.clear();
+            print!("{}", table(row));
+        }
+        self.csv.write(row)
+    }
+
+    /// Updates the terminal progress line (or prints a plain line every `every` iterations when
+    /// stderr is not a terminal).
+    pub fn progress(&mut self, it: usize, fps: f64, eprewmean: f64, every: usize) {
+        self.progress.update(it, fps, eprewmean, every);
+    }
+
+    /// Writes `time.json`: per-iteration update seconds, their mean, mean per minibatch step,
+    /// standard error and count.
+    pub fn write_times(&self, times: &[f64], steps_per_iteration: usize) -> Result<()> {
+        let n = times.len().max(1) as f64;
+        let mean = times.iter().sum::<f64>() / n;
+        let var = times.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / n;
+        let json = serde_json::json!({
+            "compute_time_array": times,
+            "average": mean,
+            "time_per_update": mean / steps_per_iteration.max(1) as f64,
+            "stderr": var.sqrt() / n.sqrt(),
+            "updates": times.len(),
+        });
+        let path = self.dir.join("time.json");
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&json).unwrap_or_default(),
+        )
+        .map_err(io(&path))
+    }
+
+    /// Ends the progress line.
+    pub fn finish(&mut self) {
+        self.progress.clear();
+    }
+}
+
+/// A one-line progress bar on a terminal; silent otherwise (the caller prints plain lines).
+struct Progress {
+    total: usize,
+    tty: bool,
+    drawn: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        Self {
+            total,
+            tty: std::io::stderr().is_terminal(),
+            drawn: false,
+        }
+    }
+
+    fn update(&mut self, it: usize, fps: f64, ret: f64, every: usize) {
+        let done = it + 1;
+        if self.tty {
+            let width = 30;
+            let filled = (done * width / self.total.max(1)).min(width);
+            eprint!(
+                "\r[{}{}] {done}/{} it | {fps:.0} steps/s | return {ret:.1}   ",
+                "#".repeat(filled),
+                ".".repeat(width - filled),
+                self.total
+            );
+            self.drawn = true;
+        } else if done.is_multiple_of(every.max(1)) || done == self.total {
+            eprintln!(
+                "it {done}/{} | {fps:.0} steps/s | return {ret:.1}",
+                self.total
+            );
+        }
+    }
+
+    fn clear(&mut self) {
+        if self.drawn {
+            eprint!("\r{}\r", " ".repeat(80));
+            self.drawn = false;
+        }
+    }
+}

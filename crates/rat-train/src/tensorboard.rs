@@ -1,0 +1,220 @@
+//! A TensorBoard event-file writer for scalars: TFRecord framing (length, masked CRC-32C, data,
+//! masked CRC-32C) around hand-encoded `Event` protocol buffers. No protobuf dependency: a scalar
+//! event is five fields.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{Result, io};
+
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78).
+pub fn crc32c(data: &[u8]) -> u32 {
+    const POLY: u32 = 0x82F6_3B78;
+    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = [0u32; 256];
+        for (i, slot) in t.iter_mut().enumerate() {
+            let mut c = i as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 { (c >> 1) ^ POLY } else { c >> 1 };
+            }
+            *slot = c;
+        }
+        t
+    });
+    !data.iter().fold(!0u32, |c, &b| {
+        table[((c ^ b as u32) & 0xFF) as usize] ^ (c >> 8)
+    })
+}
+
+/// TFRecord's masked CRC: rotate right by 15 and add a constant.
+pub fn masked_crc(data: &[u8]) -> u32 {
+    crc32c(data).rotate_right(15).wrapping_add(0xA282_EAD8)
+}
+
+fn varint(mut x: u64, out: &mut Vec<u8>) {
+    while x >= 0x80 {
+        out.push((x as u8) | 0x80);
+        x >>= 7;
+    }
+    out.push(x as u8);
+}
+
+fn bytes_field(field: u64, data: &[u8], out: &mut Vec<u8>) {
+    varint(field << 3 | 2, out);
+    varint(data.len() as u64, out);
+    out.extend_from_slice(data);
+}
+
+/// An `Event` with wall time, step and either a file version or one scalar summary value.
+fn event(wall_time: f64, step: i64, body: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    varint(1 << 3 | 1, &mut out); // wall_time: double
+    out.extend_from_slice(&wall_time.to_le_bytes());
+    varint(2 << 3, &mut out); // step: int64
+    varint(step as u64, &mut out);
+    body(&mut out);
+    out
+}
+
+fn scalar_event(wall_time: f64, step: i64, tag: &str, value: f32) -> Vec<u8> {
+    event(wall_time, step, |out| {
+        let mut v = Vec::with_capacity(tag.len() + 8);
+        bytes_field(1, tag.as_bytes(), &mut v); // Summary.Value.tag
+        varint(2 << 3 | 5, &mut v); // Summary.Value.simple_value: float
+        v.extend_from_slice(&value.to_le_bytes());
+        let mut summary = Vec::with_capacity(v.len() + 4);
+        bytes_field(1, &v, &mut summary); // Summary.value
+        bytes_field(5, &summary, out); // Event.summary
+    })
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Writes `events.out.tfevents.<time>.<host>` in a directory; `tensorboard --logdir` reads it.
+pub struct EventWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl EventWriter {
+    /// Creates the event file in `dir` and writes the version record.
+    pub fn create(dir: &Path) -> Result<Self> {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        let path = dir.join(format!("events.out.tfevents.{}.{host}", now() as u64));
+        let file = File::create(&path).map_err(io(&path))?;
+        let mut w = Self {
+            path,
+            out: BufWriter::new(file),
+        };
+        let version = event(now(), 0, |out| bytes_field(3, b"brain.Event:2", out));
+        w.record(&version)?;
+        Ok(w)
+    }
+
+    fn record(&mut self, data: &[u8]) -> Result<()> {
+        let len = (data.len() as u64).to_le_bytes();
+        let mut buf = Vec::with_capacity(data.len() + 16);
+        buf.extend_from_slice(&len);
+        buf.extend_from_slice(&masked_crc(&len).to_le_bytes());
+        buf.extend_from_slice(data);
+        buf.extend_from_slice(&masked_crc(data).to_le_bytes());
+        self.out.write_all(&buf).map_err(io(&self.path))
+    }
+
+    /// One scalar at `step`.
+    pub fn scalar(&mut self, tag: &str, value: f64, step: i64) -> Result<()> {
+        self.record(&scalar_event(now(), step, tag, value as f32))
+    }
+
+    /// Flushes to disk.
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush().map_err(io(&self.path))
+    }
+
+    /// The file written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Reads back the scalars of an event file as (tag, step, value), checking every CRC; for
+/// tests and tools.
+pub fn read_scalars(path: &Path) -> Result<Vec<(String, i64, f32)>> {
+    let data = std::fs::read(path).map_err(io(path))?;
+    let bad = |msg: &str| crate::Error::Invalid(format!("{}: {msg}", path.display()));
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < data.len() {
+        let header = data
+            .get(pos..pos + 12)
+            .ok_or_else(|| bad("truncated record header"))?;
+        let len = u64::from_le_bytes(header[..8].try_into().expect("8 bytes")) as usize;
+        if u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"))
+            != masked_crc(&header[..8])
+        {
+            return Err(bad("length CRC mismatch"));
+        }
+        let body = data
+            .get(pos + 12..pos + 12 + len)
+            .ok_or_else(|| bad("truncated record"))?;
+        let crc = data
+            .get(pos + 12 + len..pos + 16 + len)
+            .ok_or_else(|| bad("truncated CRC"))?;
+        if u32::from_le_bytes(crc.try_into().expect("4 bytes")) != masked_crc(body) {
+            return Err(bad("data CRC mismatch"));
+        }
+        if let Some(s) = parse_scalar(body) {
+            out.push(s);
+        }
+        pos += 16 + len;
+    }
+    Ok(out)
+}
+
+fn read_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut x = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        x |= u64::from(byte & 0x7F) << shift;
+        if byte < 0x80 {
+            return Some(x);
+        }
+    }
+    None
+}
+
+/// Visits the fields of a message as (field number, wire type, payload).
+fn fields(b: &[u8]) -> Option<Vec<(u64, u64, &[u8])>> {
+    let mut pos = 0;
+    let mut out = Vec::new();
+    while pos < b.len() {
+        let key = read_varint(b, &mut pos)?;
+        let (field, wire) = (key >> 3, key & 7);
+        let start = pos;
+        let end = match wire {
+            0 => {
+                read_varint(b, &mut pos)?;
+                pos
+            }
+            1 => pos + 8,
+            2 => {
+                let len = read_varint(b, &mut pos)? as usize;
+                let s = pos;
+                pos = s + len;
+                out.push((field, wire, b.get(s..pos)?));
+                continue;
+            }
+            5 => pos + 4,
+            _ => return None,
+        };
+        out.push((field, wire, b.get(start..end)?));
+        pos = end;
+    }
+    Some(out)
+}
+
+fn parse_scalar(event: &[u8]) -> Option<(String, i64, f32)> {
+    let f = fields(event)?;
+    let step = f.iter().find(|x| x.0 == 2).map_or(Some(0), |x| {
+        let mut p = 0;
+        read_varint(x.2, &mut p).map(|v| v as i64)
+    })?;
+    let summary = f.iter().find(|x| x.0 == 5)?.2;
+    let value = fields(summary)?.into_iter().find(|x| x.0 == 1)?.2;
+    let vf = fields(value)?;
+    let tag = String::from_utf8(vf.iter().find(|x| x.0 == 1)?.2.to_vec()).ok()?;
+    let v = f32::from_le_bytes(vf.iter().find(|x| x.0 == 2)?.2.try_into().ok()?);
+    Some((tag, step, v))
+}

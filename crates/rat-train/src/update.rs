@@ -1,0 +1,160 @@
+//! The interface every actor update rule implements, so that the training loop does not change
+//! when a rule is added.
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+use rat_core::Result;
+
+use crate::nets::{Actor, Policy};
+
+/// One actor minibatch: normalised observations, actions, advantages and the old policy
+/// (recomputed after the observation-normaliser update, as the reference does).
+#[derive(Debug, Clone)]
+pub struct ActorBatch {
+    /// Observations (b, obs_dim).
+    pub obs: Tensor,
+    /// Pre-squash actions (b, act_dim), or action indices (b) of dtype u32.
+    pub actions: Tensor,
+    /// Advantages (b), PopArt-normalised.
+    pub advantages: Tensor,
+    /// The old policy at `obs`, detached.
+    pub old: Policy,
+    /// The samples' positions in the rollout (rules that keep per-sample state use them).
+    pub block: Vec<usize>,
+}
+
+/// What one step reports (the reference's per-minibatch log values).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepInfo {
+    /// KL(π_old ‖ π_θ), before the step.
+    pub kl: f64,
+    /// Mean entropy, before the step.
+    pub entropy: f64,
+    /// Global L2 norm of the loss gradient before clipping.
+    pub grad_norm: f64,
+    /// Largest (clamped) ratio.
+    pub ratio_max: f64,
+    /// Smallest (clamped) ratio.
+    pub ratio_min: f64,
+    /// The policy term of the loss.
+    pub loss_pi: f64,
+}
+
+/// An actor update rule: its optimiser state and one step per minibatch.
+pub trait ActorUpdate {
+    /// The rule's name as in `algo` (`rat`, `diag`, …).
+    fn name(&self) -> &'static str;
+
+    /// Called once per iteration before the actor passes, with the rollout's size and its
+    /// advantages (N), for rules that work on the whole rollout. The default does nothing.
+    fn begin_rollout(&mut self, _n: usize, _advantages: &Tensor) -> Result<()> {
+        Ok(())
+    }
+
+    /// One step on `batch`, updating `actor`'s parameters in place with learning rate `lr`.
+    fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo>;
+
+    /// The optimiser state to checkpoint, by name.
+    fn state(&self) -> Vec<(String, Tensor)>;
+
+    /// Restores what [`state`](Self::state) saved (names absent from `state` leave a fresh state).
+    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()>;
+}
+
+/// What every score-based rule computes first for a minibatch (ALGORITHMS.md 2.2 steps 1–3): one
+/// recorded forward pass, one backward pass of Σ log π for the factored Jacobian, and the
+/// per-minibatch statistics, all at the current θ before the step.
+pub struct ScorePass {
+    /// The factored score Jacobian (rows ∇θ log π(a_i|s_i)).
+    pub jac: rat_core::jacobian::FactoredJacobian,
+    /// log π(a_i|s_i), detached (b).
+    pub logp: Tensor,
+    /// The (clamped, detached) ratio π/π_old (b).
+    pub ratio: Tensor,
+    /// KL(π_old ‖ π_θ), mean over the minibatch.
+    pub kl: f64,
+    /// Mean entropy.
+    pub entropy: f64,
+}
+
+/// f64 value of a one-element tensor.
+pub fn scalar(t: &Tensor) -> Result<f64> {
+    Ok(t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?)
+}
+
+/// Root mean square of a tensor's entries.
+pub fn rms(t: &Tensor) -> Result<f64> {
+    Ok(scalar(&t.sqr()?.mean_all()?)?.sqrt())
+}
+
+impl ScorePass {
+    /// The pass for `batch`; `clamp` bounds the ratio when given.
+    pub fn new(actor: &dyn Actor, batch: &ActorBatch, clamp: Option<(f64, f64)>) -> Result<Self> {
+        let mut rec = rat_core::layers::Recorder::new();
+        let dist = actor.policy(&batch.obs, Some(&mut rec))?;
+        let logp = dist.log_prob(&batch.actions)?;
+        let old = &batch.old;
+        let kl = scalar(&old.kl(&dist)?.mean_all()?)?;
+        let entropy = scalar(&dist.entropy()?.mean_all()?)?;
+        let rho = logp.sub(&old.log_prob(&batch.actions)?)?.exp()?.detach();
+        let ratio = match clamp {
+            Some((lo, hi)) => rho.clamp(lo, hi)?,
+            None => rho,
+        };
+        let value = logp.detach();
+        let jac = rat_core::jacobian::FactoredJacobian::from_objective(&rec, &logp)?;
+        Ok(Self {
+            jac,
+            logp: value,
+            ratio,
+            kl,
+            entropy,
+        })
+    }
+
+    /// Largest and smallest ratio.
+    pub fn ratio_range(&self) -> Result<(f64, f64)> {
+        Ok((scalar(&self.ratio.max(0)?)?, scalar(&self.ratio.min(0)?)?))
+    }
+}
+
+/// a = Ã / (s + 1e-8) with Ã = A − mean(A) and s chosen by `norm_obj` (ALGORITHMS.md 2.2 step 4).
+pub fn normalise_advantages(
+    adv: &Tensor,
+    ratio: &Tensor,
+    norm_obj: crate::config::NormObj,
+) -> Result<Tensor> {
+    use crate::config::NormObj;
+    let centred = adv.broadcast_sub(&adv.mean_all()?)?;
+    let s = match norm_obj {
+        NormObj::Adv => rms(&centred)?,
+        NormObj::Obj => rms(&ratio.mul(&centred)?)?,
+        NormObj::Ratio => scalar(&ratio.mean_all()?)? * rms(&centred)?,
+    };
+    Ok(centred.affine(1.0 / (s + 1e-8), 0.0)?)
+}
+
+/// ∇θ of the mean entropy at `obs`, one tensor per parameter of `actor` (zeros where it does not
+/// depend on a parameter).
+pub fn entropy_grad(actor: &dyn Actor, obs: &Tensor) -> Result<Vec<Tensor>> {
+    let h = actor.policy(obs, None)?.entropy()?.mean_all()?;
+    let g = h.backward()?;
+    Ok(actor
+        .params()
+        .iter()
+        .map(|p| {
+            g.get(p.as_tensor())
+                .cloned()
+                .map_or_else(|| p.as_tensor().zeros_like(), Ok)
+        })
+        .collect::<candle_core::Result<_>>()?)
+}
+
+/// θ ← θ − lr·step for each parameter.
+pub fn apply_step(params: &[candle_core::Var], step: &[Tensor], lr: f64) -> Result<()> {
+    for (p, d) in params.iter().zip(step) {
+        p.set(&p.as_tensor().sub(&d.affine(lr, 0.0)?)?)?;
+    }
+    Ok(())
+}
