@@ -156,7 +156,7 @@ impl ProgressCsv {
         }
         let cells: Vec<String> = keys
             .iter()
-            .map(|k| row.get(k).map_or(String::new(), |v| fmt_value(*v)))
+            .map(|k| row.get(k).map_or(String::new(), |v| fmt_value(*v, None)))
             .collect();
         text.push_str(&cells.join(","));
         text.push('\n');
@@ -167,11 +167,14 @@ impl ProgressCsv {
     }
 }
 
-fn fmt_value(v: f64) -> String {
+/// A value as text: integers without a fraction, others in full or to `digits` places.
+fn fmt_value(v: f64, digits: Option<usize>) -> String {
     if v.is_nan() {
         "nan".into()
     } else if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
+    } else if let Some(d) = digits {
+        format!("{v:.d$}")
     } else {
         format!("{v}")
     }
@@ -179,15 +182,7 @@ fn fmt_value(v: f64) -> String {
 
 /// The key/value table printed to stdout with every CSV row.
 pub fn table(row: &BTreeMap<String, f64>) -> String {
-    let cell = |v: f64| {
-        if v.is_nan() {
-            "nan".to_string()
-        } else if v.fract() == 0.0 && v.abs() < 1e15 {
-            format!("{}", v as i64)
-        } else {
-            format!("{v:.4}")
-        }
-    };
+    let cell = |v: f64| fmt_value(v, Some(4));
     let kw = row.keys().map(String::len).max().unwrap_or(0);
     let vw = row.values().map(|v| cell(*v).len()).max().unwrap_or(0);
     let rule = format!("{}\n", "-".repeat(kw + vw + 7));

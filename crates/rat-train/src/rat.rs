@@ -175,15 +175,7 @@ impl ActorUpdate for RatActor {
         }
         let (clipped, grad_norm) = clip::clip_grad_norm(&grad, self.params.max_grad_norm)?;
         apply_step(pass.jac.params(), self.sgd.momentum_step(&clipped)?, lr)?;
-        let (ratio_max, ratio_min) = pass.ratio_range()?;
-        Ok(StepInfo {
-            kl: pass.kl,
-            entropy: pass.entropy,
-            grad_norm,
-            ratio_max,
-            ratio_min,
-            loss_pi,
-        })
+        pass.info(grad_norm, loss_pi)
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

@@ -113,9 +113,17 @@ impl ScorePass {
         })
     }
 
-    /// Largest and smallest ratio.
-    pub fn ratio_range(&self) -> Result<(f64, f64)> {
-        Ok((scalar(&self.ratio.max(0)?)?, scalar(&self.ratio.min(0)?)?))
+    /// The step's report: this pass's KL, entropy and ratio range with the rule's pre-clip
+    /// gradient norm and policy loss.
+    pub fn info(&self, grad_norm: f64, loss_pi: f64) -> Result<StepInfo> {
+        Ok(StepInfo {
+            kl: self.kl,
+            entropy: self.entropy,
+            grad_norm,
+            ratio_max: scalar(&self.ratio.max(0)?)?,
+            ratio_min: scalar(&self.ratio.min(0)?)?,
+            loss_pi,
+        })
     }
 }
 

@@ -80,30 +80,40 @@ fn batch(seed: f64, b: usize, actor: &dyn Actor) -> anyhow::Result<ActorBatch> {
     })
 }
 
-/// x* = (Jᵀ R J / b + λI)⁻¹ Jᵀ R a / b for the normalised, corrected advantage a − J g.
-fn explicit_step(actor: &dyn Actor, bt: &ActorBatch, g: Option<&Tensor>) -> anyhow::Result<Tensor> {
+/// By hand from single-sample backward passes: the explicit J (b x P), the clamped ratio r and
+/// the centred, RMS-normalised advantage a.
+fn explicit_parts(actor: &dyn Actor, bt: &ActorBatch) -> anyhow::Result<(Tensor, Tensor, Tensor)> {
     let b = bt.obs.dims()[0];
     let jac = MaterialisedJacobian::from_per_sample_backward(&actor.params(), b, |i| {
         actor
             .policy(&bt.obs.narrow(0, i, 1)?, None)?
             .log_prob(&bt.actions.narrow(0, i, 1)?)
     })?;
-    let j = jac.matrix().clone();
     let logp = actor.policy(&bt.obs, None)?.log_prob(&bt.actions)?;
     let r = logp
         .sub(&bt.old.log_prob(&bt.actions)?)?
         .exp()?
         .clamp(0.1, 10.0)?;
+    let av = bt.advantages.to_vec1::<f64>()?;
+    let mean = av.iter().sum::<f64>() / b as f64;
+    let rms = (av.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / b as f64).sqrt();
+    let a: Vec<f64> = av.iter().map(|x| (x - mean) / (rms + 1e-8)).collect();
+    Ok((
+        jac.matrix().clone(),
+        r,
+        Tensor::new(a.as_slice(), &Device::Cpu)?,
+    ))
+}
+
+/// x* = (Jᵀ R J / b + λI)⁻¹ Jᵀ R a / b for the normalised, corrected advantage a − J g.
+fn explicit_step(actor: &dyn Actor, bt: &ActorBatch, g: Option<&Tensor>) -> anyhow::Result<Tensor> {
+    let b = bt.obs.dims()[0];
+    let (j, r, mut a) = explicit_parts(actor, bt)?;
     let rv = r.to_vec1::<f64>()?;
     assert!(
         rv.iter().any(|&x| (x - 1.0).abs() > 0.05),
         "ratios should differ from 1"
     );
-    let av = bt.advantages.to_vec1::<f64>()?;
-    let mean = av.iter().sum::<f64>() / b as f64;
-    let rms = (av.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / b as f64).sqrt();
-    let normalised: Vec<f64> = av.iter().map(|x| (x - mean) / (rms + 1e-8)).collect();
-    let mut a = Tensor::new(normalised.as_slice(), &Device::Cpu)?;
     if let Some(g) = g {
         a = a.sub(&j.matmul(&g.unsqueeze(1)?)?.squeeze(1)?)?;
     }
@@ -190,22 +200,8 @@ fn two_rat_steps_of_a_categorical_actor_equal_the_explicit_computation() -> anyh
 /// The diag step by hand: G = −Jᵀ(r ⊙ a)/b, d = G / (diag(JᵀJ)/b + λ), L2 clip, SGD.
 fn explicit_diag_step(actor: &dyn Actor, bt: &ActorBatch) -> anyhow::Result<Tensor> {
     let b = bt.obs.dims()[0];
-    let jac = MaterialisedJacobian::from_per_sample_backward(&actor.params(), b, |i| {
-        actor
-            .policy(&bt.obs.narrow(0, i, 1)?, None)?
-            .log_prob(&bt.actions.narrow(0, i, 1)?)
-    })?;
-    let j = jac.matrix().clone();
-    let logp = actor.policy(&bt.obs, None)?.log_prob(&bt.actions)?;
-    let r = logp
-        .sub(&bt.old.log_prob(&bt.actions)?)?
-        .exp()?
-        .clamp(0.1, 10.0)?;
-    let av = bt.advantages.to_vec1::<f64>()?;
-    let mean = av.iter().sum::<f64>() / b as f64;
-    let rms = (av.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / b as f64).sqrt();
-    let a: Vec<f64> = av.iter().map(|x| (x - mean) / (rms + 1e-8)).collect();
-    let w = r.mul(&Tensor::new(a.as_slice(), &Device::Cpu)?)?;
+    let (j, r, a) = explicit_parts(actor, bt)?;
+    let w = r.mul(&a)?;
     let g = j
         .t()?
         .matmul(&w.unsqueeze(1)?)?
