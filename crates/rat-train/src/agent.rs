@@ -39,6 +39,17 @@ impl Actor for ActorNet {
             ActorNet::Categorical(a) => a.params(),
         }
     }
+
+    fn policy_tangent(
+        &self,
+        obs: &Tensor,
+        v: &rat_core::layers::Tangents,
+    ) -> rat_core::Result<crate::nets::PolicyTangent> {
+        match self {
+            ActorNet::Gaussian(a) => a.policy_tangent(obs, v),
+            ActorNet::Categorical(a) => a.policy_tangent(obs, v),
+        }
+    }
 }
 
 /// Everything a separate actor–critic run learns.

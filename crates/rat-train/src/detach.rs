@@ -96,9 +96,10 @@ pub fn actor_update(config: &Config) -> Result<Box<dyn ActorUpdate>> {
             Ok(Box::new(RatActor::new(RatParams::from_config(a))?))
         }
         Algo::Diag => Ok(Box::new(crate::diag::DiagActor::new(a)?)),
+        Algo::Fvp => Ok(Box::new(crate::fvp::FvpActor::new(a)?)),
         other => invalid(format!(
             "algo {} is not available in train_detach yet (it arrives with the baselines work, \
-             issue 5); use algo: rat or diag",
+             issue 5); use algo: rat, diag or fvp",
             format!("{other:?}").to_lowercase()
         )),
     }

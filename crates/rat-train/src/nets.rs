@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use rand::Rng;
 use rat_core::Result;
 use rat_core::distributions::{Categorical, DiagGaussian};
-use rat_core::layers::{Broadcast, Dense, Layer, Recorder, Sequential};
+use rat_core::layers::{Broadcast, Dense, Layer, Recorder, Sequential, Tangents};
 
 use crate::config::SigmaType;
 
@@ -79,6 +79,57 @@ impl Policy {
     }
 }
 
+/// The directional derivative of a policy's raw outputs along a parameter tangent v (J_out v).
+#[derive(Debug, Clone)]
+pub enum PolicyTangent {
+    /// Tangents of μ and log σ, both (b, d).
+    Gaussian {
+        /// μ̇.
+        mean: Tensor,
+        /// (log σ)˙.
+        log_std: Tensor,
+    },
+    /// Tangent of the logits (b, n).
+    Categorical(Tensor),
+}
+
+impl Policy {
+    /// For the exact Fisher-vector product (`rat_core::fisher::exact_fvp`): outputs whose
+    /// Jacobian carries the Fisher, computed with the parameters in the autograd graph, and the
+    /// output-space Fisher metric applied to `tangent`, in the same layout.
+    ///
+    /// Gaussian: outputs [μ, log σ] (b, 2d), metric (μ̇/σ², 2·(log σ)˙). Categorical: outputs the
+    /// log-probabilities (b, n), metric (diag p − p pᵀ) l̇ — since log p = l − lse(l), the
+    /// log-probabilities' Jacobian J_l − 1 pᵀ J_l gives the same J_lᵀ (diag p − p pᵀ) J_l.
+    pub fn fisher_outputs(&self, tangent: &PolicyTangent) -> Result<(Tensor, Tensor)> {
+        match (self, tangent) {
+            (Policy::Gaussian(d), PolicyTangent::Gaussian { mean, log_std }) => {
+                let (mm, ms) = d.fisher_metric(mean, log_std)?;
+                let ls = d.log_std().broadcast_as(d.mean().shape())?;
+                Ok((
+                    Tensor::cat(&[d.mean(), &ls], 1)?,
+                    Tensor::cat(&[&mm, &ms], 1)?,
+                ))
+            }
+            (Policy::Categorical(d), PolicyTangent::Categorical(t)) => {
+                Ok((d.log_probs().clone(), d.fisher_metric(t)?))
+            }
+            _ => Err(rat_core::Error::InvalidArgument {
+                op: "Policy::fisher_outputs",
+                msg: "the tangent is of another policy family".into(),
+            }),
+        }
+    }
+}
+
+/// Zeros shaped like `like` where forward mode reported an identically-zero tangent.
+fn or_zeros(t: Option<Tensor>, like: &Tensor) -> Result<Tensor> {
+    Ok(match t {
+        Some(t) => t,
+        None => like.zeros_like()?,
+    })
+}
+
 /// An actor network: a policy per state, built from `rat-core` layers so that a forward pass with
 /// a recorder gives the factored score Jacobian.
 pub trait Actor {
@@ -88,6 +139,10 @@ pub trait Actor {
 
     /// The trainable parameters, in J's column order.
     fn params(&self) -> Vec<Var>;
+
+    /// J_out v at `obs`: the directional derivative of the policy's raw outputs along the
+    /// parameter tangents (forward mode, no autograd graph).
+    fn policy_tangent(&self, obs: &Tensor, v: &Tangents) -> Result<PolicyTangent>;
 }
 
 /// The reference's `build_mlp`: Linear(in → h₀), ReLU, then Linear(h_{j−1} → h_j), ReLU for each
@@ -219,6 +274,24 @@ impl Actor for GaussianActor {
     fn params(&self) -> Vec<Var> {
         GaussianActor::params(self)
     }
+
+    fn policy_tangent(&self, obs: &Tensor, v: &Tangents) -> Result<PolicyTangent> {
+        let (z, tz) = self.trunk.forward_tangent(obs, None, v)?;
+        let (mean, tm) = self.mu.forward_tangent(&z, tz.as_ref(), v)?;
+        let (log_std, ts) = match &self.log_std {
+            LogStd::Vector(p) => p.forward_tangent(obs.dims()[0], v)?,
+            LogStd::MuShared(d) => d.forward_tangent(&z, tz.as_ref(), v)?,
+            LogStd::Separate(t, d) => {
+                let (z2, tz2) = t.forward_tangent(obs, None, v)?;
+                d.forward_tangent(&z2, tz2.as_ref(), v)?
+            }
+            LogStd::Linear(d) => d.forward_tangent(obs, None, v)?,
+        };
+        Ok(PolicyTangent::Gaussian {
+            mean: or_zeros(tm, &mean)?,
+            log_std: or_zeros(ts, &log_std)?,
+        })
+    }
 }
 
 /// A categorical actor for discrete actions: logits = Linear(trunk(s)).
@@ -262,6 +335,11 @@ impl Actor for CategoricalActor {
 
     fn params(&self) -> Vec<Var> {
         CategoricalActor::params(self)
+    }
+
+    fn policy_tangent(&self, obs: &Tensor, v: &Tangents) -> Result<PolicyTangent> {
+        let (logits, t) = self.net.forward_tangent(obs, None, v)?;
+        Ok(PolicyTangent::Categorical(or_zeros(t, &logits)?))
     }
 }
 

@@ -243,3 +243,147 @@ fn two_diag_steps_equal_the_explicit_computation() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The exact Fisher F = Σ_i J_iᵀ M_i J_i / b from single-output backward passes: J_i the
+/// Jacobian of sample i's raw outputs (Gaussian: μ and log σ with M = diag(1/σ², 2);
+/// categorical: logits with M = diag(p) − p pᵀ).
+fn explicit_fisher(actor: &dyn Actor, obs: &Tensor) -> anyhow::Result<Tensor> {
+    let b = obs.dims()[0];
+    let ps = actor.params();
+    let raw = |i: usize| -> anyhow::Result<Tensor> {
+        let x = obs.narrow(0, i, 1)?;
+        Ok(match actor.policy(&x, None)? {
+            Policy::Gaussian(d) => {
+                let ls = d.log_std().broadcast_as(d.mean().shape())?;
+                Tensor::cat(&[d.mean(), &ls], 1)?.squeeze(0)?
+            }
+            // log p = l − lse(l): use the logits, recovered up to a constant as log p.
+            Policy::Categorical(d) => d.log_probs().squeeze(0)?,
+        })
+    };
+    let k = raw(0)?.dims()[0];
+    let jac = MaterialisedJacobian::from_per_sample_backward(&ps, b * k, |r| {
+        Ok(raw(r / k)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?
+            .narrow(0, r % k, 1)?)
+    })?;
+    let j = jac.matrix().clone(); // (b·k, P)
+    let p = j.dims()[1];
+    let mut f = Tensor::zeros((p, p), DType::F64, &Device::Cpu)?;
+    for i in 0..b {
+        let ji = j.narrow(0, i * k, k)?;
+        let m = match actor.policy(&obs.narrow(0, i, 1)?, None)? {
+            Policy::Gaussian(d) => {
+                let s2 = d
+                    .log_std()
+                    .affine(2.0, 0.0)?
+                    .exp()?
+                    .broadcast_as(d.mean().shape())?;
+                let diag: Vec<f64> = s2
+                    .flatten_all()?
+                    .to_vec1::<f64>()?
+                    .iter()
+                    .map(|v| 1.0 / v)
+                    .chain(std::iter::repeat_n(2.0, k / 2))
+                    .collect();
+                diag_matrix(&Tensor::new(diag.as_slice(), &Device::Cpu)?)?
+            }
+            Policy::Categorical(d) => {
+                // In log-probability coordinates the metric diag(p) gives the same Fisher.
+                diag_matrix(&d.probs()?.squeeze(0)?)?
+            }
+        };
+        f = f.add(&ji.t()?.matmul(&m.matmul(&ji)?)?)?;
+    }
+    Ok(f.affine(1.0 / b as f64, 0.0)?)
+}
+
+#[test]
+fn the_fisher_vector_product_equals_the_explicit_fisher() -> anyhow::Result<()> {
+    for actor in [
+        Box::new(gaussian()?) as Box<dyn Actor>,
+        Box::new(categorical()?),
+    ] {
+        let bt = batch(0.7, 9, actor.as_ref())?;
+        let f = explicit_fisher(actor.as_ref(), &bt.obs)?;
+        let ps = actor.params();
+        let shapes: Vec<Shape> = ps.iter().map(|p| p.shape().clone()).collect();
+        let p = f.dims()[0];
+        let v = grid(p, 0.37, 0.2)?;
+        let policy = actor.policy(&bt.obs, None)?;
+        let got = rat_train::fvp::fisher_vector_product(
+            actor.as_ref(),
+            &policy,
+            &bt.obs,
+            &params::unflatten(&v, &shapes)?,
+            LAMBDA,
+        )?;
+        let want = f
+            .matmul(&v.unsqueeze(1)?)?
+            .squeeze(1)?
+            .add(&v.affine(LAMBDA, 0.0)?)?;
+        let e = params::flatten(&got)?
+            .sub(&want)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f64>()?;
+        assert!(e < 1e-10, "max |F v − explicit| = {e:e}");
+    }
+    Ok(())
+}
+
+#[test]
+fn an_fvp_step_equals_the_explicit_natural_gradient_step() -> anyhow::Result<()> {
+    for (stepped, by_hand) in [
+        (
+            Box::new(gaussian()?) as Box<dyn Actor>,
+            Box::new(gaussian()?) as Box<dyn Actor>,
+        ),
+        (Box::new(categorical()?), Box::new(categorical()?)),
+    ] {
+        let config = rat_train::config::AlgoConfig {
+            cg_damping: LAMBDA,
+            max_grad_norm: MAX_NORM,
+            cg_steps: 500,
+            ..Default::default()
+        };
+        let mut fvp = rat_train::fvp::FvpActor::new(&config)?;
+        let bt = batch(0.3, 12, by_hand.as_ref())?;
+        let info = fvp.step(stepped.as_ref(), &bt, LR)?;
+        // By hand: g = −Jᵀ(r ⊙ a ⊙ 1[0.1 < r < 10])/b, d = (F + λI)⁻¹ g, q = dᵀ(F + λI)d,
+        // d ← d·min(0.5/q, 1).
+        let b = bt.obs.dims()[0];
+        let (j, r, a) = explicit_parts(by_hand.as_ref(), &bt)?;
+        let free = r.gt(0.1)?.mul(&r.lt(10.0)?)?.to_dtype(DType::F64)?;
+        let w = r.mul(&a)?.mul(&free)?;
+        let g = j
+            .t()?
+            .matmul(&w.unsqueeze(1)?)?
+            .squeeze(1)?
+            .affine(-1.0 / b as f64, 0.0)?;
+        let p = j.dims()[1];
+        let f = explicit_fisher(by_hand.as_ref(), &bt.obs)?
+            .add(&Tensor::eye(p, DType::F64, &Device::Cpu)?.affine(LAMBDA, 0.0)?)?;
+        let d = linalg::lu_solve(&f, &g)?;
+        let q = d
+            .mul(&f.matmul(&d.unsqueeze(1)?)?.squeeze(1)?)?
+            .sum_all()?
+            .to_scalar::<f64>()?;
+        assert!(
+            (info.grad_norm - q).abs() < 1e-6 * q.max(1.0),
+            "q {} vs {q}",
+            info.grad_norm
+        );
+        apply(by_hand.as_ref(), &d.affine((MAX_NORM / q).min(1.0), 0.0)?)?;
+        let e = max_diff(stepped.as_ref(), by_hand.as_ref())?;
+        // CG stops once r·r < 1e-10, so agreement is to ~1e-6, not to rounding.
+        assert!(e < 1e-6, "fvp step: max |Δθ| = {e:e}");
+    }
+    Ok(())
+}
+
+/// diag(v) as a dense matrix.
+fn diag_matrix(v: &Tensor) -> anyhow::Result<Tensor> {
+    let n = v.dims()[0];
+    Ok(Tensor::eye(n, DType::F64, &Device::Cpu)?.broadcast_mul(&v.unsqueeze(0)?)?)
+}

@@ -1,0 +1,153 @@
+//! The trust-region-style FVP + conjugate-gradient actor update (`algo: fvp`, ALGORITHMS.md 4.1):
+//!
+//! L = −mean(r ⊙ a) − c_ent ℋ with the clamped ratio r *with* gradient (clamped samples give
+//! zero gradient); d = CG(F + λI, ∇L) (`grad: npg`) or d = ∇L (`grad: pg`), with F the **exact**
+//! Fisher of the policy averaged over the minibatch, F v = J_outᵀ M J_out v / b (forward-mode
+//! J_out v, one backward pass for J_outᵀ; no double backward); then `post_grad` (`fisher_clip`:
+//! q = dᵀ(F + λI)d, squared as the reference, d ← d·min(0.5/q, 1)) and SGD (momentum 1e-6).
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+use rat_core::cg::{CgOptions, conjugate_gradient};
+use rat_core::clip::PostGrad;
+use rat_core::jacobian::ScoreJacobian;
+use rat_core::kaczmarz::ReferenceKaczmarz;
+use rat_core::layers::Tangents;
+use rat_core::{Result, fisher, params};
+
+use crate::config::{AlgoConfig, GradKind, NormObj, PostGradKind};
+use crate::nets::{Actor, Policy};
+use crate::update::{
+    ActorBatch, ActorUpdate, ScorePass, StepInfo, apply_step, entropy_grad, normalise_advantages,
+    scalar,
+};
+
+/// The FVP rule and its SGD state.
+#[derive(Debug, Clone)]
+pub struct FvpActor {
+    damping: f64,
+    norm_obj: NormObj,
+    clamp: Option<(f64, f64)>,
+    ent_coef: f64,
+    max_grad_norm: f64,
+    grad: GradKind,
+    post_grad: PostGrad,
+    cg: CgOptions,
+    sgd: ReferenceKaczmarz,
+}
+
+impl FvpActor {
+    /// The rule with `algo_config`'s λ (`cg_damping`), `cg_steps`, `grad`, `post_grad`, scaling,
+    /// clamp, entropy and threshold (`max_grad_norm`).
+    pub fn new(c: &AlgoConfig) -> Result<Self> {
+        Ok(Self {
+            damping: c.cg_damping,
+            norm_obj: c.norm_obj,
+            clamp: c.clamp_ratio.then_some((c.min_ratio, c.max_ratio)),
+            ent_coef: c.ent_coef,
+            max_grad_norm: c.max_grad_norm,
+            grad: c.grad,
+            post_grad: match c.post_grad {
+                PostGradKind::FisherClip => PostGrad::FisherClip,
+                PostGradKind::L2Clip => PostGrad::L2Clip,
+                PostGradKind::Norm => PostGrad::Norm,
+                PostGradKind::None => PostGrad::None,
+            },
+            cg: CgOptions {
+                max_iters: c.cg_steps,
+                ..CgOptions::default()
+            },
+            sgd: ReferenceKaczmarz::new(c.cg_damping)?,
+        })
+    }
+
+    fn fvp(
+        &self,
+        actor: &dyn Actor,
+        policy: &Policy,
+        obs: &Tensor,
+        v: &[Tensor],
+    ) -> Result<Vec<Tensor>> {
+        fisher_vector_product(actor, policy, obs, v, self.damping)
+    }
+}
+
+/// (F + λI) v with F = J_outᵀ M J_out / b the exact Fisher of the actor's policy at `obs`;
+/// `policy` is `actor.policy(obs, None)` (computed with the parameters in the graph, so it can
+/// be reused across products).
+pub fn fisher_vector_product(
+    actor: &dyn Actor,
+    policy: &Policy,
+    obs: &Tensor,
+    v: &[Tensor],
+    damping: f64,
+) -> Result<Vec<Tensor>> {
+    let params = actor.params();
+    let tangent = actor.policy_tangent(obs, &Tangents::new(&params, v)?)?;
+    let (outputs, metric) = policy.fisher_outputs(&tangent)?;
+    fisher::exact_fvp(&params, &outputs, &metric, v, damping)
+}
+
+impl ActorUpdate for FvpActor {
+    fn name(&self) -> &'static str {
+        "fvp"
+    }
+
+    fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
+        let pass = ScorePass::new(actor, batch, self.clamp)?;
+        let b = pass.jac.num_samples() as f64;
+        let a = normalise_advantages(&batch.advantages, &pass.ratio, self.norm_obj)?;
+        let loss_pi = -scalar(&pass.ratio.mul(&a)?.mean_all()?)?;
+        // ∇ mean(r a) = Jᵀ(r ⊙ a ⊙ 1[r not clamped]) / b, since ∇r = r ∇log π inside the clamp.
+        let free = match self.clamp {
+            Some((lo, hi)) => pass
+                .ratio
+                .gt(lo)?
+                .mul(&pass.ratio.lt(hi)?)?
+                .to_dtype(pass.ratio.dtype())?,
+            None => pass.ratio.ones_like()?,
+        };
+        let w = pass.ratio.mul(&a)?.mul(&free)?.affine(-1.0 / b, 0.0)?;
+        let mut grad = pass.jac.vjp(&w)?;
+        if self.ent_coef != 0.0 {
+            grad = params::axpy(-self.ent_coef, &entropy_grad(actor, &batch.obs)?, &grad)?;
+        }
+        let policy = actor.policy(&batch.obs, None)?;
+        let shapes: Vec<_> = grad.iter().map(|g| g.shape().clone()).collect();
+        let d = match self.grad {
+            GradKind::Pg => grad,
+            GradKind::Npg => {
+                let flat = params::flatten(&grad)?;
+                let sol = conjugate_gradient(
+                    |x| {
+                        let v = params::unflatten(x, &shapes)?;
+                        params::flatten(&self.fvp(actor, &policy, &batch.obs, &v)?)
+                    },
+                    &flat,
+                    self.cg,
+                )?;
+                params::unflatten(&sol.x, &shapes)?
+            }
+        };
+        let fd = match self.post_grad {
+            PostGrad::FisherClip | PostGrad::Norm => {
+                Some(self.fvp(actor, &policy, &batch.obs, &d)?)
+            }
+            _ => None,
+        };
+        let (d, q) =
+            rat_core::clip::post_grad(&d, fd.as_deref(), self.post_grad, self.max_grad_norm)?;
+        apply_step(pass.jac.params(), self.sgd.momentum_step(&d)?, lr)?;
+        pass.info(q, loss_pi)
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        crate::rat::momentum_state(&self.sgd)
+    }
+
+    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        crate::rat::load_momentum_state(&mut self.sgd, state);
+        Ok(())
+    }
+}
