@@ -257,6 +257,9 @@ pub struct AlgoConfig {
     /// Global L2 clip of the actor step.
     #[serde(deserialize_with = "de_f64")]
     pub max_grad_norm: f64,
+    /// PPO's clipping range ε (a key the reference does not have; only `algo: ppo` reads it).
+    #[serde(deserialize_with = "de_f64")]
+    pub clip_coef: f64,
     /// Optional learning-rate decay (`cosine`); absent in every reference config.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr_decay: Option<String>,
@@ -294,6 +297,7 @@ impl Default for AlgoConfig {
             grad: GradKind::Npg,
             post_grad: PostGradKind::FisherClip,
             max_grad_norm: 0.5,
+            clip_coef: 0.2,
             lr_decay: None,
         }
     }

@@ -97,9 +97,16 @@ pub fn actor_update(config: &Config) -> Result<Box<dyn ActorUpdate>> {
         }
         Algo::Diag => Ok(Box::new(crate::diag::DiagActor::new(a)?)),
         Algo::Fvp => Ok(Box::new(crate::fvp::FvpActor::new(a)?)),
+        Algo::Pg => Ok(Box::new(crate::pg::PgActor::new(a)?)),
+        Algo::Ppo => {
+            if a.optimizer != Optimizer::Adam {
+                return invalid("algo ppo uses optimizer: adam (see configs/ppo_mlp.yaml)");
+            }
+            Ok(Box::new(crate::ppo::PpoActor::new(a)?))
+        }
         other => invalid(format!(
             "algo {} is not available in train_detach yet (it arrives with the baselines work, \
-             issue 5); use algo: rat, diag or fvp",
+             issue 5); use algo: rat, diag, fvp, pg or ppo",
             format!("{other:?}").to_lowercase()
         )),
     }

@@ -11,14 +11,11 @@ use std::collections::HashMap;
 use candle_core::Tensor;
 use rat_core::jacobian::ScoreJacobian;
 use rat_core::kaczmarz::ReferenceKaczmarz;
-use rat_core::{Result, clip, params};
+use rat_core::{Result, clip};
 
 use crate::config::{AlgoConfig, NormObj};
 use crate::nets::Actor;
-use crate::update::{
-    ActorBatch, ActorUpdate, ScorePass, StepInfo, apply_step, entropy_grad, normalise_advantages,
-    scalar,
-};
+use crate::update::{ActorBatch, ActorUpdate, ScorePass, StepInfo, apply_step};
 
 /// The diagonal-Fisher rule and its SGD state.
 #[derive(Debug, Clone)]
@@ -41,7 +38,7 @@ impl DiagActor {
             clamp: c.clamp_ratio.then_some((c.min_ratio, c.max_ratio)),
             ent_coef: c.ent_coef,
             max_grad_norm: c.max_grad_norm,
-            sgd: ReferenceKaczmarz::new(c.cg_damping)?,
+            sgd: crate::update::reference_sgd()?,
         })
     }
 }
@@ -54,13 +51,8 @@ impl ActorUpdate for DiagActor {
     fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
         let pass = ScorePass::new(actor, batch, self.clamp)?;
         let b = pass.jac.num_samples() as f64;
-        let a = normalise_advantages(&batch.advantages, &pass.ratio, self.norm_obj)?;
-        let weights = pass.ratio.mul(&a)?;
-        let loss_pi = -scalar(&weights.mul(&pass.logp)?.mean_all()?)?;
-        let mut grad = params::scale(&pass.jac.vjp(&weights)?, -1.0 / b)?;
-        if self.ent_coef != 0.0 {
-            grad = params::axpy(-self.ent_coef, &entropy_grad(actor, &batch.obs)?, &grad)?;
-        }
+        let (loss_pi, grad) =
+            crate::pg::surrogate_gradient(&pass, actor, batch, self.norm_obj, self.ent_coef)?;
         let diag = pass.jac.sq_col_sums()?;
         let d = grad
             .iter()

@@ -58,7 +58,7 @@ impl FvpActor {
                 max_iters: c.cg_steps,
                 ..CgOptions::default()
             },
-            sgd: ReferenceKaczmarz::new(c.cg_damping)?,
+            sgd: crate::update::reference_sgd()?,
         })
     }
 

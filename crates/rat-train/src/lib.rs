@@ -5,7 +5,7 @@
 //! * [`config`] — the reference's YAML configs with CLI overrides ([`cli`]);
 //! * [`nets`] and [`agent`] — the reference's networks on `rat-core` layers;
 //! * [`update`] — the actor-rule interface; [`rat`] — the RAT step; [`diag`] — the
-//!   diagonal-Fisher step; [`fvp`] — FVP + conjugate gradient;
+//!   diagonal-Fisher step; [`fvp`] — FVP + conjugate gradient; [`pg`] and [`ppo`] — the yardsticks;
 //! * [`runner`] — rollouts; [`optim`] — Adam and the KL-adaptive learning rate;
 //! * [`detach`] — the `train_detach` loop; [`logger`], [`tensorboard`], [`checkpoint`] — its
 //!   outputs; [`evaluate`] — deterministic evaluation of a checkpoint.
@@ -24,6 +24,8 @@ pub mod fvp;
 pub mod logger;
 pub mod nets;
 pub mod optim;
+pub mod pg;
+pub mod ppo;
 pub mod rat;
 pub mod runner;
 pub mod tensorboard;

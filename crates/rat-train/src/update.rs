@@ -159,6 +159,14 @@ pub fn entropy_grad(actor: &dyn Actor, obs: &Tensor) -> Result<Vec<Tensor>> {
         .collect::<candle_core::Result<_>>()?)
 }
 
+/// The reference's SGD (momentum 1e-6, buffer = the first clipped gradient, then
+/// buf ← 1e-6·buf + ĝ) for rules that do not use the buffer as a Kaczmarz vector; the damping
+/// argument of [`ReferenceKaczmarz`](rat_core::kaczmarz::ReferenceKaczmarz) is unused by its
+/// momentum step.
+pub fn reference_sgd() -> Result<rat_core::kaczmarz::ReferenceKaczmarz> {
+    rat_core::kaczmarz::ReferenceKaczmarz::new(1.0)
+}
+
 /// θ ← θ − lr·step for each parameter.
 pub fn apply_step(params: &[candle_core::Var], step: &[Tensor], lr: f64) -> Result<()> {
     for (p, d) in params.iter().zip(step) {

@@ -387,3 +387,87 @@ fn diag_matrix(v: &Tensor) -> anyhow::Result<Tensor> {
     let n = v.dims()[0];
     Ok(Tensor::eye(n, DType::F64, &Device::Cpu)?.broadcast_mul(&v.unsqueeze(0)?)?)
 }
+
+#[test]
+fn a_ppo_step_equals_the_hand_computed_clipped_surrogate_gradient() -> anyhow::Result<()> {
+    for (stepped, by_hand) in [
+        (
+            Box::new(gaussian()?) as Box<dyn Actor>,
+            Box::new(gaussian()?) as Box<dyn Actor>,
+        ),
+        (Box::new(categorical()?), Box::new(categorical()?)),
+    ] {
+        let config = rat_train::config::AlgoConfig {
+            clip_coef: 0.2,
+            max_grad_norm: MAX_NORM,
+            ..Default::default()
+        };
+        let mut ppo = rat_train::ppo::PpoActor::new(&config)?;
+        let bt = batch(0.3, 12, by_hand.as_ref())?;
+        ppo.step(stepped.as_ref(), &bt, LR)?;
+
+        let b = bt.obs.dims()[0];
+        let (j, _, _) = explicit_parts(by_hand.as_ref(), &bt)?;
+        let logp = by_hand.policy(&bt.obs, None)?.log_prob(&bt.actions)?;
+        let r = logp
+            .sub(&bt.old.log_prob(&bt.actions)?)?
+            .exp()?
+            .to_vec1::<f64>()?;
+        let av = bt.advantages.to_vec1::<f64>()?;
+        let mean = av.iter().sum::<f64>() / b as f64;
+        let std = (av.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (b - 1) as f64).sqrt();
+        let mut masked = 0;
+        let w: Vec<f64> = (0..b)
+            .map(|i| {
+                let a = (av[i] - mean) / (std + 1e-8);
+                // d/dθ min(r a, clip(r) a): zero where the clipped branch is the (constant) minimum.
+                let unclipped = r[i] * a;
+                let clipped = r[i].clamp(0.8, 1.2) * a;
+                if clipped < unclipped {
+                    masked += 1;
+                    0.0
+                } else {
+                    -unclipped / b as f64
+                }
+            })
+            .collect();
+        assert!(
+            masked > 0 && masked < b,
+            "the batch should clip some samples ({masked})"
+        );
+        let g = j
+            .t()?
+            .matmul(&Tensor::new(w.as_slice(), &Device::Cpu)?.unsqueeze(1)?)?
+            .squeeze(1)?;
+        let g = clip::clip_grad_norm(&[g], MAX_NORM)?.0.remove(0);
+        // Adam's first step: m̂ = g, v̂ = g², Δθ = −lr·g / (|g| + 1e-5).
+        let step = g.div(&g.abs()?.affine(1.0, 1e-5)?)?;
+        apply(by_hand.as_ref(), &step)?;
+        let e = max_diff(stepped.as_ref(), by_hand.as_ref())?;
+        assert!(e < 1e-10, "ppo step: max |Δθ| = {e:e}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_pg_step_is_the_clipped_surrogate_gradient() -> anyhow::Result<()> {
+    let (stepped, by_hand) = (gaussian()?, gaussian()?);
+    let config = rat_train::config::AlgoConfig {
+        max_grad_norm: MAX_NORM,
+        ..Default::default()
+    };
+    let mut pg = rat_train::pg::PgActor::new(&config)?;
+    let bt = batch(0.5, 12, &by_hand)?;
+    pg.step(&stepped, &bt, LR)?;
+    let b = bt.obs.dims()[0];
+    let (j, r, a) = explicit_parts(&by_hand, &bt)?;
+    let g = j
+        .t()?
+        .matmul(&r.mul(&a)?.unsqueeze(1)?)?
+        .squeeze(1)?
+        .affine(-1.0 / b as f64, 0.0)?;
+    apply(&by_hand, &clip::clip_grad_norm(&[g], MAX_NORM)?.0.remove(0))?;
+    let e = max_diff(&stepped, &by_hand)?;
+    assert!(e < 1e-10, "pg step: max |Δθ| = {e:e}");
+    Ok(())
+}

@@ -51,6 +51,8 @@ fn every_separate_config_runs_one_iteration_or_says_why_not() -> anyhow::Result<
         "fvp_mlp.yaml",
         "diag_mlp.yaml",
         "kfac_mlp.yaml",
+        "pg_mlp.yaml",
+        "ppo_mlp.yaml",
     ] {
         for env in ["CartPole-v1", "Pendulum-v1"] {
             let c = tiny(name, env, 2)?;
@@ -62,7 +64,7 @@ fn every_separate_config_runs_one_iteration_or_says_why_not() -> anyhow::Result<
                 }
                 Err(e) => {
                     // Rules not yet ported must say so, naming the algo.
-                    assert_ne!(c.algo, Algo::Rat);
+                    assert_eq!(c.algo, Algo::Kfac, "{name}: {e}");
                     assert!(e.to_string().contains("not available"), "{name}: {e}");
                 }
             }

@@ -1,0 +1,87 @@
+//! The vanilla policy-gradient actor update (`algo: pg`), the yardstick the natural-gradient
+//! rules are measured against: the RAT/diag surrogate's gradient
+//!
+//! G = −Jᵀ(r ⊙ a)/b − c_ent ∇ℋ   (r clamped and detached, a centred and scaled),
+//!
+//! with no preconditioning, then the global L2 clip and SGD (momentum 1e-6).
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+use rat_core::jacobian::ScoreJacobian;
+use rat_core::kaczmarz::ReferenceKaczmarz;
+use rat_core::{Result, clip, params};
+
+use crate::config::{AlgoConfig, NormObj};
+use crate::nets::Actor;
+use crate::update::{
+    ActorBatch, ActorUpdate, ScorePass, StepInfo, apply_step, entropy_grad, normalise_advantages,
+    scalar,
+};
+
+/// The plain-gradient rule and its SGD state.
+#[derive(Debug, Clone)]
+pub struct PgActor {
+    norm_obj: NormObj,
+    clamp: Option<(f64, f64)>,
+    ent_coef: f64,
+    max_grad_norm: f64,
+    sgd: ReferenceKaczmarz,
+}
+
+impl PgActor {
+    /// The rule with `algo_config`'s scaling, clamp, entropy and clip.
+    pub fn new(c: &AlgoConfig) -> Result<Self> {
+        Ok(Self {
+            norm_obj: c.norm_obj,
+            clamp: c.clamp_ratio.then_some((c.min_ratio, c.max_ratio)),
+            ent_coef: c.ent_coef,
+            max_grad_norm: c.max_grad_norm,
+            sgd: crate::update::reference_sgd()?,
+        })
+    }
+}
+
+/// The policy-gradient loss term and its gradient −Jᵀ(r ⊙ a)/b − c_ent ∇ℋ, shared by the rules
+/// that precondition it.
+pub(crate) fn surrogate_gradient(
+    pass: &ScorePass,
+    actor: &dyn Actor,
+    batch: &ActorBatch,
+    norm_obj: NormObj,
+    ent_coef: f64,
+) -> Result<(f64, Vec<Tensor>)> {
+    let b = pass.jac.num_samples() as f64;
+    let a = normalise_advantages(&batch.advantages, &pass.ratio, norm_obj)?;
+    let weights = pass.ratio.mul(&a)?;
+    let loss_pi = -scalar(&weights.mul(&pass.logp)?.mean_all()?)?;
+    let mut grad = params::scale(&pass.jac.vjp(&weights)?, -1.0 / b)?;
+    if ent_coef != 0.0 {
+        grad = params::axpy(-ent_coef, &entropy_grad(actor, &batch.obs)?, &grad)?;
+    }
+    Ok((loss_pi, grad))
+}
+
+impl ActorUpdate for PgActor {
+    fn name(&self) -> &'static str {
+        "pg"
+    }
+
+    fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
+        let pass = ScorePass::new(actor, batch, self.clamp)?;
+        let (loss_pi, grad) =
+            surrogate_gradient(&pass, actor, batch, self.norm_obj, self.ent_coef)?;
+        let (clipped, grad_norm) = clip::clip_grad_norm(&grad, self.max_grad_norm)?;
+        apply_step(pass.jac.params(), self.sgd.momentum_step(&clipped)?, lr)?;
+        pass.info(grad_norm, loss_pi)
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        crate::rat::momentum_state(&self.sgd)
+    }
+
+    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        crate::rat::load_momentum_state(&mut self.sgd, state);
+        Ok(())
+    }
+}

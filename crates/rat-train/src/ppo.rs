@@ -1,0 +1,134 @@
+//! PPO's clipped surrogate (Schulman et al. 2017) as an actor rule (`algo: ppo`), with
+//! CleanRL's defaults (`configs/ppo_mlp.yaml`): advantages normalised per minibatch with the
+//! sample std, L = −mean(min(r a, clip(r, 1 − ε, 1 + ε) a)) − c_ent ℋ with the unclamped ratio
+//! r = π/π_old, a global L2 clip and Adam (ε = 1e-5). Its gradient is
+//!
+//! ∇L = −Jᵀ(m ⊙ r ⊙ a)/b,  m_i = 0 where the clipped branch is the minimum and constant
+//! (r_i > 1 + ε with a_i > 0, or r_i < 1 − ε with a_i < 0), else 1.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Tensor, Var};
+use rat_core::jacobian::ScoreJacobian;
+use rat_core::{Result, clip, params};
+
+use crate::config::AlgoConfig;
+use crate::nets::Actor;
+use crate::optim::Adam;
+use crate::update::{ActorBatch, ActorUpdate, ScorePass, StepInfo, entropy_grad, rms, scalar};
+
+/// The PPO rule and its Adam state.
+#[derive(Debug, Clone)]
+pub struct PpoActor {
+    clip_coef: f64,
+    ent_coef: f64,
+    max_grad_norm: f64,
+    adam: Option<Adam>,
+}
+
+impl PpoActor {
+    /// The rule with `algo_config`'s `clip_coef`, entropy coefficient and clip.
+    pub fn new(c: &AlgoConfig) -> Result<Self> {
+        if !(c.clip_coef > 0.0 && c.clip_coef < 1.0) {
+            return Err(rat_core::Error::InvalidArgument {
+                op: "PpoActor::new",
+                msg: format!("clip_coef must be in (0, 1), got {}", c.clip_coef),
+            });
+        }
+        Ok(Self {
+            clip_coef: c.clip_coef,
+            ent_coef: c.ent_coef,
+            max_grad_norm: c.max_grad_norm,
+            adam: None,
+        })
+    }
+
+    fn adam(&mut self, params: &[Var]) -> Result<&mut Adam> {
+        if self.adam.is_none() {
+            let mut adam = Adam::new(params)?;
+            adam.eps = 1e-5;
+            self.adam = Some(adam);
+        }
+        Ok(self.adam.as_mut().expect("set above"))
+    }
+}
+
+impl ActorUpdate for PpoActor {
+    fn name(&self) -> &'static str {
+        "ppo"
+    }
+
+    fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
+        let pass = ScorePass::new(actor, batch, None)?;
+        let b = pass.jac.num_samples();
+        let adv = &batch.advantages;
+        let centred = adv.broadcast_sub(&adv.mean_all()?)?;
+        // The sample std (divisor b − 1), as torch's `std()` in CleanRL.
+        let std = rms(&centred)? * (b as f64 / (b.max(2) - 1) as f64).sqrt();
+        let a = centred.affine(1.0 / (std + 1e-8), 0.0)?;
+        let r = &pass.ratio;
+        let (lo, hi) = (1.0 - self.clip_coef, 1.0 + self.clip_coef);
+        let clipped = r.clamp(lo, hi)?;
+        let surrogate = r.mul(&a)?.minimum(&clipped.mul(&a)?)?;
+        let loss_pi = -scalar(&surrogate.mean_all()?)?;
+        let positive = a.gt(0.0)?.to_dtype(DType::U8)?;
+        let negative = a.lt(0.0)?.to_dtype(DType::U8)?;
+        let flat = r.gt(hi)?.mul(&positive)?.add(&r.lt(lo)?.mul(&negative)?)?;
+        let mask = flat.eq(0u8)?.to_dtype(r.dtype())?;
+        let w = r.mul(&a)?.mul(&mask)?.affine(-1.0 / b as f64, 0.0)?;
+        let mut grad = pass.jac.vjp(&w)?;
+        if self.ent_coef != 0.0 {
+            grad = params::axpy(-self.ent_coef, &entropy_grad(actor, &batch.obs)?, &grad)?;
+        }
+        let (clipped_grad, grad_norm) = clip::clip_grad_norm(&grad, self.max_grad_norm)?;
+        let ps = pass.jac.params().to_vec();
+        self.adam(&ps)?.step(&ps, &clipped_grad, lr)?;
+        pass.info(grad_norm, loss_pi)
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let Some(adam) = &self.adam else {
+            return Vec::new();
+        };
+        let (m, v) = adam.moments();
+        let mut out: Vec<(String, Tensor)> = m
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("adam.m.{i}"), t.clone()))
+            .chain(
+                v.iter()
+                    .enumerate()
+                    .map(|(i, t)| (format!("adam.v.{i}"), t.clone())),
+            )
+            .collect();
+        if let Ok(t) = Tensor::new(&[adam.t as f64], &candle_core::Device::Cpu) {
+            out.push(("adam.t".into(), t));
+        }
+        out
+    }
+
+    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        let collect = |name: &str| -> Vec<Tensor> {
+            (0..)
+                .map_while(|i| state.get(&format!("adam.{name}.{i}")).cloned())
+                .collect()
+        };
+        let (m, v) = (collect("m"), collect("v"));
+        if m.is_empty() {
+            return Ok(());
+        }
+        let t = state
+            .get("adam.t")
+            .map(|t| t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>())
+            .transpose()?
+            .and_then(|v| v.first().copied())
+            .unwrap_or(0.0);
+        // Adam's moments are created lazily from the parameters' shapes; build from m's.
+        let vars = m
+            .iter()
+            .map(|x| Var::from_tensor(&x.zeros_like()?))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let adam = self.adam(&vars)?;
+        adam.set_state(m, v, t as u64)
+    }
+}
