@@ -1,0 +1,167 @@
+//! One actor update per rule on identical minibatches (b = 1024, f32, CPU) for the Hopper-sized
+//! (11 → 256 → 256 → 3) and Humanoid-sized (376 → 256 → 256 → 17) Gaussian policies with a
+//! state-independent log-σ: rat (reference and exact Kaczmarz), fvp (10 CG iterations on the
+//! exact Fisher), diag, pg and ppo, all through `rat_train`'s `ActorUpdate` rules. K-FAC joins
+//! when `rat-kfac` lands. The kernel alone (factored vs materialised) is `benches/kernel.rs`.
+//!
+//! `cargo bench --bench solvers` prints a summary table (median of `RAT_BENCH_RUNS` = 15 timed
+//! steps each, relative to pg), then criterion's timings. `RAT_BENCH_QUICK=1` skips criterion.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Device, Tensor};
+use criterion::Criterion;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rat_train::config::{Algo, AlgoConfig, Config, KaczmarzKind, SigmaType};
+use rat_train::nets::{Actor, GaussianActor};
+use rat_train::update::{ActorBatch, ActorUpdate};
+
+const B: usize = 1024;
+/// Small enough that the policy barely moves over a benchmark, so every step sees the same data.
+const LR: f64 = 1e-7;
+
+/// A rule name, its config file and an optional Kaczmarz mode.
+const RULES: [(&str, &str, Option<KaczmarzKind>); 6] = [
+    ("rat", "rat_mlp.yaml", Some(KaczmarzKind::Reference)),
+    (
+        "rat (exact Kaczmarz)",
+        "rat_mlp.yaml",
+        Some(KaczmarzKind::Exact),
+    ),
+    ("fvp (10 CG)", "fvp_mlp.yaml", None),
+    ("diag", "diag_mlp.yaml", None),
+    ("pg", "pg_mlp.yaml", None),
+    ("ppo", "ppo_mlp.yaml", None),
+];
+
+fn algo_config(file: &str, mode: Option<KaczmarzKind>) -> anyhow::Result<(Algo, AlgoConfig)> {
+    let c = Config::load(file)?;
+    let mut a = c.algo_config;
+    if let Some(m) = mode {
+        a.kaczmarz_mode = m;
+    }
+    Ok((c.algo, a))
+}
+
+fn rule(file: &str, mode: Option<KaczmarzKind>) -> anyhow::Result<Box<dyn ActorUpdate>> {
+    let (algo, algo_config) = algo_config(file, mode)?;
+    let config = Config {
+        algo,
+        algo_config,
+        ..Config::default_rat()
+    };
+    Ok(rat_train::detach::actor_update(&config)?)
+}
+
+struct Setup {
+    name: &'static str,
+    actor: GaussianActor,
+    batch: ActorBatch,
+}
+
+fn setup(name: &'static str, obs_dim: usize, act_dim: usize) -> anyhow::Result<Setup> {
+    let dev = Device::Cpu;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let actor = GaussianActor::new(
+        obs_dim,
+        act_dim,
+        &[256, 256],
+        SigmaType::Vector,
+        DType::F32,
+        &dev,
+        &mut rng,
+    )?;
+    let obs = Tensor::randn(0f32, 1.0, (B, obs_dim), &dev)?;
+    let actions = Tensor::randn(0f32, 1.0, (B, act_dim), &dev)?;
+    let advantages = Tensor::randn(0f32, 1.0, B, &dev)?;
+    let old = actor.policy(&obs, None)?.detach()?;
+    Ok(Setup {
+        name,
+        actor,
+        batch: ActorBatch {
+            obs,
+            actions,
+            advantages,
+            old,
+            block: (0..B).collect(),
+        },
+    })
+}
+
+/// A rule ready to step: one step taken first, so rat's momentum buffer (the Kaczmarz vector)
+/// exists as in every step after a run's first.
+fn warmed(
+    s: &Setup,
+    file: &str,
+    mode: Option<KaczmarzKind>,
+) -> anyhow::Result<Box<dyn ActorUpdate>> {
+    let mut r = rule(file, mode)?;
+    r.begin_rollout(B, &s.batch.advantages)?;
+    r.step(&s.actor, &s.batch, LR)?;
+    Ok(r)
+}
+
+fn median_ms(mut f: impl FnMut(), runs: usize) -> f64 {
+    let mut t: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t0 = Instant::now();
+            f();
+            t0.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+fn main() -> anyhow::Result<()> {
+    let runs: usize = std::env::var("RAT_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    let setups = [setup("hopper", 11, 3)?, setup("humanoid", 376, 17)?];
+    let mut table = vec![Vec::new(); RULES.len()];
+    for s in &setups {
+        for (k, (_, file, mode)) in RULES.iter().enumerate() {
+            let mut r = warmed(s, file, *mode)?;
+            let ms = median_ms(|| drop(black_box(r.step(&s.actor, &s.batch, LR))), runs);
+            table[k].push(ms);
+        }
+    }
+    println!("\nOne actor update, b = {B}, f32, median of {runs} steps (ms; x = relative to pg)");
+    println!("| rule | Hopper ms | x pg | Humanoid ms | x pg |");
+    println!("|---|---|---|---|---|");
+    let pg = RULES
+        .iter()
+        .position(|r| r.0 == "pg")
+        .expect("pg is listed");
+    for (k, (name, ..)) in RULES.iter().enumerate() {
+        let (h, u) = (table[k][0], table[k][1]);
+        println!(
+            "| {name} | {h:.1} | {:.2} | {u:.1} | {:.2} |",
+            h / table[pg][0],
+            u / table[pg][1]
+        );
+    }
+    if std::env::var_os("RAT_BENCH_QUICK").is_some() {
+        return Ok(());
+    }
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    for s in &setups {
+        let mut g = c.benchmark_group(format!("actor_update_{}_b{B}", s.name));
+        for (name, file, mode) in RULES {
+            let mut r = warmed(s, file, mode)?;
+            g.bench_function(name, |bch| {
+                bch.iter(|| black_box(r.step(&s.actor, &s.batch, LR).unwrap()))
+            });
+        }
+        g.finish();
+    }
+    c.final_summary();
+    Ok(())
+}
