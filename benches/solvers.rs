@@ -1,8 +1,9 @@
 //! One actor update per rule on identical minibatches (b = 1024, f32, CPU) for the Hopper-sized
 //! (11 → 256 → 256 → 3) and Humanoid-sized (376 → 256 → 256 → 17) Gaussian policies with a
 //! state-independent log-σ: rat (reference and exact Kaczmarz), fvp (10 CG iterations on the
-//! exact Fisher), diag, pg and ppo, all through `rat_train`'s `ActorUpdate` rules. K-FAC joins
-//! when `rat-kfac` lands. The kernel alone (factored vs materialised) is `benches/kernel.rs`.
+//! exact Fisher), diag, kfac (the median step, which has no factor refresh, and the mean over
+//! whole 10-step cycles, which includes one refresh and eigen-decomposition in ten), pg and ppo, all through `rat_train`'s `ActorUpdate` rules. The
+//! kernel alone (factored vs materialised) is `benches/kernel.rs`.
 //!
 //! `cargo bench --bench solvers` prints a summary table (median of `RAT_BENCH_RUNS` = 15 timed
 //! steps each, relative to pg), then criterion's timings. `RAT_BENCH_QUICK=1` skips criterion.
@@ -23,7 +24,7 @@ const B: usize = 1024;
 const LR: f64 = 1e-7;
 
 /// A rule name, its config file and an optional Kaczmarz mode.
-const RULES: [(&str, &str, Option<KaczmarzKind>); 6] = [
+const RULES: [(&str, &str, Option<KaczmarzKind>); 7] = [
     ("rat", "rat_mlp.yaml", Some(KaczmarzKind::Reference)),
     (
         "rat (exact Kaczmarz)",
@@ -32,6 +33,7 @@ const RULES: [(&str, &str, Option<KaczmarzKind>); 6] = [
     ),
     ("fvp (10 CG)", "fvp_mlp.yaml", None),
     ("diag", "diag_mlp.yaml", None),
+    ("kfac", "kfac_mlp.yaml", None),
     ("pg", "pg_mlp.yaml", None),
     ("ppo", "ppo_mlp.yaml", None),
 ];
@@ -103,7 +105,8 @@ fn warmed(
     Ok(r)
 }
 
-fn median_ms(mut f: impl FnMut(), runs: usize) -> f64 {
+/// Median and mean milliseconds of `runs` calls.
+fn time_ms(mut f: impl FnMut(), runs: usize) -> (f64, f64) {
     let mut t: Vec<f64> = (0..runs)
         .map(|_| {
             let t0 = Instant::now();
@@ -111,8 +114,9 @@ fn median_ms(mut f: impl FnMut(), runs: usize) -> f64 {
             t0.elapsed().as_secs_f64() * 1e3
         })
         .collect();
+    let mean = t.iter().sum::<f64>() / runs as f64;
     t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
+    (t[t.len() / 2], mean)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -122,11 +126,20 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(15);
     let setups = [setup("hopper", 11, 3)?, setup("humanoid", 376, 17)?];
     let mut table = vec![Vec::new(); RULES.len()];
+    let mut kfac_cycle = Vec::new();
     for s in &setups {
-        for (k, (_, file, mode)) in RULES.iter().enumerate() {
+        for (k, (name, file, mode)) in RULES.iter().enumerate() {
             let mut r = warmed(s, file, *mode)?;
-            let ms = median_ms(|| drop(black_box(r.step(&s.actor, &s.batch, LR))), runs);
-            table[k].push(ms);
+            let (median, _) = time_ms(|| drop(black_box(r.step(&s.actor, &s.batch, LR))), runs);
+            table[k].push(median);
+            if *name == "kfac" {
+                // Whole cycles: the warm-up took step 0, so 9 more complete the first cycle.
+                for _ in 0..9 {
+                    r.step(&s.actor, &s.batch, LR)?;
+                }
+                let (_, mean) = time_ms(|| drop(black_box(r.step(&s.actor, &s.batch, LR))), 20);
+                kfac_cycle.push(mean);
+            }
         }
     }
     println!("\nOne actor update, b = {B}, f32, median of {runs} steps (ms; x = relative to pg)");
@@ -136,13 +149,27 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .position(|r| r.0 == "pg")
         .expect("pg is listed");
-    for (k, (name, ..)) in RULES.iter().enumerate() {
-        let (h, u) = (table[k][0], table[k][1]);
+    let row = |name: &str, h: f64, u: f64| {
         println!(
             "| {name} | {h:.1} | {:.2} | {u:.1} | {:.2} |",
             h / table[pg][0],
             u / table[pg][1]
         );
+    };
+    for (k, (name, ..)) in RULES.iter().enumerate() {
+        let label = if *name == "kfac" {
+            "kfac (median step, no refresh)"
+        } else {
+            name
+        };
+        row(label, table[k][0], table[k][1]);
+        if *name == "kfac" {
+            row(
+                "kfac (mean over 10-step cycles)",
+                kfac_cycle[0],
+                kfac_cycle[1],
+            );
+        }
     }
     if std::env::var_os("RAT_BENCH_QUICK").is_some() {
         return Ok(());

@@ -133,6 +133,16 @@ pub enum PostGradKind {
     None,
 }
 
+/// Where K-FAC's output-gradient statistics come from (a key the reference does not have).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KfacStats {
+    /// log π at the rollout's stored actions (the reference; default).
+    Stored,
+    /// log π at actions re-sampled from the current policy (the textbook Fisher).
+    Sampled,
+}
+
 /// Which block-Kaczmarz variant RAT runs (a key the reference does not have).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -257,6 +267,8 @@ pub struct AlgoConfig {
     /// Global L2 clip of the actor step.
     #[serde(deserialize_with = "de_f64")]
     pub max_grad_norm: f64,
+    /// K-FAC's G statistics: `stored` (the reference) or `sampled` actions.
+    pub kfac_stats: KfacStats,
     /// PPO's clipping range ε (a key the reference does not have; only `algo: ppo` reads it).
     #[serde(deserialize_with = "de_f64")]
     pub clip_coef: f64,
@@ -298,6 +310,7 @@ impl Default for AlgoConfig {
             post_grad: PostGradKind::FisherClip,
             max_grad_norm: 0.5,
             clip_coef: 0.2,
+            kfac_stats: KfacStats::Stored,
             lr_decay: None,
         }
     }

@@ -98,6 +98,12 @@ pub fn actor_update(config: &Config) -> Result<Box<dyn ActorUpdate>> {
         Algo::Diag => Ok(Box::new(crate::diag::DiagActor::new(a)?)),
         Algo::Fvp => Ok(Box::new(crate::fvp::FvpActor::new(a)?)),
         Algo::Pg => Ok(Box::new(crate::pg::PgActor::new(a)?)),
+        Algo::Kfac => {
+            if a.optimizer != Optimizer::Kfac {
+                return invalid("algo kfac uses optimizer: kfac (see configs/kfac_mlp.yaml)");
+            }
+            Ok(Box::new(crate::kfac::KfacActor::new(a)?))
+        }
         Algo::Ppo => {
             if a.optimizer != Optimizer::Adam {
                 return invalid("algo ppo uses optimizer: adam (see configs/ppo_mlp.yaml)");
@@ -106,7 +112,7 @@ pub fn actor_update(config: &Config) -> Result<Box<dyn ActorUpdate>> {
         }
         other => invalid(format!(
             "algo {} is not available in train_detach yet (it arrives with the baselines work, \
-             issue 5); use algo: rat, diag, fvp, pg or ppo",
+             issue 5); use algo: rat, diag, fvp, kfac, pg or ppo",
             format!("{other:?}").to_lowercase()
         )),
     }

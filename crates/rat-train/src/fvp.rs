@@ -73,6 +73,36 @@ impl FvpActor {
     }
 }
 
+/// L = −mean(r ⊙ a) − c_ent ℋ with the clamped ratio *with* gradient, and its gradient
+/// −Jᵀ(r ⊙ a ⊙ 1[r not clamped])/b − c_ent ∇ℋ (∇r = r ∇log π inside the clamp, 0 outside): the
+/// surrogate of FVP and K-FAC (ALGORITHMS.md 4.1 step 1, 4.3 step 3).
+pub(crate) fn clamped_surrogate_gradient(
+    pass: &ScorePass,
+    actor: &dyn Actor,
+    batch: &ActorBatch,
+    clamp: Option<(f64, f64)>,
+    norm_obj: NormObj,
+    ent_coef: f64,
+) -> Result<(f64, Vec<Tensor>)> {
+    let b = pass.jac.num_samples() as f64;
+    let a = normalise_advantages(&batch.advantages, &pass.ratio, norm_obj)?;
+    let loss_pi = -scalar(&pass.ratio.mul(&a)?.mean_all()?)?;
+    let free = match clamp {
+        Some((lo, hi)) => pass
+            .ratio
+            .gt(lo)?
+            .mul(&pass.ratio.lt(hi)?)?
+            .to_dtype(pass.ratio.dtype())?,
+        None => pass.ratio.ones_like()?,
+    };
+    let w = pass.ratio.mul(&a)?.mul(&free)?.affine(-1.0 / b, 0.0)?;
+    let mut grad = pass.jac.vjp(&w)?;
+    if ent_coef != 0.0 {
+        grad = params::axpy(-ent_coef, &entropy_grad(actor, &batch.obs)?, &grad)?;
+    }
+    Ok((loss_pi, grad))
+}
+
 /// (F + λI) v with F = J_outᵀ M J_out / b the exact Fisher of the actor's policy at `obs`;
 /// `policy` is `actor.policy(obs, None)` (computed with the parameters in the graph, so it can
 /// be reused across products).
@@ -96,23 +126,14 @@ impl ActorUpdate for FvpActor {
 
     fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
         let pass = ScorePass::new(actor, batch, self.clamp)?;
-        let b = pass.jac.num_samples() as f64;
-        let a = normalise_advantages(&batch.advantages, &pass.ratio, self.norm_obj)?;
-        let loss_pi = -scalar(&pass.ratio.mul(&a)?.mean_all()?)?;
-        // ∇ mean(r a) = Jᵀ(r ⊙ a ⊙ 1[r not clamped]) / b, since ∇r = r ∇log π inside the clamp.
-        let free = match self.clamp {
-            Some((lo, hi)) => pass
-                .ratio
-                .gt(lo)?
-                .mul(&pass.ratio.lt(hi)?)?
-                .to_dtype(pass.ratio.dtype())?,
-            None => pass.ratio.ones_like()?,
-        };
-        let w = pass.ratio.mul(&a)?.mul(&free)?.affine(-1.0 / b, 0.0)?;
-        let mut grad = pass.jac.vjp(&w)?;
-        if self.ent_coef != 0.0 {
-            grad = params::axpy(-self.ent_coef, &entropy_grad(actor, &batch.obs)?, &grad)?;
-        }
+        let (loss_pi, grad) = clamped_surrogate_gradient(
+            &pass,
+            actor,
+            batch,
+            self.clamp,
+            self.norm_obj,
+            self.ent_coef,
+        )?;
         let policy = actor.policy(&batch.obs, None)?;
         let shapes: Vec<_> = grad.iter().map(|g| g.shape().clone()).collect();
         let d = match self.grad {

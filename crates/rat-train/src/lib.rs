@@ -5,7 +5,7 @@
 //! * [`config`] — the reference's YAML configs with CLI overrides ([`cli`]);
 //! * [`nets`] and [`agent`] — the reference's networks on `rat-core` layers;
 //! * [`update`] — the actor-rule interface; [`rat`] — the RAT step; [`diag`] — the
-//!   diagonal-Fisher step; [`fvp`] — FVP + conjugate gradient; [`pg`] and [`ppo`] — the yardsticks;
+//!   diagonal-Fisher step; [`fvp`] — FVP + conjugate gradient; [`kfac`] — K-FAC; [`pg`] and [`ppo`] — the yardsticks;
 //! * [`runner`] — rollouts; [`optim`] — Adam and the KL-adaptive learning rate;
 //! * [`detach`] — the `train_detach` loop; [`logger`], [`tensorboard`], [`checkpoint`] — its
 //!   outputs; [`evaluate`] — deterministic evaluation of a checkpoint.
@@ -21,6 +21,7 @@ pub mod diag;
 mod error;
 pub mod evaluate;
 pub mod fvp;
+pub mod kfac;
 pub mod logger;
 pub mod nets;
 pub mod optim;

@@ -68,6 +68,13 @@ pub trait ActorUpdate {
 pub struct ScorePass {
     /// The factored score Jacobian (rows ∇θ log π(a_i|s_i)).
     pub jac: rat_core::jacobian::FactoredJacobian,
+    /// The recorded forward pass (layer inputs, probes), for rules that keep layer statistics.
+    pub rec: rat_core::layers::Recorder,
+    /// The backward pass of Σ log π(a_i|s_i) at the stored actions (the probes' gradients are
+    /// the per-sample output gradients).
+    pub grads: candle_core::backprop::GradStore,
+    /// The policy of the recorded forward pass (in its autograd graph).
+    pub policy: Policy,
     /// log π(a_i|s_i), detached (b).
     pub logp: Tensor,
     /// The (clamped, detached) ratio π/π_old (b).
@@ -103,9 +110,13 @@ impl ScorePass {
             None => rho,
         };
         let value = logp.detach();
-        let jac = rat_core::jacobian::FactoredJacobian::from_objective(&rec, &logp)?;
+        let grads = logp.sum_all()?.backward()?;
+        let jac = rat_core::jacobian::FactoredJacobian::from_grads(&rec, &grads)?;
         Ok(Self {
             jac,
+            rec,
+            grads,
+            policy: dist,
             logp: value,
             ratio,
             kl,

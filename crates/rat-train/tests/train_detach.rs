@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use rat_train::config::{Algo, Config};
-use rat_train::detach::{RunOptions, actor_update, run};
+use rat_train::config::Config;
+use rat_train::detach::{RunOptions, run};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rat-test-{name}-{}", std::process::id()));
@@ -44,7 +44,7 @@ fn options(root: &std::path::Path) -> RunOptions {
 }
 
 #[test]
-fn every_separate_config_runs_one_iteration_or_says_why_not() -> anyhow::Result<()> {
+fn every_separate_config_runs() -> anyhow::Result<()> {
     let root = temp_dir("configs");
     for name in [
         "rat_mlp.yaml",
@@ -56,18 +56,9 @@ fn every_separate_config_runs_one_iteration_or_says_why_not() -> anyhow::Result<
     ] {
         for env in ["CartPole-v1", "Pendulum-v1"] {
             let c = tiny(name, env, 2)?;
-            match actor_update(&c) {
-                Ok(_) => {
-                    let out = run(&c, &options(&root))?;
-                    assert_eq!(out.iterations, 2, "{name} on {env}");
-                    assert!(out.log_dir.join("model.safetensors").is_file());
-                }
-                Err(e) => {
-                    // Rules not yet ported must say so, naming the algo.
-                    assert_eq!(c.algo, Algo::Kfac, "{name}: {e}");
-                    assert!(e.to_string().contains("not available"), "{name}: {e}");
-                }
-            }
+            let out = run(&c, &options(&root))?;
+            assert_eq!(out.iterations, 2, "{name} on {env}");
+            assert!(out.log_dir.join("model.safetensors").is_file());
         }
     }
     let _ = std::fs::remove_dir_all(root);
@@ -75,13 +66,17 @@ fn every_separate_config_runs_one_iteration_or_says_why_not() -> anyhow::Result<
 }
 
 #[test]
-fn exact_kaczmarz_and_no_kaczmarz_run() -> anyhow::Result<()> {
+fn rule_options_run_with_finite_logs() -> anyhow::Result<()> {
     let root = temp_dir("modes");
-    for (key, value) in [("kaczmarz_mode", "exact"), ("is_karzmarz", "False")] {
-        let mut c = tiny("rat_mlp.yaml", "Pendulum-v1", 3)?;
+    for (file, key, value) in [
+        ("rat_mlp.yaml", "kaczmarz_mode", "exact"),
+        ("rat_mlp.yaml", "is_karzmarz", "False"),
+        ("kfac_mlp.yaml", "kfac_stats", "sampled"),
+    ] {
+        let mut c = tiny(file, "Pendulum-v1", 12)?;
         c.set(key, value)?;
         let out = run(&c, &options(&root))?;
-        assert_eq!(out.iterations, 3);
+        assert_eq!(out.iterations, 12, "{file} {key}={value}");
         let csv = std::fs::read_to_string(out.log_dir.join("progress.csv"))?;
         let header: Vec<&str> = csv.lines().next().unwrap_or_default().split(',').collect();
         let last: Vec<&str> = csv.lines().last().unwrap_or_default().split(',').collect();
@@ -211,5 +206,28 @@ fn a_mujoco_task_without_mujoco_says_how_to_get_it() -> anyhow::Result<()> {
     let c = tiny("rat_mlp.yaml", "hopper", 2)?;
     let e = run(&c, &options(&root)).unwrap_err().to_string();
     assert!(e.contains("fetch-mujoco.sh"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn every_rule_resumes_from_its_own_checkpoint() -> anyhow::Result<()> {
+    let root = temp_dir("resume-rules");
+    for name in [
+        "diag_mlp.yaml",
+        "fvp_mlp.yaml",
+        "kfac_mlp.yaml",
+        "pg_mlp.yaml",
+        "ppo_mlp.yaml",
+    ] {
+        let c = tiny(name, "Pendulum-v1", 3)?;
+        let first = run(&c, &options(&root))?;
+        let mut longer = c.clone();
+        longer.env_config.timesteps_per_proc += 64;
+        let mut opts = options(&root);
+        opts.resume = Some(first.log_dir.join("model.safetensors"));
+        let more = run(&longer, &opts)?;
+        assert_eq!(more.iterations, 4, "{name}");
+    }
+    let _ = std::fs::remove_dir_all(root);
     Ok(())
 }
