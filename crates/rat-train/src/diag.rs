@@ -10,12 +10,11 @@ use std::collections::HashMap;
 
 use candle_core::Tensor;
 use rat_core::jacobian::ScoreJacobian;
-use rat_core::kaczmarz::ReferenceKaczmarz;
 use rat_core::{Result, clip};
 
 use crate::config::{AlgoConfig, NormObj};
 use crate::nets::Actor;
-use crate::update::{ActorBatch, ActorUpdate, ScorePass, StepInfo, apply_step};
+use crate::update::{ActorBatch, ActorUpdate, ScorePass, StepInfo};
 
 /// The diagonal-Fisher rule and its SGD state.
 #[derive(Debug, Clone)]
@@ -26,7 +25,7 @@ pub struct DiagActor {
     ent_coef: f64,
     max_grad_norm: f64,
     /// SGD with the reference's momentum 1e-6 (its buffer is not used as a Kaczmarz vector).
-    sgd: ReferenceKaczmarz,
+    sgd: crate::update::Sgd,
 }
 
 impl DiagActor {
@@ -38,7 +37,7 @@ impl DiagActor {
             clamp: c.clamp_ratio.then_some((c.min_ratio, c.max_ratio)),
             ent_coef: c.ent_coef,
             max_grad_norm: c.max_grad_norm,
-            sgd: crate::update::reference_sgd()?,
+            sgd: crate::update::Sgd::new()?,
         })
     }
 }
@@ -60,16 +59,15 @@ impl ActorUpdate for DiagActor {
             .map(|(g, f)| Ok(g.div(&f.affine(1.0 / b, self.damping)?)?))
             .collect::<Result<Vec<_>>>()?;
         let (clipped, grad_norm) = clip::clip_grad_norm(&d, self.max_grad_norm)?;
-        apply_step(pass.jac.params(), self.sgd.momentum_step(&clipped)?, lr)?;
+        self.sgd.step(pass.jac.params(), &clipped, lr)?;
         pass.info(grad_norm, loss_pi)
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        crate::rat::momentum_state(&self.sgd)
+        self.sgd.state()
     }
 
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
-        crate::rat::load_momentum_state(&mut self.sgd, state);
-        Ok(())
+        self.sgd.load_state(state)
     }
 }

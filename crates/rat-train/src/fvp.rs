@@ -12,15 +12,13 @@ use candle_core::Tensor;
 use rat_core::cg::{CgOptions, conjugate_gradient};
 use rat_core::clip::PostGrad;
 use rat_core::jacobian::ScoreJacobian;
-use rat_core::kaczmarz::ReferenceKaczmarz;
 use rat_core::layers::Tangents;
 use rat_core::{Result, fisher, params};
 
 use crate::config::{AlgoConfig, GradKind, NormObj, PostGradKind};
 use crate::nets::{Actor, Policy};
 use crate::update::{
-    ActorBatch, ActorUpdate, ScorePass, StepInfo, apply_step, entropy_grad, normalise_advantages,
-    scalar,
+    ActorBatch, ActorUpdate, ScorePass, StepInfo, entropy_grad, normalise_advantages, scalar,
 };
 
 /// The FVP rule and its SGD state.
@@ -34,7 +32,7 @@ pub struct FvpActor {
     grad: GradKind,
     post_grad: PostGrad,
     cg: CgOptions,
-    sgd: ReferenceKaczmarz,
+    sgd: crate::update::Sgd,
 }
 
 impl FvpActor {
@@ -58,7 +56,7 @@ impl FvpActor {
                 max_iters: c.cg_steps,
                 ..CgOptions::default()
             },
-            sgd: crate::update::reference_sgd()?,
+            sgd: crate::update::Sgd::new()?,
         })
     }
 
@@ -159,16 +157,15 @@ impl ActorUpdate for FvpActor {
         };
         let (d, q) =
             rat_core::clip::post_grad(&d, fd.as_deref(), self.post_grad, self.max_grad_norm)?;
-        apply_step(pass.jac.params(), self.sgd.momentum_step(&d)?, lr)?;
+        self.sgd.step(pass.jac.params(), &d, lr)?;
         pass.info(q, loss_pi)
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        crate::rat::momentum_state(&self.sgd)
+        self.sgd.state()
     }
 
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
-        crate::rat::load_momentum_state(&mut self.sgd, state);
-        Ok(())
+        self.sgd.load_state(state)
     }
 }

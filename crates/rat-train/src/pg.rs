@@ -9,14 +9,12 @@ use std::collections::HashMap;
 
 use candle_core::Tensor;
 use rat_core::jacobian::ScoreJacobian;
-use rat_core::kaczmarz::ReferenceKaczmarz;
 use rat_core::{Result, clip, params};
 
 use crate::config::{AlgoConfig, NormObj};
 use crate::nets::Actor;
 use crate::update::{
-    ActorBatch, ActorUpdate, ScorePass, StepInfo, apply_step, entropy_grad, normalise_advantages,
-    scalar,
+    ActorBatch, ActorUpdate, ScorePass, StepInfo, entropy_grad, normalise_advantages, scalar,
 };
 
 /// The plain-gradient rule and its SGD state.
@@ -26,7 +24,7 @@ pub struct PgActor {
     clamp: Option<(f64, f64)>,
     ent_coef: f64,
     max_grad_norm: f64,
-    sgd: ReferenceKaczmarz,
+    sgd: crate::update::Sgd,
 }
 
 impl PgActor {
@@ -37,7 +35,7 @@ impl PgActor {
             clamp: c.clamp_ratio.then_some((c.min_ratio, c.max_ratio)),
             ent_coef: c.ent_coef,
             max_grad_norm: c.max_grad_norm,
-            sgd: crate::update::reference_sgd()?,
+            sgd: crate::update::Sgd::new()?,
         })
     }
 }
@@ -72,16 +70,15 @@ impl ActorUpdate for PgActor {
         let (loss_pi, grad) =
             surrogate_gradient(&pass, actor, batch, self.norm_obj, self.ent_coef)?;
         let (clipped, grad_norm) = clip::clip_grad_norm(&grad, self.max_grad_norm)?;
-        apply_step(pass.jac.params(), self.sgd.momentum_step(&clipped)?, lr)?;
+        self.sgd.step(pass.jac.params(), &clipped, lr)?;
         pass.info(grad_norm, loss_pi)
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        crate::rat::momentum_state(&self.sgd)
+        self.sgd.state()
     }
 
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
-        crate::rat::load_momentum_state(&mut self.sgd, state);
-        Ok(())
+        self.sgd.load_state(state)
     }
 }

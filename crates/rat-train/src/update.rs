@@ -171,11 +171,32 @@ pub fn entropy_grad(actor: &dyn Actor, obs: &Tensor) -> Result<Vec<Tensor>> {
 }
 
 /// The reference's SGD (momentum 1e-6, buffer = the first clipped gradient, then
-/// buf ← 1e-6·buf + ĝ) for rules that do not use the buffer as a Kaczmarz vector; the damping
-/// argument of [`ReferenceKaczmarz`](rat_core::kaczmarz::ReferenceKaczmarz) is unused by its
-/// momentum step.
-pub fn reference_sgd() -> Result<rat_core::kaczmarz::ReferenceKaczmarz> {
-    rat_core::kaczmarz::ReferenceKaczmarz::new(1.0)
+/// buf ← 1e-6·buf + ĝ, θ ← θ − lr·buf) for rules that do not use the buffer as a Kaczmarz vector.
+#[derive(Debug, Clone)]
+pub struct Sgd(rat_core::kaczmarz::ReferenceKaczmarz);
+
+impl Sgd {
+    /// A fresh state (no buffer).
+    pub fn new() -> Result<Self> {
+        // The damping argument is unused by the momentum step.
+        Ok(Self(rat_core::kaczmarz::ReferenceKaczmarz::new(1.0)?))
+    }
+
+    /// One step of `params` along the loss-gradient direction `d`.
+    pub fn step(&mut self, params: &[candle_core::Var], d: &[Tensor], lr: f64) -> Result<()> {
+        apply_step(params, self.0.momentum_step(d)?, lr)
+    }
+
+    /// The buffer as checkpoint entries.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        crate::rat::momentum_state(&self.0)
+    }
+
+    /// Restores [`state`](Self::state).
+    pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        crate::rat::load_momentum_state(&mut self.0, state);
+        Ok(())
+    }
 }
 
 /// θ ← θ − lr·step for each parameter.

@@ -215,13 +215,7 @@ fn explicit_diag_step(actor: &dyn Actor, bt: &ActorBatch) -> anyhow::Result<Tens
 
 #[test]
 fn two_diag_steps_equal_the_explicit_computation() -> anyhow::Result<()> {
-    for (stepped, by_hand) in [
-        (
-            Box::new(gaussian()?) as Box<dyn Actor>,
-            Box::new(gaussian()?) as Box<dyn Actor>,
-        ),
-        (Box::new(categorical()?), Box::new(categorical()?)),
-    ] {
+    for (stepped, by_hand) in actor_pairs()? {
         let config = rat_train::config::AlgoConfig {
             cg_damping: LAMBDA,
             max_grad_norm: MAX_NORM,
@@ -334,13 +328,7 @@ fn the_fisher_vector_product_equals_the_explicit_fisher() -> anyhow::Result<()> 
 
 #[test]
 fn an_fvp_step_equals_the_explicit_natural_gradient_step() -> anyhow::Result<()> {
-    for (stepped, by_hand) in [
-        (
-            Box::new(gaussian()?) as Box<dyn Actor>,
-            Box::new(gaussian()?) as Box<dyn Actor>,
-        ),
-        (Box::new(categorical()?), Box::new(categorical()?)),
-    ] {
+    for (stepped, by_hand) in actor_pairs()? {
         let config = rat_train::config::AlgoConfig {
             cg_damping: LAMBDA,
             max_grad_norm: MAX_NORM,
@@ -390,13 +378,7 @@ fn diag_matrix(v: &Tensor) -> anyhow::Result<Tensor> {
 
 #[test]
 fn a_ppo_step_equals_the_hand_computed_clipped_surrogate_gradient() -> anyhow::Result<()> {
-    for (stepped, by_hand) in [
-        (
-            Box::new(gaussian()?) as Box<dyn Actor>,
-            Box::new(gaussian()?) as Box<dyn Actor>,
-        ),
-        (Box::new(categorical()?), Box::new(categorical()?)),
-    ] {
+    for (stepped, by_hand) in actor_pairs()? {
         let config = rat_train::config::AlgoConfig {
             clip_coef: 0.2,
             max_grad_norm: MAX_NORM,
@@ -470,4 +452,15 @@ fn a_pg_step_is_the_clipped_surrogate_gradient() -> anyhow::Result<()> {
     let e = max_diff(&stepped, &by_hand)?;
     assert!(e < 1e-10, "pg step: max |Δθ| = {e:e}");
     Ok(())
+}
+
+/// An actor to step and an identical one to update by hand.
+type ActorPair = (Box<dyn Actor>, Box<dyn Actor>);
+
+/// Two identical Gaussian actors and two identical categorical ones: one to step, one by hand.
+fn actor_pairs() -> anyhow::Result<Vec<ActorPair>> {
+    Ok(vec![
+        (Box::new(gaussian()?), Box::new(gaussian()?)),
+        (Box::new(categorical()?), Box::new(categorical()?)),
+    ])
 }
