@@ -24,7 +24,7 @@ const B: usize = 1024;
 const LR: f64 = 1e-7;
 
 /// A rule name, its config file and an optional Kaczmarz mode.
-const RULES: [(&str, &str, Option<KaczmarzKind>); 7] = [
+const RULES: [(&str, &str, Option<KaczmarzKind>); 8] = [
     ("rat", "rat_mlp.yaml", Some(KaczmarzKind::Reference)),
     (
         "rat (exact Kaczmarz)",
@@ -34,6 +34,7 @@ const RULES: [(&str, &str, Option<KaczmarzKind>); 7] = [
     ("fvp (10 CG)", "fvp_mlp.yaml", None),
     ("diag", "diag_mlp.yaml", None),
     ("kfac", "kfac_mlp.yaml", None),
+    ("ekfac", "ekfac_mlp.yaml", None),
     ("pg", "pg_mlp.yaml", None),
     ("ppo", "ppo_mlp.yaml", None),
 ];

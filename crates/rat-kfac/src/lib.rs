@@ -16,6 +16,13 @@
 //! * parameters outside dense layers (a log-σ vector) keep their raw gradient;
 //! * momentum SGD: buf ← d on the first step, then buf ← μ·buf + d; θ ← θ − lr·buf.
 //!
+//! EK-FAC (George et al. 2018; `eigen_corrected`) keeps K-FAC's eigenbases but replaces the
+//! Kronecker eigenvalues d_G d_Aᵀ by per-entry scalings S, the EMA (β) of the squared
+//! per-sample gradients projected on the basis: with P_g = g Q_G and P_a = ũ Q_A,
+//! S_batch = (P_g ⊙ P_g)ᵀ (P_a ⊙ P_a) / b — one product per layer, from the same recorded
+//! statistics, every step (S restarts from S_batch when the basis is refreshed). The update is
+//! V = Q_G [(Q_Gᵀ 𝒢 Q_A) / (S + δ)] Q_Aᵀ, then the same KL clip and momentum.
+//!
 //! Defaults are the reference's (ALGORITHMS.md 4.3): β = 0.95, δ = 1e-3, κ = 1e-3, t_inv = 10,
 //! μ = 0.9. The reference lets the statistics objective's gradient leak into the update on
 //! refresh steps; here the statistics pass never touches the update. Convolutions are refused
@@ -41,6 +48,8 @@ pub struct KfacOptions {
     pub t_inv: usize,
     /// μ, the SGD momentum.
     pub momentum: f64,
+    /// EK-FAC: per-entry scalings in the Kronecker eigenbasis instead of d_G d_Aᵀ.
+    pub eigen_corrected: bool,
 }
 
 impl Default for KfacOptions {
@@ -51,6 +60,7 @@ impl Default for KfacOptions {
             kl_clip: 1e-3,
             t_inv: 10,
             momentum: 0.9,
+            eigen_corrected: false,
         }
     }
 }
@@ -60,7 +70,10 @@ impl Default for KfacOptions {
 struct Factors {
     a: Tensor,
     g: Tensor,
-    eig: Option<[Tensor; 4]>,
+    /// [d_A, Q_A, d_G, Q_G] and the step they were computed at.
+    eig: Option<([Tensor; 4], usize)>,
+    /// EK-FAC's scalings in the current basis.
+    s: Option<Tensor>,
 }
 
 /// The K-FAC optimiser state: factors per dense layer, step count, momentum buffers.
@@ -150,6 +163,7 @@ impl Kfac {
                 a: Tensor::eye(u.dims()[1], u.dtype(), u.device()).expect("eye"),
                 g: Tensor::eye(out, u.dtype(), u.device()).expect("eye"),
                 eig: None,
+                s: None,
             });
             f.a = ema(&f.a, &stat, beta)?;
         }
@@ -176,6 +190,60 @@ impl Kfac {
         Ok(())
     }
 
+    /// Recomputes the eigen-decompositions when a refresh is due (once per step) or missing.
+    fn ensure_eigen(&mut self) -> Result<()> {
+        let (refresh, step) = (self.refresh_due(), self.steps);
+        for f in self.layers.iter_mut().flatten() {
+            let stale = match &f.eig {
+                None => true,
+                Some((_, at)) => refresh && *at != step,
+            };
+            if !stale {
+                continue;
+            }
+            let (da, qa) = linalg::sym_eigh(&f.a)?;
+            let (dg, qg) = linalg::sym_eigh(&f.g)?;
+            let keep =
+                |d: Tensor| -> Result<Tensor> { Ok(d.mul(&d.gt(1e-10)?.to_dtype(d.dtype())?)?) };
+            f.eig = Some(([keep(da)?, qa, keep(dg)?, qg], step));
+            f.s = None;
+        }
+        Ok(())
+    }
+
+    /// EK-FAC: S ← β·S + (1 − β)·(P_g ⊙ P_g)ᵀ(P_a ⊙ P_a)/b in the current eigenbasis (S ← S_batch
+    /// right after a refresh), with the recorded inputs and the per-sample output gradients in
+    /// `grads`. Does nothing for plain K-FAC. Call after [`update_g`](Self::update_g).
+    pub fn update_scales(&mut self, rec: &Recorder, grads: &GradStore) -> Result<()> {
+        if !self.opts.eigen_corrected {
+            return Ok(());
+        }
+        self.check_sites(rec)?;
+        self.ensure_eigen()?;
+        let beta = self.opts.stat_decay;
+        for (slot, site) in self.layers.iter_mut().zip(rec.sites()) {
+            let (SiteKind::Dense { input }, Some(f)) = (site.kind(), slot.as_mut()) else {
+                continue;
+            };
+            let Some(([_, qa, _, qg], _)) = &f.eig else {
+                continue;
+            };
+            let g = match grads.get(site.probe().as_tensor()) {
+                Some(g) => g.clone(),
+                None => site.probe().as_tensor().zeros_like()?,
+            };
+            let b = g.dims()[0] as f64;
+            let pg = g.matmul(qg)?.sqr()?;
+            let pa = with_ones(input)?.matmul(qa)?.sqr()?;
+            let batch = pg.t()?.matmul(&pa)?.affine(1.0 / b, 0.0)?;
+            f.s = Some(match &f.s {
+                Some(s) => ema(s, &batch, beta)?,
+                None => batch,
+            });
+        }
+        Ok(())
+    }
+
     /// The preconditioned, KL-clipped step directions for loss gradients `grads` (one tensor per
     /// parameter of `rec`, in its order), refreshing the eigen-decompositions when due. Returns
     /// the directions and ν.
@@ -197,8 +265,7 @@ impl Kfac {
                 ),
             );
         }
-        let refresh = self.refresh_due();
-        let eps = 1e-10;
+        self.ensure_eigen()?;
         let mut out = Vec::with_capacity(grads.len());
         let mut dense = Vec::new();
         let mut quad = 0.0;
@@ -211,21 +278,18 @@ impl Kfac {
                 out.extend(block.iter().cloned());
                 continue;
             };
-            if refresh || f.eig.is_none() {
-                let (da, qa) = linalg::sym_eigh(&f.a)?;
-                let (dg, qg) = linalg::sym_eigh(&f.g)?;
-                let keep =
-                    |d: Tensor| -> Result<Tensor> { Ok(d.mul(&d.gt(eps)?.to_dtype(d.dtype())?)?) };
-                f.eig = Some([keep(da)?, qa, keep(dg)?, qg]);
-            }
-            let [da, qa, dg, qg] = f.eig.as_ref().expect("set above");
+            let ([da, qa, dg, qg], _) = f.eig.as_ref().expect("ensure_eigen set it");
             let (w, bias) = (&block[0], &block[1]);
             let gm = Tensor::cat(&[w, &bias.unsqueeze(1)?], 1)?;
             let inner = qg.t()?.matmul(&gm)?.matmul(qa)?;
-            let denom = dg
-                .unsqueeze(1)?
-                .matmul(&da.unsqueeze(0)?)?
-                .affine(1.0, self.opts.damping)?;
+            let scale = match (&f.s, self.opts.eigen_corrected) {
+                (Some(s), true) => s.clone(),
+                (None, true) => {
+                    return invalid(OP, "EK-FAC needs update_scales before precondition");
+                }
+                _ => dg.unsqueeze(1)?.matmul(&da.unsqueeze(0)?)?,
+            };
+            let denom = scale.affine(1.0, self.opts.damping)?;
             let v = qg.matmul(&inner.div(&denom)?)?.matmul(&qa.t()?)?;
             quad += v
                 .mul(&gm)?
@@ -282,7 +346,8 @@ impl Kfac {
         out
     }
 
-    /// Restores what [`state`](Self::state) saved (eigen-decompositions are recomputed).
+    /// Restores what [`state`](Self::state) saved (eigen-decompositions are recomputed and
+    /// EK-FAC's scalings restart from the next minibatch).
     pub fn load_state(
         &mut self,
         state: &std::collections::HashMap<String, Tensor>,
@@ -295,6 +360,7 @@ impl Kfac {
                         a: a.clone(),
                         g: g.clone(),
                         eig: None,
+                        s: None,
                     }),
                     _ => None,
                 },

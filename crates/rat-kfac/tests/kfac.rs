@@ -116,3 +116,80 @@ fn bad_options_are_errors() {
         .is_err()
     );
 }
+
+#[test]
+fn ekfac_scalings_are_the_mean_squared_projected_per_sample_gradients() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let net = Sequential::new(vec![
+        Layer::Dense(Dense::pytorch_init(3, 4, DType::F64, &dev, &mut rng)?),
+        Layer::Tanh,
+        Layer::Dense(Dense::pytorch_init(4, 2, DType::F64, &dev, &mut rng)?),
+    ]);
+    let b = 6;
+    let x = Tensor::randn(0f64, 1.0, (b, 3), &dev)?;
+    let mut rec = Recorder::new();
+    let ell = net.forward(&x, Some(&mut rec))?.sin()?.sum(1)?;
+    let grads = ell.sum_all()?.backward()?;
+    let mut kfac = Kfac::new(KfacOptions {
+        eigen_corrected: true,
+        damping: 0.05,
+        kl_clip: 1e6, // no clipping: compare V itself
+        ..KfacOptions::default()
+    })?;
+    kfac.update_a(&rec)?;
+    kfac.update_g(&rec, &grads)?;
+    kfac.update_scales(&rec, &grads)?;
+    let g: Vec<Tensor> = rec
+        .params()
+        .iter()
+        .map(|p| Tensor::randn(0f64, 1.0, p.shape(), &dev))
+        .collect::<candle_core::Result<_>>()?;
+    let (d, nu) = kfac.precondition(&rec, &g, 0.1)?;
+    assert_eq!(nu, 1.0);
+
+    for (l, site) in rec.sites().iter().enumerate() {
+        let SiteKind::Dense { input } = site.kind() else {
+            unreachable!()
+        };
+        let u = Tensor::cat(&[input, &Tensor::ones((b, 1), DType::F64, &dev)?], 1)?;
+        let go = grads.get(site.probe().as_tensor()).expect("probe gradient");
+        let a = Tensor::eye(u.dims()[1], DType::F64, &dev)?
+            .affine(0.95, 0.0)?
+            .add(&u.t()?.matmul(&u)?.affine(0.05 / b as f64, 0.0)?)?;
+        let gf = Tensor::eye(go.dims()[1], DType::F64, &dev)?
+            .affine(0.95, 0.0)?
+            .add(&go.t()?.matmul(go)?.affine(0.05 / b as f64, 0.0)?)?;
+        let (_, qa) = linalg::sym_eigh(&a)?;
+        let (_, qg) = linalg::sym_eigh(&gf)?;
+        // S by hand: per-sample gradients g_i ũ_iᵀ projected on the basis, squared, averaged.
+        let (out, inp) = (go.dims()[1], u.dims()[1]);
+        let mut s = vec![0.0; out * inp];
+        for i in 0..b {
+            let gi = go.narrow(0, i, 1)?.t()?.matmul(&u.narrow(0, i, 1)?)?; // (out, in')
+            let proj = qg
+                .t()?
+                .matmul(&gi)?
+                .matmul(&qa)?
+                .flatten_all()?
+                .to_vec1::<f64>()?;
+            for (acc, p) in s.iter_mut().zip(proj) {
+                *acc += p * p / b as f64;
+            }
+        }
+        let s = Tensor::from_vec(s, (out, inp), &dev)?;
+        let gm = Tensor::cat(&[&g[2 * l], &g[2 * l + 1].unsqueeze(1)?], 1)?;
+        let v = qg
+            .matmul(
+                &qg.t()?
+                    .matmul(&gm)?
+                    .matmul(&qa)?
+                    .div(&s.affine(1.0, 0.05)?)?,
+            )?
+            .matmul(&qa.t()?)?;
+        let got = Tensor::cat(&[&d[2 * l], &d[2 * l + 1].unsqueeze(1)?], 1)?;
+        let e = got.sub(&v)?.abs()?.max_all()?.to_scalar::<f64>()?;
+        assert!(e < 1e-9, "layer {l}: max |V − explicit| = {e:e}");
+    }
+    Ok(())
+}

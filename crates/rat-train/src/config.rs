@@ -269,6 +269,10 @@ pub struct AlgoConfig {
     pub max_grad_norm: f64,
     /// K-FAC's G statistics: `stored` (the reference) or `sampled` actions.
     pub kfac_stats: KfacStats,
+    /// K-FAC's and EK-FAC's damping δ (the reference's K-FAC hard-codes 1e-3 and ignores
+    /// `cg_damping`).
+    #[serde(deserialize_with = "de_f64")]
+    pub kfac_damping: f64,
     /// PPO's clipping range ε (a key the reference does not have; only `algo: ppo` reads it).
     #[serde(deserialize_with = "de_f64")]
     pub clip_coef: f64,
@@ -311,6 +315,7 @@ impl Default for AlgoConfig {
             max_grad_norm: 0.5,
             clip_coef: 0.2,
             kfac_stats: KfacStats::Stored,
+            kfac_damping: 1e-3,
             lr_decay: None,
         }
     }

@@ -102,7 +102,13 @@ pub fn actor_update(config: &Config) -> Result<Box<dyn ActorUpdate>> {
             if a.optimizer != Optimizer::Kfac {
                 return invalid("algo kfac uses optimizer: kfac (see configs/kfac_mlp.yaml)");
             }
-            Ok(Box::new(crate::kfac::KfacActor::new(a)?))
+            Ok(Box::new(crate::kfac::KfacActor::new(a, false)?))
+        }
+        Algo::Ekfac => {
+            if a.optimizer != Optimizer::Ekfac {
+                return invalid("algo ekfac uses optimizer: ekfac (see configs/ekfac_mlp.yaml)");
+            }
+            Ok(Box::new(crate::kfac::KfacActor::new(a, true)?))
         }
         Algo::Ppo => {
             if a.optimizer != Optimizer::Adam {
@@ -110,11 +116,6 @@ pub fn actor_update(config: &Config) -> Result<Box<dyn ActorUpdate>> {
             }
             Ok(Box::new(crate::ppo::PpoActor::new(a)?))
         }
-        other => invalid(format!(
-            "algo {} is not available in train_detach yet (it arrives with the baselines work, \
-             issue 5); use algo: rat, diag, fvp, kfac, pg or ppo",
-            format!("{other:?}").to_lowercase()
-        )),
     }
 }
 

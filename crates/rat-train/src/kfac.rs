@@ -4,7 +4,8 @@
 //! the surrogate gradient of FVP (clamped ratio with gradient), L2 clip, Kronecker-factored
 //! preconditioning with the KL clip, momentum 0.9. The log-σ vector gets its raw gradient.
 //! The reference's leak of the statistics objective's gradient into the update is not
-//! reproduced.
+//! reproduced. `algo: ekfac` is the same rule with EK-FAC's per-entry scalings (`rat-kfac`),
+//! which the reference ships but cannot run.
 
 use std::collections::HashMap;
 
@@ -34,8 +35,9 @@ pub struct KfacActor {
 
 impl KfacActor {
     /// The rule with K-FAC's reference defaults and `algo_config`'s scaling, clamp, entropy,
-    /// clip and statistics source. Weight decay is not supported (every config sets 0).
-    pub fn new(c: &AlgoConfig) -> Result<Self> {
+    /// clip and statistics source; `eigen_corrected` selects EK-FAC. Weight decay is not
+    /// supported (every config sets 0).
+    pub fn new(c: &AlgoConfig, eigen_corrected: bool) -> Result<Self> {
         if c.weight_decay != 0.0 {
             return Err(Error::InvalidArgument {
                 op: "KfacActor::new",
@@ -46,7 +48,11 @@ impl KfacActor {
             });
         }
         Ok(Self {
-            kfac: Kfac::new(KfacOptions::default())?,
+            kfac: Kfac::new(KfacOptions {
+                eigen_corrected,
+                damping: c.kfac_damping,
+                ..KfacOptions::default()
+            })?,
             norm_obj: c.norm_obj,
             clamp: c.clamp_ratio.then_some((c.min_ratio, c.max_ratio)),
             ent_coef: c.ent_coef,
@@ -60,30 +66,41 @@ impl KfacActor {
 
 impl ActorUpdate for KfacActor {
     fn name(&self) -> &'static str {
-        "kfac"
+        if self.kfac.opts.eigen_corrected {
+            "ekfac"
+        } else {
+            "kfac"
+        }
     }
 
     fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
         let pass = ScorePass::new(actor, batch, self.clamp)?;
         self.sites = pass.rec.sites().len();
         self.kfac.update_a(&pass.rec)?;
-        if self.kfac.refresh_due() {
-            match self.stats {
-                KfacStats::Stored => self.kfac.update_g(&pass.rec, &pass.grads)?,
+        // G on refresh steps; EK-FAC's scalings every step, from the same statistics objective.
+        let refresh = self.kfac.refresh_due();
+        if refresh || self.kfac.opts.eigen_corrected {
+            let sampled;
+            let grads = match self.stats {
+                KfacStats::Stored => &pass.grads,
                 KfacStats::Sampled => {
-                    let sampled =
+                    let draw =
                         select_actions(&pass.policy.detach()?, ActionMode::Sample, &mut self.rng)
                             .map_err(|e| Error::InvalidArgument {
                             op: "KfacActor::step",
                             msg: e.to_string(),
                         })?;
                     let actions =
-                        Tensor::from_vec(sampled, batch.actions.shape(), batch.actions.device())?
+                        Tensor::from_vec(draw, batch.actions.shape(), batch.actions.device())?
                             .to_dtype(batch.actions.dtype())?;
-                    let grads = pass.policy.log_prob(&actions)?.sum_all()?.backward()?;
-                    self.kfac.update_g(&pass.rec, &grads)?;
+                    sampled = pass.policy.log_prob(&actions)?.sum_all()?.backward()?;
+                    &sampled
                 }
+            };
+            if refresh {
+                self.kfac.update_g(&pass.rec, grads)?;
             }
+            self.kfac.update_scales(&pass.rec, grads)?;
         }
         let (loss_pi, grad) = crate::fvp::clamped_surrogate_gradient(
             &pass,

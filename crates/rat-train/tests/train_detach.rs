@@ -51,6 +51,7 @@ fn every_separate_config_runs() -> anyhow::Result<()> {
         "fvp_mlp.yaml",
         "diag_mlp.yaml",
         "kfac_mlp.yaml",
+        "ekfac_mlp.yaml",
         "pg_mlp.yaml",
         "ppo_mlp.yaml",
     ] {
@@ -72,6 +73,7 @@ fn rule_options_run_with_finite_logs() -> anyhow::Result<()> {
         ("rat_mlp.yaml", "kaczmarz_mode", "exact"),
         ("rat_mlp.yaml", "is_karzmarz", "False"),
         ("kfac_mlp.yaml", "kfac_stats", "sampled"),
+        ("ekfac_mlp.yaml", "kfac_stats", "sampled"),
     ] {
         let mut c = tiny(file, "Pendulum-v1", 12)?;
         c.set(key, value)?;
@@ -216,6 +218,7 @@ fn every_rule_resumes_from_its_own_checkpoint() -> anyhow::Result<()> {
         "diag_mlp.yaml",
         "fvp_mlp.yaml",
         "kfac_mlp.yaml",
+        "ekfac_mlp.yaml",
         "pg_mlp.yaml",
         "ppo_mlp.yaml",
     ] {
