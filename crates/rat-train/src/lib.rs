@@ -8,7 +8,8 @@
 //!   diagonal-Fisher step; [`fvp`] — FVP + conjugate gradient; [`kfac`] — K-FAC; [`pg`] and [`ppo`] — the yardsticks;
 //! * [`runner`] — rollouts; [`optim`] — Adam and the KL-adaptive learning rate;
 //! * [`detach`] — the `train_detach` loop; [`logger`], [`tensorboard`], [`checkpoint`] — its
-//!   outputs; [`evaluate`] — deterministic evaluation of a checkpoint.
+//!   outputs; [`evaluate`] — deterministic evaluation of a checkpoint; [`png`] — learning-curve
+//!   plots without dependencies.
 
 #![warn(missing_docs)]
 
@@ -26,6 +27,7 @@ pub mod logger;
 pub mod nets;
 pub mod optim;
 pub mod pg;
+pub mod png;
 pub mod ppo;
 pub mod rat;
 pub mod runner;

@@ -123,3 +123,53 @@ fn kl_rule_as_the_reference() {
     assert_eq!(s.apply(0.03, 0.018), 0.03);
     assert_eq!(s.apply(0.03, 0.021), 0.02);
 }
+
+#[test]
+fn png_encoding_has_valid_chunks_and_stored_zlib_data() -> anyhow::Result<()> {
+    let rgb = [255u8, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30];
+    let png = rat_train::png::encode_png(2, 2, &rgb);
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // IHDR: 2 x 2, 8-bit RGB.
+    assert_eq!(&png[12..16], b"IHDR");
+    assert_eq!(&png[16..29], &[0, 0, 0, 2, 0, 0, 0, 2, 8, 2, 0, 0, 0]);
+    // Every PNG ends with the same IEND chunk, CRC 0xAE426082.
+    assert_eq!(
+        &png[png.len() - 12..],
+        &[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82]
+    );
+    // IDAT: zlib header, one final stored block of the filtered rows, Adler-32.
+    let idat = &png[33..png.len() - 12];
+    let len = u32::from_be_bytes(idat[..4].try_into()?) as usize;
+    assert_eq!(&idat[4..8], b"IDAT");
+    let z = &idat[8..8 + len];
+    let raw: Vec<u8> = [&[0u8][..], &rgb[..6], &[0u8][..], &rgb[6..]].concat();
+    assert_eq!(&z[..2], &[0x78, 0x01]);
+    assert_eq!(z[2], 1);
+    assert_eq!(u16::from_le_bytes([z[3], z[4]]) as usize, raw.len());
+    assert_eq!(&z[7..7 + raw.len()], raw.as_slice());
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in &raw {
+        a = (a + x as u32) % 65521;
+        b = (b + a) % 65521;
+    }
+    assert_eq!(&z[7 + raw.len()..], &((b << 16) | a).to_be_bytes());
+    Ok(())
+}
+
+#[test]
+fn curves_plot_to_a_png_file() -> anyhow::Result<()> {
+    let path = std::env::temp_dir().join(format!("rat-test-plot-{}.png", std::process::id()));
+    let s = rat_train::png::Series {
+        label: "rat".into(),
+        color: rat_train::png::PALETTE[0],
+        x: vec![0.0, 1000.0, 2000.0],
+        mean: vec![10.0, 50.0, f64::NAN],
+        std: vec![1.0, 5.0, 0.0],
+    };
+    rat_train::png::plot_curves(&path, "test", "env steps", &[s])?;
+    let bytes = std::fs::read(&path)?;
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(&bytes[16..24], &[0, 0, 3, 0x84, 0, 0, 2, 0x30]); // 900 x 560
+    std::fs::remove_file(path)?;
+    Ok(())
+}
