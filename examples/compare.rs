@@ -9,6 +9,7 @@
 //! ```
 //!
 //! Each rule runs its `configs/<algo>_mlp.yaml`; any other `--key value` overrides every config.
+//! `--from_csv <curves.csv>` redraws the plot and table of an earlier comparison without training.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,11 @@ use rat_train::detach::{RunOptions, run};
 use rat_train::png::{PALETTE, Series, plot_curves};
 
 const USAGE: &str = "usage: compare --env_name <env> [--algos rat,fvp,diag,kfac,ppo] [--seeds 1,2] \
-                     [--out <dir> (logs/compare/<env>)] [--<config key> <value>]...";
+                     [--out <dir> (logs/compare/<env>)] [--from_csv <curves.csv>] \
+                     [--<config key> <value>]...";
+
+/// One iteration of one run: (algo, seed, steps, eprewmean, seconds).
+type Row = (String, u64, f64, f64, f64);
 
 fn main() -> ExitCode {
     match compare() {
@@ -74,7 +79,7 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 
 fn compare() -> anyhow::Result<()> {
     let (mut algos, mut seeds) = (vec!["rat".to_string(), "ppo".to_string()], vec![1u64, 2]);
-    let (mut env, mut out, mut overrides) = (None, None, Vec::new());
+    let (mut env, mut out, mut from_csv, mut overrides) = (None, None, None, Vec::new());
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
@@ -90,29 +95,44 @@ fn compare() -> anyhow::Result<()> {
             "seeds" => seeds = value.split(',').map(str::parse).collect::<Result<_, _>>()?,
             "out" => out = Some(PathBuf::from(value)),
             "env_name" => env = Some(value),
+            "from_csv" => from_csv = Some(PathBuf::from(value)),
             _ => overrides.push((key, value)),
         }
     }
     let env = env.ok_or_else(|| anyhow::anyhow!("--env_name is required"))?;
     let out = out.unwrap_or_else(|| Path::new("logs/compare").join(&env));
     std::fs::create_dir_all(&out)?;
-    let mut csv = String::from("algo,seed,steps,eprewmean,seconds\n");
-    let mut series = Vec::new();
-    println!(
-        "| algo | final eprewmean (mean ± std over {} seeds) | wall seconds (mean) |",
-        seeds.len()
-    );
-    println!("|---|---|---|");
-    for (k, algo) in algos.iter().enumerate() {
+    let rows = match &from_csv {
+        Some(path) => read_rows(path)?,
+        None => train(&env, &algos, &seeds, &overrides, &out)?,
+    };
+    if from_csv.is_none() {
+        let mut csv = String::from("algo,seed,steps,eprewmean,seconds\n");
+        for (algo, seed, steps, ret, secs) in &rows {
+            csv.push_str(&format!("{algo},{seed},{steps},{ret},{secs}\n"));
+        }
+        std::fs::write(out.join("curves.csv"), csv)?;
+    }
+    report(&env, &rows, &out)
+}
+
+/// Trains every rule for every seed and returns every iteration's row.
+fn train(
+    env: &str,
+    algos: &[String],
+    seeds: &[u64],
+    overrides: &[(String, String)],
+    out: &Path,
+) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for algo in algos {
         let mut config = Config::load(format!("{algo}_mlp.yaml"))?;
-        config.set("env_name", &env)?;
+        config.set("env_name", env)?;
         config.set("log_interval", "1")?;
-        for (key, value) in &overrides {
+        for (key, value) in overrides {
             config.set(key, value)?;
         }
-        let mut by_step: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
-        let (mut finals, mut walls) = (Vec::new(), Vec::new());
-        for &seed in &seeds {
+        for &seed in seeds {
             let opts = RunOptions {
                 seed: Some(seed),
                 log_root: out.join("logs"),
@@ -121,14 +141,62 @@ fn compare() -> anyhow::Result<()> {
             };
             eprintln!("{algo}, seed {seed}: training on {env}...");
             let outcome = run(&config, &opts)?;
-            let curve = read_curve(&outcome.log_dir)?;
-            for &(steps, ret, secs) in &curve {
-                csv.push_str(&format!("{algo},{seed},{steps},{ret},{secs}\n"));
-                by_step.entry(steps as u64).or_default().push(ret);
+            for (steps, ret, secs) in read_curve(&outcome.log_dir)? {
+                rows.push((algo.clone(), seed, steps, ret, secs));
             }
-            finals.push(outcome.eprewmean);
-            walls.push(curve.last().map_or(f64::NAN, |c| c.2));
         }
+    }
+    Ok(rows)
+}
+
+/// The rows of a `curves.csv`.
+fn read_rows(path: &Path) -> anyhow::Result<Vec<Row>> {
+    std::fs::read_to_string(path)?
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let v: Vec<&str> = l.split(',').collect();
+            anyhow::ensure!(v.len() == 5, "{}: bad row '{l}'", path.display());
+            let num = |x: &str| x.parse::<f64>().unwrap_or(f64::NAN);
+            Ok((
+                v[0].to_string(),
+                v[1].parse()?,
+                num(v[2]),
+                num(v[3]),
+                num(v[4]),
+            ))
+        })
+        .collect()
+}
+
+/// The table of final returns and wall times, and the plot of mean ± std over seeds.
+fn report(env: &str, rows: &[Row], out: &Path) -> anyhow::Result<()> {
+    let mut algos: Vec<&str> = Vec::new();
+    for r in rows {
+        if !algos.contains(&r.0.as_str()) {
+            algos.push(&r.0);
+        }
+    }
+    let seeds = rows
+        .iter()
+        .map(|r| r.1)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    println!("| algo | final eprewmean (mean ± std over {seeds} seeds) | wall seconds (mean) |");
+    println!("|---|---|---|");
+    let mut series = Vec::new();
+    for (k, algo) in algos.iter().enumerate() {
+        let mine: Vec<&Row> = rows.iter().filter(|r| r.0 == *algo).collect();
+        let mut by_step: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+        let mut last: BTreeMap<u64, (f64, f64, f64)> = BTreeMap::new();
+        for r in &mine {
+            by_step.entry(r.2 as u64).or_default().push(r.3);
+            if last.get(&r.1).is_none_or(|l| r.2 >= l.0) {
+                last.insert(r.1, (r.2, r.3, r.4));
+            }
+        }
+        let finals: Vec<f64> = last.values().map(|l| l.1).collect();
+        let walls: Vec<f64> = last.values().map(|l| l.2).collect();
         let (m, s) = mean_std(&finals);
         println!("| {algo} | {m:.1} ± {s:.1} | {:.0} |", mean_std(&walls).0);
         let (x, stats): (Vec<f64>, Vec<(f64, f64)>) = by_step
@@ -136,24 +204,18 @@ fn compare() -> anyhow::Result<()> {
             .map(|(x, v)| (*x as f64, mean_std(v)))
             .unzip();
         series.push(Series {
-            label: algo.clone(),
+            label: algo.to_string(),
             color: PALETTE[k % PALETTE.len()],
             x,
             mean: stats.iter().map(|p| p.0).collect(),
             std: stats.iter().map(|p| p.1).collect(),
         });
     }
-    std::fs::write(out.join("curves.csv"), csv)?;
     let title = format!(
-        "{} - eprewmean, mean +- std over {} seeds",
-        env.to_lowercase(),
-        seeds.len()
+        "{} - eprewmean, mean +- std over {seeds} seeds",
+        env.to_lowercase()
     );
     plot_curves(&out.join("curves.png"), &title, "env steps", &series)?;
-    println!(
-        "wrote {} and {}",
-        out.join("curves.csv").display(),
-        out.join("curves.png").display()
-    );
+    println!("wrote {}", out.join("curves.png").display());
     Ok(())
 }

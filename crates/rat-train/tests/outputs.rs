@@ -124,6 +124,22 @@ fn kl_rule_as_the_reference() {
     assert_eq!(s.apply(0.03, 0.021), 0.02);
 }
 
+/// CRC-32 (IEEE), bit by bit: an independent statement of PNG's chunk checksum.
+fn crc32_ieee(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &byte in data {
+        c ^= byte as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
 #[test]
 fn png_encoding_has_valid_chunks_and_stored_zlib_data() -> anyhow::Result<()> {
     let rgb = [255u8, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30];
@@ -137,22 +153,27 @@ fn png_encoding_has_valid_chunks_and_stored_zlib_data() -> anyhow::Result<()> {
         &png[png.len() - 12..],
         &[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82]
     );
-    // IDAT: zlib header, one final stored block of the filtered rows, Adler-32.
+    // IDAT: the filtered rows (filter byte 0 per row), zlib-compressed, chunk CRC valid.
     let idat = &png[33..png.len() - 12];
     let len = u32::from_be_bytes(idat[..4].try_into()?) as usize;
     assert_eq!(&idat[4..8], b"IDAT");
     let z = &idat[8..8 + len];
     let raw: Vec<u8> = [&[0u8][..], &rgb[..6], &[0u8][..], &rgb[6..]].concat();
-    assert_eq!(&z[..2], &[0x78, 0x01]);
-    assert_eq!(z[2], 1);
-    assert_eq!(u16::from_le_bytes([z[3], z[4]]) as usize, raw.len());
-    assert_eq!(&z[7..7 + raw.len()], raw.as_slice());
+    let inflated = miniz_oxide::inflate::decompress_to_vec_zlib(z)
+        .map_err(|e| anyhow::anyhow!("zlib: {e:?}"))?;
+    assert_eq!(inflated, raw);
     let (mut a, mut b) = (1u32, 0u32);
     for &x in &raw {
         a = (a + x as u32) % 65521;
         b = (b + a) % 65521;
     }
-    assert_eq!(&z[7 + raw.len()..], &((b << 16) | a).to_be_bytes());
+    assert_eq!(
+        &z[z.len() - 4..],
+        &((b << 16) | a).to_be_bytes(),
+        "Adler-32"
+    );
+    let crc = u32::from_be_bytes(idat[8 + len..12 + len].try_into()?);
+    assert_eq!(crc, crc32_ieee(&idat[4..8 + len]));
     Ok(())
 }
 
