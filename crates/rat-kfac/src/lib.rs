@@ -158,13 +158,15 @@ impl Kfac {
             let u = with_ones(input)?;
             let b = u.dims()[0] as f64;
             let stat = u.t()?.matmul(&u)?.affine(1.0 / b, 0.0)?;
-            let out = site.probe().dims()[1];
-            let f = slot.get_or_insert_with(|| Factors {
-                a: Tensor::eye(u.dims()[1], u.dtype(), u.device()).expect("eye"),
-                g: Tensor::eye(out, u.dtype(), u.device()).expect("eye"),
-                eig: None,
-                s: None,
-            });
+            let f = match slot {
+                Some(f) => f,
+                None => slot.insert(Factors {
+                    a: Tensor::eye(u.dims()[1], u.dtype(), u.device())?,
+                    g: Tensor::eye(site.probe().dims()[1], u.dtype(), u.device())?,
+                    eig: None,
+                    s: None,
+                }),
+            };
             f.a = ema(&f.a, &stat, beta)?;
         }
         Ok(())
@@ -278,7 +280,9 @@ impl Kfac {
                 out.extend(block.iter().cloned());
                 continue;
             };
-            let ([da, qa, dg, qg], _) = f.eig.as_ref().expect("ensure_eigen set it");
+            let Some(([da, qa, dg, qg], _)) = f.eig.as_ref() else {
+                return invalid(OP, "no eigen-decomposition for a dense layer");
+            };
             let (w, bias) = (&block[0], &block[1]);
             let gm = Tensor::cat(&[w, &bias.unsqueeze(1)?], 1)?;
             let inner = qg.t()?.matmul(&gm)?.matmul(qa)?;

@@ -53,8 +53,8 @@ pub fn config(t: &HashMap<String, Tensor>) -> Result<Config> {
 pub fn rng_tensor(rng: &ChaCha8Rng) -> Result<Tensor> {
     let mut words: Vec<u32> = rng
         .get_seed()
-        .chunks(4)
-        .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
     let stream = rng.get_stream();
     words.extend([stream as u32, (stream >> 32) as u32]);

@@ -489,9 +489,11 @@ impl Config {
         };
         let mut tree = serde_yaml::to_value(&*self).map_err(invalid)?;
         let scalar: serde_yaml::Value = serde_yaml::from_str(value).map_err(invalid)?;
-        let map = tree
-            .as_mapping_mut()
-            .expect("a config serialises to a mapping");
+        let not_a_mapping = || ConfigError::Invalid {
+            origin: origin.clone(),
+            msg: "the config did not serialise to a mapping".into(),
+        };
+        let map = tree.as_mapping_mut().ok_or_else(not_a_mapping)?;
         if key == "algo" {
             map.insert("algo".into(), scalar);
         } else {
@@ -508,7 +510,7 @@ impl Config {
                 })?;
             map.get_mut(*section)
                 .and_then(|v| v.as_mapping_mut())
-                .expect("section exists")
+                .ok_or_else(not_a_mapping)?
                 .insert(key.as_str().into(), scalar);
         }
         *self = serde_yaml::from_value(tree).map_err(invalid)?;
@@ -517,11 +519,8 @@ impl Config {
 
     /// Every key [`set`](Self::set) accepts.
     pub fn keys() -> Vec<String> {
-        let tree = serde_yaml::to_value(Config {
-            algo: Algo::Rat,
-            ..Config::default_rat()
-        })
-        .expect("serialises");
+        // A config of plain fields always serialises; were it not to, there are no keys to list.
+        let tree = serde_yaml::to_value(Config::default_rat()).unwrap_or_default();
         let mut keys = vec!["algo".to_string()];
         for s in SECTIONS {
             if let Some(m) = tree.get(s).and_then(|v| v.as_mapping()) {
@@ -543,8 +542,11 @@ impl Config {
     }
 
     /// The YAML snapshot written to a run's log directory.
-    pub fn to_yaml(&self) -> String {
-        serde_yaml::to_string(self).expect("a config serialises")
+    pub fn to_yaml(&self) -> Result<String, ConfigError> {
+        serde_yaml::to_string(self).map_err(|e| ConfigError::Invalid {
+            origin: "config snapshot".into(),
+            msg: e.to_string(),
+        })
     }
 }
 

@@ -236,7 +236,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
             norm.update(&rollout.obs)?;
         }
         let obs = agent.normalise(&rollout.obs, device)?;
-        let actions = actions_tensor(&rollout.actions, n, agent.act_dim, &agent, device)?;
+        let actions = actions_tensor(&rollout.actions, &agent, device)?;
         let adv_t = f32_tensor(&advantages, device)?;
         let ret_t = f32_tensor(&returns, device)?;
         // The ratio's denominator is the current network on the new normalisation (ratio 1 at the
@@ -292,16 +292,16 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         }
         let critic_seconds = t_critic.elapsed().as_secs_f64();
         let fps = n as f64 / t0.elapsed().as_secs_f64();
-        for (k, v) in [rollout_seconds, actor_seconds, critic_seconds]
-            .iter()
-            .enumerate()
+        for (sum, v) in phase_sums
+            .iter_mut()
+            .zip([rollout_seconds, actor_seconds, critic_seconds])
         {
-            phase_sums[k] += v;
+            *sum += v;
         }
         state.iteration = it + 1;
         state.elapsed += t0.elapsed().as_secs_f64();
 
-        let mut row = log_row(
+        let row = log_row(
             &state,
             &rollout.actions,
             &advantages,
@@ -314,27 +314,13 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
             it,
             n,
         );
-        log.scalars(&row, TB_TAGS, it)?;
         // Phase times go to TensorBoard only: progress.csv keeps the reference's columns.
-        for (tag, v) in [
+        let phases = [
             ("time/rollout", rollout_seconds),
             ("time/actor", actor_seconds),
             ("time/critic", critic_seconds),
-        ] {
-            row.insert(tag.into(), v);
-        }
-        log.scalars(
-            &row,
-            &[
-                ("time/rollout", "time/rollout"),
-                ("time/actor", "time/actor"),
-                ("time/critic", "time/critic"),
-            ],
-            it,
-        )?;
-        for tag in ["time/rollout", "time/actor", "time/critic"] {
-            row.remove(tag);
-        }
+        ];
+        log.scalars(&row, TB_TAGS, &phases, it)?;
         if (it + 1) % config.log_config.log_interval.max(1) == 0 {
             log.row(&row, opts.verbose)?;
         }
@@ -520,7 +506,7 @@ fn save_checkpoint(
     t.push(("train.rng".into(), checkpoint::rng_tensor(rng)?));
     t.push((
         "train.config".into(),
-        checkpoint::text_tensor(&config.to_yaml())?,
+        checkpoint::text_tensor(&config.to_yaml()?)?,
     ));
     checkpoint::save(&dir.join("model.safetensors"), t)
 }
@@ -631,19 +617,16 @@ fn index_tensor(idx: &[usize], device: &Device) -> Result<Tensor> {
 }
 
 /// Pre-squash actions (n, act_dim) in f32, or indices (n) in u32 for a categorical actor.
-fn actions_tensor(
-    actions: &[f32],
-    n: usize,
-    act_dim: usize,
-    agent: &Agent,
-    device: &Device,
-) -> Result<Tensor> {
+fn actions_tensor(actions: &[f32], agent: &Agent, device: &Device) -> Result<Tensor> {
+    let n = actions.len() / agent.act_dim.max(1);
     Ok(match agent.actor {
         crate::agent::ActorNet::Categorical(_) => {
             let v: Vec<u32> = actions.iter().map(|&a| a as u32).collect();
             Tensor::from_vec(v, n, device)?
         }
-        crate::agent::ActorNet::Gaussian(_) => Tensor::from_slice(actions, (n, act_dim), device)?,
+        crate::agent::ActorNet::Gaussian(_) => {
+            Tensor::from_slice(actions, (n, agent.act_dim), device)?
+        }
     })
 }
 

@@ -11,15 +11,12 @@ use std::collections::HashMap;
 use candle_core::Tensor;
 use rat_core::cg::{CgOptions, conjugate_gradient};
 use rat_core::clip::PostGrad;
-use rat_core::jacobian::ScoreJacobian;
 use rat_core::layers::Tangents;
 use rat_core::{Result, fisher, params};
 
 use crate::config::{AlgoConfig, GradKind, NormObj, PostGradKind};
 use crate::nets::{Actor, Policy};
-use crate::update::{
-    ActorBatch, ActorUpdate, ScorePass, StepInfo, entropy_grad, normalise_advantages, scalar,
-};
+use crate::update::{ActorBatch, ActorUpdate, ScorePass, StepInfo, normalise_advantages, scalar};
 
 /// The FVP rule and its SGD state.
 #[derive(Debug, Clone)]
@@ -82,7 +79,6 @@ pub(crate) fn clamped_surrogate_gradient(
     norm_obj: NormObj,
     ent_coef: f64,
 ) -> Result<(f64, Vec<Tensor>)> {
-    let b = pass.jac.num_samples() as f64;
     let a = normalise_advantages(&batch.advantages, &pass.ratio, norm_obj)?;
     let loss_pi = -scalar(&pass.ratio.mul(&a)?.mean_all()?)?;
     let free = match clamp {
@@ -93,11 +89,8 @@ pub(crate) fn clamped_surrogate_gradient(
             .to_dtype(pass.ratio.dtype())?,
         None => pass.ratio.ones_like()?,
     };
-    let w = pass.ratio.mul(&a)?.mul(&free)?.affine(-1.0 / b, 0.0)?;
-    let mut grad = pass.jac.vjp(&w)?;
-    if ent_coef != 0.0 {
-        grad = params::axpy(-ent_coef, &entropy_grad(actor, &batch.obs)?, &grad)?;
-    }
+    let w = pass.ratio.mul(&a)?.mul(&free)?;
+    let grad = pass.loss_gradient(actor, &batch.obs, &w, ent_coef)?;
     Ok((loss_pi, grad))
 }
 

@@ -230,17 +230,22 @@ impl RunLog {
         std::fs::write(&path, text).map_err(io(&path))
     }
 
-    /// TensorBoard scalars of one iteration (`tags` maps CSV keys to TensorBoard tags).
+    /// TensorBoard scalars of one iteration: `tags` maps CSV keys of `row` to TensorBoard tags;
+    /// `extra` are (tag, value) pairs that are not CSV columns.
     pub fn scalars(
         &mut self,
         row: &BTreeMap<String, f64>,
         tags: &[(&str, &str)],
+        extra: &[(&str, f64)],
         step: usize,
     ) -> Result<()> {
         for (key, tag) in tags {
             if let Some(v) = row.get(*key) {
                 self.tb.scalar(tag, *v, step as i64)?;
             }
+        }
+        for (tag, v) in extra {
+            self.tb.scalar(tag, *v, step as i64)?;
         }
         self.tb.flush()
     }

@@ -8,14 +8,11 @@
 use std::collections::HashMap;
 
 use candle_core::Tensor;
-use rat_core::jacobian::ScoreJacobian;
-use rat_core::{Result, clip, params};
+use rat_core::{Result, clip};
 
 use crate::config::{AlgoConfig, NormObj};
 use crate::nets::Actor;
-use crate::update::{
-    ActorBatch, ActorUpdate, ScorePass, StepInfo, entropy_grad, normalise_advantages, scalar,
-};
+use crate::update::{ActorBatch, ActorUpdate, ScorePass, StepInfo, normalise_advantages, scalar};
 
 /// The plain-gradient rule and its SGD state.
 #[derive(Debug, Clone)]
@@ -49,14 +46,10 @@ pub(crate) fn surrogate_gradient(
     norm_obj: NormObj,
     ent_coef: f64,
 ) -> Result<(f64, Vec<Tensor>)> {
-    let b = pass.jac.num_samples() as f64;
     let a = normalise_advantages(&batch.advantages, &pass.ratio, norm_obj)?;
     let weights = pass.ratio.mul(&a)?;
     let loss_pi = -scalar(&weights.mul(&pass.logp)?.mean_all()?)?;
-    let mut grad = params::scale(&pass.jac.vjp(&weights)?, -1.0 / b)?;
-    if ent_coef != 0.0 {
-        grad = params::axpy(-ent_coef, &entropy_grad(actor, &batch.obs)?, &grad)?;
-    }
+    let grad = pass.loss_gradient(actor, &batch.obs, &weights, ent_coef)?;
     Ok((loss_pi, grad))
 }
 

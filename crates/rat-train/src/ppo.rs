@@ -10,12 +10,12 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Tensor, Var};
 use rat_core::jacobian::ScoreJacobian;
-use rat_core::{Result, clip, params};
+use rat_core::{Result, clip};
 
 use crate::config::AlgoConfig;
 use crate::nets::Actor;
 use crate::optim::Adam;
-use crate::update::{ActorBatch, ActorUpdate, ScorePass, StepInfo, entropy_grad, rms, scalar};
+use crate::update::{ActorBatch, ActorUpdate, ScorePass, StepInfo, rms, scalar};
 
 /// The PPO rule and its Adam state.
 #[derive(Debug, Clone)]
@@ -44,12 +44,14 @@ impl PpoActor {
     }
 
     fn adam(&mut self, params: &[Var]) -> Result<&mut Adam> {
-        if self.adam.is_none() {
-            let mut adam = Adam::new(params)?;
-            adam.eps = 1e-5;
-            self.adam = Some(adam);
+        match &mut self.adam {
+            Some(adam) => Ok(adam),
+            slot => {
+                let mut adam = Adam::new(params)?;
+                adam.eps = 1e-5;
+                Ok(slot.insert(adam))
+            }
         }
-        Ok(self.adam.as_mut().expect("set above"))
     }
 }
 
@@ -75,11 +77,8 @@ impl ActorUpdate for PpoActor {
         let negative = a.lt(0.0)?.to_dtype(DType::U8)?;
         let flat = r.gt(hi)?.mul(&positive)?.add(&r.lt(lo)?.mul(&negative)?)?;
         let mask = flat.eq(0u8)?.to_dtype(r.dtype())?;
-        let w = r.mul(&a)?.mul(&mask)?.affine(-1.0 / b as f64, 0.0)?;
-        let mut grad = pass.jac.vjp(&w)?;
-        if self.ent_coef != 0.0 {
-            grad = params::axpy(-self.ent_coef, &entropy_grad(actor, &batch.obs)?, &grad)?;
-        }
+        let w = r.mul(&a)?.mul(&mask)?;
+        let grad = pass.loss_gradient(actor, &batch.obs, &w, self.ent_coef)?;
         let (clipped_grad, grad_norm) = clip::clip_grad_norm(&grad, self.max_grad_norm)?;
         let ps = pass.jac.params().to_vec();
         self.adam(&ps)?.step(&ps, &clipped_grad, lr)?;

@@ -111,18 +111,20 @@ impl RatActor {
                 1.0 / (state.scale + 1e-8),
                 -state.mean / (state.scale + 1e-8),
             )?;
-            if state.solver.is_none() {
-                let p = jac.params();
-                let shapes: Vec<_> = p.iter().map(|v| v.shape().clone()).collect();
-                state.solver = Some(ExactKaczmarz::new(
-                    state.n,
-                    &shapes,
-                    self.params.damping,
-                    a.dtype(),
-                    a.device(),
-                )?);
-            }
-            let solver = state.solver.as_mut().expect("created above");
+            let solver = match &mut state.solver {
+                Some(solver) => solver,
+                slot => {
+                    let shapes: Vec<_> = jac.params().iter().map(|v| v.shape().clone()).collect();
+                    let damping = self.params.damping;
+                    slot.insert(ExactKaczmarz::new(
+                        state.n,
+                        &shapes,
+                        damping,
+                        a.dtype(),
+                        a.device(),
+                    )?)
+                }
+            };
             let step = solver.block_step(jac, &batch.block, ratio, &a)?;
             return Ok((step.psi, step.direction));
         }

@@ -139,10 +139,8 @@ pub fn read_scalars(path: &Path) -> Result<Vec<(String, i64, f32)>> {
         let header = data
             .get(pos..pos + 12)
             .ok_or_else(|| bad("truncated record header"))?;
-        let len = u64::from_le_bytes(header[..8].try_into().expect("8 bytes")) as usize;
-        if u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"))
-            != masked_crc(&header[..8])
-        {
+        let len = le_u64(&header[..8]) as usize;
+        if le_u32(&header[8..12]) != masked_crc(&header[..8]) {
             return Err(bad("length CRC mismatch"));
         }
         let body = data
@@ -151,7 +149,7 @@ pub fn read_scalars(path: &Path) -> Result<Vec<(String, i64, f32)>> {
         let crc = data
             .get(pos + 12 + len..pos + 16 + len)
             .ok_or_else(|| bad("truncated CRC"))?;
-        if u32::from_le_bytes(crc.try_into().expect("4 bytes")) != masked_crc(body) {
+        if le_u32(crc) != masked_crc(body) {
             return Err(bad("data CRC mismatch"));
         }
         if let Some(s) = parse_scalar(body) {
@@ -160,6 +158,19 @@ pub fn read_scalars(path: &Path) -> Result<Vec<(String, i64, f32)>> {
         pos += 16 + len;
     }
     Ok(out)
+}
+
+/// Little-endian value of up to 8 bytes.
+fn le_u64(b: &[u8]) -> u64 {
+    b.iter()
+        .take(8)
+        .rev()
+        .fold(0, |acc, &x| acc << 8 | u64::from(x))
+}
+
+/// Little-endian value of up to 4 bytes.
+fn le_u32(b: &[u8]) -> u32 {
+    le_u64(&b[..b.len().min(4)]) as u32
 }
 
 fn read_varint(b: &[u8], pos: &mut usize) -> Option<u64> {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use candle_core::Tensor;
 use rat_core::Result;
+use rat_core::jacobian::ScoreJacobian;
 
 use crate::nets::{Actor, Policy};
 
@@ -122,6 +123,23 @@ impl ScorePass {
             kl,
             entropy,
         })
+    }
+
+    /// −Jᵀw/b − c_ent ∇ℋ: the loss gradient of the surrogate −mean(w ⊙ log π) − c_ent ℋ for
+    /// per-sample score weights `w` (constants), one tensor per parameter.
+    pub fn loss_gradient(
+        &self,
+        actor: &dyn Actor,
+        obs: &Tensor,
+        w: &Tensor,
+        ent_coef: f64,
+    ) -> Result<Vec<Tensor>> {
+        let b = self.jac.num_samples() as f64;
+        let grad = self.jac.vjp(&w.affine(-1.0 / b, 0.0)?)?;
+        if ent_coef == 0.0 {
+            return Ok(grad);
+        }
+        rat_core::params::axpy(-ent_coef, &entropy_grad(actor, obs)?, &grad)
     }
 
     /// The step's report: this pass's KL, entropy and ratio range with the rule's pre-clip

@@ -103,7 +103,7 @@ fn bad_input_names_the_problem() {
 fn the_snapshot_round_trips() -> anyhow::Result<()> {
     for name in ALL {
         let c = Config::load(name)?;
-        assert_eq!(Config::from_yaml(&c.to_yaml(), "snapshot")?, c);
+        assert_eq!(Config::from_yaml(&c.to_yaml()?, "snapshot")?, c);
     }
     Ok(())
 }
