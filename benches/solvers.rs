@@ -1,9 +1,12 @@
 //! One actor update per rule on identical minibatches (b = 1024, f32, CPU) for the Hopper-sized
 //! (11 → 256 → 256 → 3) and Humanoid-sized (376 → 256 → 256 → 17) Gaussian policies with a
 //! state-independent log-σ: rat (reference and exact Kaczmarz), fvp (10 CG iterations on the
-//! exact Fisher), diag, kfac (the median step, which has no factor refresh, and the mean over
-//! whole 10-step cycles, which includes one refresh and eigen-decomposition in ten), pg and ppo, all through `rat_train`'s `ActorUpdate` rules. The
-//! kernel alone (factored vs materialised) is `benches/kernel.rs`.
+//! exact Fisher), diag, kfac and ekfac (each timed separately on ordinary steps and on the
+//! every-10th step that refreshes G and the eigen-decompositions, plus the mean over whole
+//! 10-step cycles), pg and ppo, all through `rat_train`'s `ActorUpdate` rules; then the joint
+//! updates of the shared network (`train_shared`; Humanoid-sized, 376 → 256 → 256 → 17 + value,
+//! P = 166 947): rat (reference and exact joint mode), diag and kfac. The kernel alone
+//! (factored vs materialised) is `benches/kernel.rs`.
 //!
 //! `cargo bench --bench solvers` prints a summary table (median of `RAT_BENCH_RUNS` = 15 timed
 //! steps each, relative to pg), then criterion's timings. `RAT_BENCH_QUICK=1` skips criterion.
@@ -106,6 +109,29 @@ fn warmed(
     Ok(r)
 }
 
+/// Steps a rule with a refresh every 10 steps (`taken` steps so far) until the next step is
+/// (or is not) a refresh step, then times that one step.
+fn time_phase(
+    r: &mut dyn ActorUpdate,
+    s: &Setup,
+    taken: &mut usize,
+    refresh: bool,
+) -> anyhow::Result<Duration> {
+    while taken.is_multiple_of(10) != refresh {
+        r.step(&s.actor, &s.batch, LR)?;
+        *taken += 1;
+    }
+    let t0 = Instant::now();
+    black_box(r.step(&s.actor, &s.batch, LR)?);
+    *taken += 1;
+    Ok(t0.elapsed())
+}
+
+/// Whether a rule refreshes its factors every 10 steps.
+fn refreshes(name: &str) -> bool {
+    name == "kfac" || name == "ekfac"
+}
+
 /// Median and mean milliseconds of `runs` calls.
 fn time_ms(mut f: impl FnMut(), runs: usize) -> (f64, f64) {
     let mut t: Vec<f64> = (0..runs)
@@ -127,19 +153,29 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(15);
     let setups = [setup("hopper", 11, 3)?, setup("humanoid", 376, 17)?];
     let mut table = vec![Vec::new(); RULES.len()];
-    let mut kfac_cycle = Vec::new();
+    // Per refreshing rule: (no-refresh median, refresh median, cycle mean) per setup.
+    let mut phases: Vec<(&str, Vec<[f64; 3]>)> = Vec::new();
     for s in &setups {
         for (k, (name, file, mode)) in RULES.iter().enumerate() {
             let mut r = warmed(s, file, *mode)?;
             let (median, _) = time_ms(|| drop(black_box(r.step(&s.actor, &s.batch, LR))), runs);
             table[k].push(median);
-            if *name == "kfac" {
-                // Whole cycles: the warm-up took step 0, so 9 more complete the first cycle.
-                for _ in 0..9 {
-                    r.step(&s.actor, &s.batch, LR)?;
+            if refreshes(name) {
+                let mut r = warmed(s, file, *mode)?;
+                let mut taken = 1;
+                let mut phase = |refresh: bool| -> anyhow::Result<f64> {
+                    let mut t = (0..3.max(runs / 5))
+                        .map(|_| Ok(time_phase(r.as_mut(), s, &mut taken, refresh)?.as_secs_f64()))
+                        .collect::<anyhow::Result<Vec<f64>>>()?;
+                    t.sort_by(f64::total_cmp);
+                    Ok(t[t.len() / 2] * 1e3)
+                };
+                let (plain, refresh) = (phase(false)?, phase(true)?);
+                let cycle = (9.0 * plain + refresh) / 10.0;
+                match phases.iter_mut().find(|p| p.0 == *name) {
+                    Some(p) => p.1.push([plain, refresh, cycle]),
+                    None => phases.push((name, vec![[plain, refresh, cycle]])),
                 }
-                let (_, mean) = time_ms(|| drop(black_box(r.step(&s.actor, &s.batch, LR))), 20);
-                kfac_cycle.push(mean);
             }
         }
     }
@@ -158,20 +194,17 @@ fn main() -> anyhow::Result<()> {
         );
     };
     for (k, (name, ..)) in RULES.iter().enumerate() {
-        let label = if *name == "kfac" {
-            "kfac (median step, no refresh)"
-        } else {
-            name
-        };
-        row(label, table[k][0], table[k][1]);
-        if *name == "kfac" {
-            row(
-                "kfac (mean over 10-step cycles)",
-                kfac_cycle[0],
-                kfac_cycle[1],
-            );
+        match phases.iter().find(|p| p.0 == *name) {
+            None => row(name, table[k][0], table[k][1]),
+            Some((_, t)) => {
+                let labels = ["no refresh", "refresh step", "mean over a 10-step cycle"];
+                for (j, what) in labels.iter().enumerate() {
+                    row(&format!("{name} ({what})"), t[0][j], t[1][j]);
+                }
+            }
         }
     }
+    joint_table(runs)?;
     if std::env::var_os("RAT_BENCH_QUICK").is_some() {
         return Ok(());
     }
@@ -183,13 +216,84 @@ fn main() -> anyhow::Result<()> {
     for s in &setups {
         let mut g = c.benchmark_group(format!("actor_update_{}_b{B}", s.name));
         for (name, file, mode) in RULES {
-            let mut r = warmed(s, file, mode)?;
-            g.bench_function(name, |bch| {
-                bch.iter(|| black_box(r.step(&s.actor, &s.batch, LR).unwrap()))
-            });
+            if !refreshes(name) {
+                let mut r = warmed(s, file, mode)?;
+                g.bench_function(name, |bch| {
+                    bch.iter(|| black_box(r.step(&s.actor, &s.batch, LR).unwrap()))
+                });
+                continue;
+            }
+            for refresh in [false, true] {
+                let (mut r, mut taken) = (warmed(s, file, mode)?, 1);
+                let id = format!(
+                    "{name} ({})",
+                    if refresh { "refresh" } else { "no refresh" }
+                );
+                g.bench_function(id, |bch| {
+                    bch.iter_custom(|iters| {
+                        (0..iters)
+                            .map(|_| time_phase(r.as_mut(), s, &mut taken, refresh).unwrap())
+                            .sum()
+                    })
+                });
+            }
         }
         g.finish();
     }
     c.final_summary();
+    Ok(())
+}
+
+/// The shared network's joint updates on one Humanoid-sized minibatch, median ms.
+fn joint_table(runs: usize) -> anyhow::Result<()> {
+    use rat_train::joint::JointBatch;
+    use rat_train::shared::joint_update;
+    use rat_train::shared_net::SharedActorCritic;
+    let dev = Device::Cpu;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let space = rat_envs::Space::uniform_box(17, -0.4, 0.4);
+    let net = SharedActorCritic::new(376, &space, 256, 2, 0.0, true, DType::F32, &dev, &mut rng)?;
+    let obs = Tensor::randn(0f32, 1.0, (B, 376), &dev)?;
+    let batch = JointBatch {
+        old: net.forward(&obs, None, None)?.policy.detach()?,
+        obs,
+        actions: Tensor::randn(0f32, 1.0, (B, 17), &dev)?,
+        advantages: Tensor::randn(0f32, 1.0, B, &dev)?,
+        returns: Tensor::randn(0f32, 1.0, B, &dev)?,
+        noise: Tensor::randn(0f32, 1.0, B, &dev)?,
+        masks: None,
+    };
+    println!(
+        "\nJoint update of the shared network (Humanoid-sized), b = {B}, f32, median of {runs} steps (ms)"
+    );
+    println!("| rule | ms |");
+    println!("|---|---|");
+    for (name, file, overrides) in [
+        ("rat", "rat_mlp_shared.yaml", &[][..]),
+        (
+            "rat (joint_mode exact)",
+            "rat_mlp_shared.yaml",
+            &[("joint_mode", "exact")][..],
+        ),
+        ("diag", "diag_mlp_shared.yaml", &[][..]),
+        (
+            "kfac (mean over a 10-step cycle)",
+            "kfac_mlp_shared.yaml",
+            &[][..],
+        ),
+    ] {
+        let mut c = Config::load(file)?;
+        for (k, v) in overrides {
+            c.set(k, v)?;
+        }
+        let mut rule = joint_update(&c)?;
+        rule.step(&net, &batch, LR)?;
+        // K-FAC: two whole 10-step cycles (the warm-up step above was step 0 of the first).
+        let kfac = name.starts_with("kfac");
+        let n = if kfac { 20 } else { runs };
+        let (median, mean) = time_ms(|| drop(black_box(rule.step(&net, &batch, LR))), n);
+        let shown = if kfac { mean } else { median };
+        println!("| {name} | {shown:.1} |");
+    }
     Ok(())
 }

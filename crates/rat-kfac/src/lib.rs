@@ -25,14 +25,27 @@
 //!
 //! Defaults are the reference's (ALGORITHMS.md 4.3): β = 0.95, δ = 1e-3, κ = 1e-3, t_inv = 10,
 //! μ = 0.9. The reference lets the statistics objective's gradient leak into the update on
-//! refresh steps; here the statistics pass never touches the update. Convolutions are refused
-//! with an error until their factors (over unfolded patches) are added.
+//! refresh steps; here the statistics pass never touches the update.
+//!
+//! Convolutions follow KFC (Grosse & Martens 2016). With ũ_{i,t} = [patch_{i,t}; 1] the unfolded
+//! input at output position t (C·kh·kw + 1 entries, in the weight's (C, kh, kw) order) and
+//! g_{i,t} the output gradient there, sample i's weight gradient is Σ_t g_{i,t} ũ_{i,t}ᵀ; under
+//! spatial homogeneity and uncorrelated positions its second moment is L·E[ũũᵀ] ⊗ E[ggᵀ] over
+//! the L positions. So A averages ũũᵀ over samples *and* positions, G sums g gᵀ over positions
+//! and averages over samples:
+//!
+//! * A_batch = Σ_{i,t} ũ_{i,t}ũ_{i,t}ᵀ / (b·L),  G_batch = Σ_{i,t} g_{i,t} g_{i,t}ᵀ / b,
+//!
+//! which reduce to the dense formulas at L = 1. (PyTorch K-FAC ports in the ACKTR line divide
+//! A by L once more and multiply G by L, i.e. they drop KFC's factor L from the product; the KL
+//! clip bounds the step either way.) EK-FAC's scalings use the exact per-sample gradients,
+//! S_batch = Σ_i ((G_i Q_G)ᵀ(U_i Q_A))^⊙2 / b, with U_i (L, C·kh·kw + 1) and G_i (L, out).
 
 #![warn(missing_docs)]
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor};
-use rat_core::layers::{Recorder, SiteKind};
+use rat_core::layers::{Recorder, Site, SiteKind, unfold};
 use rat_core::{Error, Result, linalg};
 
 /// K-FAC's hyperparameters.
@@ -65,7 +78,7 @@ impl Default for KfacOptions {
     }
 }
 
-/// One dense layer's factors and their eigen-decompositions.
+/// One dense or convolutional layer's factors and their eigen-decompositions.
 #[derive(Debug, Clone)]
 struct Factors {
     a: Tensor,
@@ -76,7 +89,8 @@ struct Factors {
     s: Option<Tensor>,
 }
 
-/// The K-FAC optimiser state: factors per dense layer, step count, momentum buffers.
+/// The K-FAC optimiser state: factors per dense or convolutional layer, step count, momentum
+/// buffers.
 #[derive(Debug, Clone)]
 pub struct Kfac {
     /// The hyperparameters.
@@ -97,6 +111,41 @@ fn invalid<T>(op: &'static str, msg: impl Into<String>) -> Result<T> {
 fn with_ones(u: &Tensor) -> Result<Tensor> {
     let ones = Tensor::ones((u.dims()[0], 1), u.dtype(), u.device())?;
     Ok(Tensor::cat(&[u, &ones], 1)?)
+}
+
+/// A covered layer's input rows ũ and its number of output positions L: (b, in + 1) and 1 for a
+/// dense layer, (b·L, C·kh·kw + 1) and L for a convolution; `None` for other sites.
+fn input_rows(site: &Site) -> Result<Option<(Tensor, usize)>> {
+    match site.kind() {
+        SiteKind::Dense { input } => Ok(Some((with_ones(input)?, 1))),
+        SiteKind::Conv2d { input, geometry } => {
+            let u = unfold(input, geometry.kernel, geometry.stride, geometry.padding)?;
+            let (b, c, kk, l) = u.dims4()?;
+            let u = u
+                .reshape((b, c * kk, l))?
+                .transpose(1, 2)?
+                .reshape((b * l, c * kk))?;
+            Ok(Some((with_ones(&u)?, l)))
+        }
+        SiteKind::Broadcast => Ok(None),
+    }
+}
+
+/// A covered layer's output-gradient rows g: (b, out) for a dense layer, (b·L, out) for a
+/// convolution (one row per sample and output position), from the gradient of its probe.
+fn grad_rows(site: &Site, grads: &GradStore) -> Result<Tensor> {
+    let g = match grads.get(site.probe().as_tensor()) {
+        Some(g) => g.clone(),
+        None => site.probe().as_tensor().zeros_like()?,
+    };
+    match g.dims() {
+        [_, _] => Ok(g),
+        [b, out, h, w] => Ok(g
+            .reshape((*b, *out, h * w))?
+            .transpose(1, 2)?
+            .reshape((b * h * w, *out))?),
+        d => invalid("Kfac", format!("unexpected output-gradient shape {d:?}")),
+    }
 }
 
 fn ema(old: &Tensor, new: &Tensor, beta: f64) -> Result<Tensor> {
@@ -137,27 +186,20 @@ impl Kfac {
         if self.layers.len() != rec.sites().len() {
             return invalid("Kfac", "the recorder's layers changed between steps");
         }
-        if rec
-            .sites()
-            .iter()
-            .any(|s| matches!(s.kind(), SiteKind::Conv2d { .. }))
-        {
-            return invalid("Kfac", "K-FAC for convolutions is not implemented yet");
-        }
         Ok(())
     }
 
-    /// A ← β·A + (1 − β)·ũᵀũ / b for every dense layer of a recorded forward pass.
+    /// A ← β·A + (1 − β)·ũᵀũ / (b·L) for every dense (L = 1) and convolutional layer of a
+    /// recorded forward pass.
     pub fn update_a(&mut self, rec: &Recorder) -> Result<()> {
         self.check_sites(rec)?;
         let beta = self.opts.stat_decay;
         for (slot, site) in self.layers.iter_mut().zip(rec.sites()) {
-            let SiteKind::Dense { input } = site.kind() else {
+            let Some((u, _)) = input_rows(site)? else {
                 continue;
             };
-            let u = with_ones(input)?;
-            let b = u.dims()[0] as f64;
-            let stat = u.t()?.matmul(&u)?.affine(1.0 / b, 0.0)?;
+            let rows = u.dims()[0] as f64;
+            let stat = u.t()?.matmul(&u)?.affine(1.0 / rows, 0.0)?;
             let f = match slot {
                 Some(f) => f,
                 None => slot.insert(Factors {
@@ -172,21 +214,19 @@ impl Kfac {
         Ok(())
     }
 
-    /// G ← β·G + (1 − β)·gᵀg / b, with g the per-sample output gradients in `grads`, a backward
-    /// pass of the statistics objective Σ_i ℓ_i through the recorded forward pass (ℓ_i = log π
-    /// at the stored or at re-sampled actions). Call after [`update_a`](Self::update_a).
+    /// G ← β·G + (1 − β)·gᵀg / b, with g the per-sample output gradients in `grads` (one row
+    /// per sample and, for a convolution, output position), a backward pass of the statistics
+    /// objective Σ_i ℓ_i through the recorded forward pass (ℓ_i = log π at the stored or at
+    /// re-sampled actions). Call after [`update_a`](Self::update_a).
     pub fn update_g(&mut self, rec: &Recorder, grads: &GradStore) -> Result<()> {
         self.check_sites(rec)?;
         let beta = self.opts.stat_decay;
         for (slot, site) in self.layers.iter_mut().zip(rec.sites()) {
-            let (SiteKind::Dense { .. }, Some(f)) = (site.kind(), slot.as_mut()) else {
+            let Some(f) = slot.as_mut() else {
                 continue;
             };
-            let g = match grads.get(site.probe().as_tensor()) {
-                Some(g) => g.clone(),
-                None => site.probe().as_tensor().zeros_like()?,
-            };
-            let b = g.dims()[0] as f64;
+            let g = grad_rows(site, grads)?;
+            let b = site.probe().dims()[0] as f64;
             f.g = ema(&f.g, &g.t()?.matmul(&g)?.affine(1.0 / b, 0.0)?, beta)?;
         }
         Ok(())
@@ -213,9 +253,11 @@ impl Kfac {
         Ok(())
     }
 
-    /// EK-FAC: S ← β·S + (1 − β)·(P_g ⊙ P_g)ᵀ(P_a ⊙ P_a)/b in the current eigenbasis (S ← S_batch
-    /// right after a refresh), with the recorded inputs and the per-sample output gradients in
-    /// `grads`. Does nothing for plain K-FAC. Call after [`update_g`](Self::update_g).
+    /// EK-FAC: S ← β·S + (1 − β)·S_batch in the current eigenbasis (S ← S_batch right after a
+    /// refresh), S_batch the mean squared projected per-sample gradient: (P_g ⊙ P_g)ᵀ(P_a ⊙ P_a)/b
+    /// for a dense layer, Σ_i ((G_i Q_G)ᵀ(U_i Q_A))^⊙2 / b for a convolution, from the recorded
+    /// inputs and the per-sample output gradients in `grads`. Does nothing for plain K-FAC.
+    /// Call after [`update_g`](Self::update_g).
     pub fn update_scales(&mut self, rec: &Recorder, grads: &GradStore) -> Result<()> {
         if !self.opts.eigen_corrected {
             return Ok(());
@@ -224,20 +266,27 @@ impl Kfac {
         self.ensure_eigen()?;
         let beta = self.opts.stat_decay;
         for (slot, site) in self.layers.iter_mut().zip(rec.sites()) {
-            let (SiteKind::Dense { input }, Some(f)) = (site.kind(), slot.as_mut()) else {
+            let Some(f) = slot.as_mut() else {
                 continue;
             };
             let Some(([_, qa, _, qg], _)) = &f.eig else {
                 continue;
             };
-            let g = match grads.get(site.probe().as_tensor()) {
-                Some(g) => g.clone(),
-                None => site.probe().as_tensor().zeros_like()?,
+            let Some((u, l)) = input_rows(site)? else {
+                continue;
             };
-            let b = g.dims()[0] as f64;
-            let pg = g.matmul(qg)?.sqr()?;
-            let pa = with_ones(input)?.matmul(qa)?.sqr()?;
-            let batch = pg.t()?.matmul(&pa)?.affine(1.0 / b, 0.0)?;
+            let g = grad_rows(site, grads)?;
+            let b = site.probe().dims()[0];
+            let (pg, pa) = (g.matmul(qg)?, u.matmul(qa)?);
+            let batch = if l == 1 {
+                pg.sqr()?.t()?.matmul(&pa.sqr()?)?
+            } else {
+                // Per-sample gradients projected on the basis: (b, out, L) @ (b, L, in').
+                let pg = pg.reshape((b, l, pg.dims()[1]))?.transpose(1, 2)?;
+                let pa = pa.reshape((b, l, pa.dims()[1]))?;
+                pg.matmul(&pa)?.sqr()?.sum(0)?
+            };
+            let batch = batch.affine(1.0 / b as f64, 0.0)?;
             f.s = Some(match &f.s {
                 Some(s) => ema(s, &batch, beta)?,
                 None => batch,
@@ -276,15 +325,17 @@ impl Kfac {
             let n = site.params().len();
             let block = &grads[k..k + n];
             k += n;
-            let (SiteKind::Dense { .. }, Some(f)) = (site.kind(), slot.as_mut()) else {
+            let Some(f) = slot.as_mut() else {
                 out.extend(block.iter().cloned());
                 continue;
             };
             let Some(([da, qa, dg, qg], _)) = f.eig.as_ref() else {
-                return invalid(OP, "no eigen-decomposition for a dense layer");
+                return invalid(OP, "no eigen-decomposition for a covered layer");
             };
             let (w, bias) = (&block[0], &block[1]);
-            let gm = Tensor::cat(&[w, &bias.unsqueeze(1)?], 1)?;
+            // A convolution's weight (out, C, kh, kw) as (out, C·kh·kw), the order of ũ.
+            let w = w.flatten_from(1)?;
+            let gm = Tensor::cat(&[&w, &bias.unsqueeze(1)?], 1)?;
             let inner = qg.t()?.matmul(&gm)?.matmul(qa)?;
             let scale = match (&f.s, self.opts.eigen_corrected) {
                 (Some(s), true) => s.clone(),
@@ -302,7 +353,7 @@ impl Kfac {
                 .to_scalar::<f64>()?;
             dense.push(out.len());
             let cols = w.dims()[1];
-            out.push(v.narrow(1, 0, cols)?.contiguous()?);
+            out.push(v.narrow(1, 0, cols)?.reshape(block[0].shape())?);
             out.push(v.narrow(1, cols, 1)?.squeeze(1)?.contiguous()?);
         }
         let nu = if quad > 0.0 {

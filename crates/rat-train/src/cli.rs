@@ -11,10 +11,10 @@ use crate::error::{Result, invalid};
 
 /// The usage text of `train_detach`.
 pub const USAGE: &str = "\
-usage: train_detach --config <file> [--<key> <value>]... [options]
+usage: train_detach | train_shared --config <file> [--<key> <value>]... [options]
 
   --config <file>          a YAML config; a bare name resolves under configs/ (rat_mlp.yaml)
-  --<key> <value>          override any config key, e.g. --env_name CartPole-v1 --lr_pi 0.05
+  --<key> <value>          override any config key, e.g. --env_name CartPole-v1 --lr_pi 0.05 (--lr 0.05)
                            (--env-name works too); --no_karzmarz sets is_karzmarz False
   --seed <n>               the seed (default: random in [0, 1e6))
   --device <k>             -1: CUDA if built with `cuda` and a GPU is present, else CPU; k >= 0: GPU k

@@ -153,6 +153,18 @@ pub enum KaczmarzKind {
     Exact,
 }
 
+/// Which joint RAT update `train_shared` runs (a key the reference does not have).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JointMode {
+    /// The published step (ALGORITHMS.md 3.2; default): ψ and the value weights φ from one
+    /// two-column solve, policy part only of the joint rows in the step.
+    Reference,
+    /// The Tikhonov-regularised natural gradient of the combined loss under the joint Fisher
+    /// (ALGORITHMS.md 3.3), by the general Woodbury identity; no Kaczmarz term.
+    Exact,
+}
+
 macro_rules! yaml11 {
     ($name:ident, $t:ty, $parse:expr) => {
         fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
@@ -267,6 +279,8 @@ pub struct AlgoConfig {
     /// Global L2 clip of the actor step.
     #[serde(deserialize_with = "de_f64")]
     pub max_grad_norm: f64,
+    /// `train_shared`'s RAT update: `reference` (default) or `exact`.
+    pub joint_mode: JointMode,
     /// K-FAC's G statistics: `stored` (the reference) or `sampled` actions.
     pub kfac_stats: KfacStats,
     /// K-FAC's and EK-FAC's damping δ (the reference's K-FAC hard-codes 1e-3 and ignores
@@ -315,6 +329,7 @@ impl Default for AlgoConfig {
             max_grad_norm: 0.5,
             clip_coef: 0.2,
             kfac_stats: KfacStats::Stored,
+            joint_mode: JointMode::Reference,
             kfac_damping: 1e-3,
             lr_decay: None,
         }

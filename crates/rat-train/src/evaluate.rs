@@ -10,8 +10,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::agent::Agent;
 use crate::checkpoint;
 use crate::error::{Result, invalid};
-use crate::nets::Actor;
-use crate::runner::{ActionMode, Squash, select_actions};
+use crate::runner::{ActionMode, RolloutModel, Squash, select_actions};
+use crate::shared_net::SharedAgent;
 
 /// Episode returns and lengths of an evaluation.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,7 +32,7 @@ impl Evaluation {
     }
 }
 
-/// Runs the policy of `checkpoint` (a `model.safetensors` of `train_detach`) for `episodes`
+/// Runs the policy of `checkpoint` (a `model.safetensors` of `train_detach` or `train_shared`) for `episodes`
 /// episodes of its environment, seeded from `seed`, choosing actions by `mode`.
 pub fn evaluate(
     checkpoint_path: &Path,
@@ -48,14 +48,17 @@ pub fn evaluate(
     let config = checkpoint::config(&tensors)?;
     let mut env = rat_envs::make(&config.env_config.env_name, 1, seed)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut agent = Agent::new(
-        &config,
-        env.observation_space(),
-        env.action_space(),
-        device,
-        &mut rng,
-    )?;
-    agent.load(&tensors)?;
+    let (obs_space, act_space) = (env.observation_space(), env.action_space());
+    // A shared network's checkpoint names its parameters `shared.{i}`.
+    let agent: Box<dyn RolloutModel> = if tensors.contains_key("shared.0") {
+        let mut a = SharedAgent::new(&config, obs_space, act_space, device, &mut rng)?;
+        a.load(&tensors)?;
+        Box::new(a)
+    } else {
+        let mut a = Agent::new(&config, obs_space, act_space, device, &mut rng)?;
+        a.load(&tensors)?;
+        Box::new(a)
+    };
     let squash = Squash::for_space(env.action_space())?;
     let mut buf = env.buffers();
     env.reset(&mut buf.obs)?;
@@ -63,10 +66,10 @@ pub fn evaluate(
         returns: Vec::new(),
         lengths: Vec::new(),
     };
-    let mut env_action = vec![0f32; agent.act_dim];
+    let mut env_action = vec![0f32; agent.pre().act_dim];
     while out.returns.len() < episodes {
         let x = agent.normalise(&buf.obs, device)?;
-        let a = select_actions(&agent.actor.policy(&x, None)?, mode, &mut rng)?;
+        let a = select_actions(&agent.policy(&x)?, mode, &mut rng)?;
         squash.apply(&a, &mut env_action);
         env.step(&env_action, &mut buf)?;
         for (_, ret, len) in buf.episodes() {

@@ -22,6 +22,8 @@ pub mod diag;
 mod error;
 pub mod evaluate;
 pub mod fvp;
+mod iteration;
+pub mod joint;
 pub mod kfac;
 pub mod logger;
 pub mod nets;
@@ -31,6 +33,8 @@ pub mod png;
 pub mod ppo;
 pub mod rat;
 pub mod runner;
+pub mod shared;
+pub mod shared_net;
 pub mod tensorboard;
 pub mod update;
 

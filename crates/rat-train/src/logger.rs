@@ -91,6 +91,29 @@ pub fn detach_log_dir(root: &Path, c: &Config, seed: u64) -> PathBuf {
         .join(format!("{}.{}_{seed}", c.env_config.env_name, timestamp()))
 }
 
+/// The shared script's run directory, relative to `root`:
+/// `shared.{algo}.karzmarz_{…}.{type}.a{h}x{l}x{p}e{E}x{M}.clip_grad_{clip}.{sigma}.damping_{λ}.lr_{lr}/{env}.{time}_{seed}`.
+pub fn shared_log_dir(root: &Path, c: &Config, seed: u64) -> PathBuf {
+    let (a, n) = (&c.algo_config, &c.nets_config);
+    let group = format!(
+        "shared.{}.karzmarz_{}.{}.a{}x{}x{}e{}x{}.clip_grad_{}.{}.damping_{}.lr_{}",
+        name(&c.algo),
+        py_bool(a.is_karzmarz),
+        n.net_type,
+        n.hidden_size,
+        n.num_layers,
+        py_float(n.dropout),
+        a.epochs,
+        a.minibatches,
+        py_float(a.max_grad_norm),
+        name(&a.sigma_type),
+        py_float(a.cg_damping),
+        py_float(a.lr),
+    );
+    root.join(group)
+        .join(format!("{}.{}_{seed}", c.env_config.env_name, timestamp()))
+}
+
 /// min, max, mean, lower median and unbiased variance of a sample (NaN when empty).
 pub fn summary(x: &[f64]) -> (f64, f64, f64, f64, f64) {
     if x.is_empty() {

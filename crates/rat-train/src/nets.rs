@@ -362,16 +362,7 @@ impl Critic {
         rng: &mut impl Rng,
     ) -> Result<Self> {
         let (trunk, h) = mlp(obs_dim, widths, dtype, device, rng)?;
-        let head = if popart {
-            let (wb, bb) = ((6.0 / h as f64).sqrt(), 1.0 / (h as f64).sqrt());
-            let w: Vec<f64> = (0..h).map(|_| rng.random_range(-wb..wb)).collect();
-            let b = [rng.random_range(-bb..bb)];
-            let w = Tensor::from_vec(w, (1, h), device)?.to_dtype(dtype)?;
-            let b = Tensor::new(&b, device)?.to_dtype(dtype)?;
-            Dense::new(Var::from_tensor(&w)?, Var::from_tensor(&b)?)?
-        } else {
-            Dense::pytorch_init(h, 1, dtype, device, rng)?
-        };
+        let head = value_head(h, popart, dtype, device, rng)?;
         Ok(Self { trunk, head })
     }
 
@@ -394,4 +385,24 @@ impl Critic {
             .forward(&self.trunk.forward(obs, None)?, None)?
             .squeeze(1)?)
     }
+}
+
+/// A value head h → 1: PopArt's initialisation (W ~ U(±√(6/h)), b ~ U(±1/√h)) when `popart`,
+/// else PyTorch's default.
+pub fn value_head(
+    h: usize,
+    popart: bool,
+    dtype: DType,
+    device: &Device,
+    rng: &mut impl Rng,
+) -> Result<Dense> {
+    if !popart {
+        return Dense::pytorch_init(h, 1, dtype, device, rng);
+    }
+    let (wb, bb) = ((6.0 / h as f64).sqrt(), 1.0 / (h as f64).sqrt());
+    let w: Vec<f64> = (0..h).map(|_| rng.random_range(-wb..wb)).collect();
+    let b = [rng.random_range(-bb..bb)];
+    let w = Tensor::from_vec(w, (1, h), device)?.to_dtype(dtype)?;
+    let b = Tensor::new(&b, device)?.to_dtype(dtype)?;
+    Dense::new(Var::from_tensor(&w)?, Var::from_tensor(&b)?)
 }

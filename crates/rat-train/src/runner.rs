@@ -2,15 +2,15 @@
 //! observation normaliser, pre-squash actions stored and `tanh(a)·high[0]` sent to the
 //! environment, the time-limit bootstrap folded into the reward, then GAE.
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rat_envs::{Space, StepBuffers, VecEnv};
 
-use crate::agent::Agent;
+use crate::agent::Preprocess;
 use crate::config::AdvType;
 use crate::error::{Result, invalid};
-use crate::nets::{Actor, Policy};
+use crate::nets::Policy;
 
 /// Discount γ, hard-coded in the reference (no config key).
 pub const GAMMA: f64 = 0.999;
@@ -139,6 +139,23 @@ impl Rollout {
     }
 }
 
+/// What a rollout needs of an agent: its preprocessing, its policy and its values.
+pub trait RolloutModel {
+    /// The observation normaliser, PopArt statistics and widths.
+    fn pre(&self) -> &Preprocess;
+
+    /// The policy at network inputs `obs` (no recording).
+    fn policy(&self, obs: &Tensor) -> Result<Policy>;
+
+    /// Unnormalised values V(s) of network inputs `obs` (n), on the host.
+    fn values(&self, obs: &Tensor) -> Result<Vec<f64>>;
+
+    /// Raw observation rows → the networks' input.
+    fn normalise(&self, raw: &[f64], device: &Device) -> Result<Tensor> {
+        self.pre().normalise(raw, device)
+    }
+}
+
 /// Steps a [`VecEnv`] with an agent, keeping the current observations and done flags between
 /// rollouts.
 pub struct Runner {
@@ -175,12 +192,16 @@ impl Runner {
     /// computes GAE(γ = 0.999, λ = 0.95) with the agent's unnormalised values.
     pub fn run(
         &mut self,
-        agent: &Agent,
+        agent: &dyn RolloutModel,
         nsteps: usize,
         device: &Device,
         rng: &mut impl Rng,
     ) -> Result<Rollout> {
-        let (e, d, ad) = (self.env.num_envs(), agent.obs_dim, agent.act_dim);
+        let (e, d, ad) = (
+            self.env.num_envs(),
+            agent.pre().obs_dim,
+            agent.pre().act_dim,
+        );
         let n = e * nsteps;
         let mut obs = Vec::with_capacity(n * d);
         let mut actions = Vec::with_capacity(n * ad);
@@ -191,7 +212,7 @@ impl Runner {
         let mut env_actions = vec![0f32; e * ad];
         for _ in 0..nsteps {
             let x = agent.normalise(&self.obs, device)?;
-            let a = select_actions(&agent.actor.policy(&x, None)?, ActionMode::Sample, rng)?;
+            let a = select_actions(&agent.policy(&x)?, ActionMode::Sample, rng)?;
             values.extend(agent.values(&x)?);
             obs.extend_from_slice(&self.obs);
             actions.extend_from_slice(&a);
