@@ -19,10 +19,10 @@ use crate::config::{Algo, Config, Optimizer};
 use crate::error::{Result, invalid};
 pub use crate::iteration::iterations;
 use crate::iteration::{
-    COMMON_TB_TAGS, LoopState, NO_STEP, Start, f64s, get, index_tensor, log_row, prefixed, prepare,
-    start, train_tensors,
+    COMMON_TB_TAGS, LoopState, NO_STEP, Start, f64s, get, index_tensor, log_iteration, log_row,
+    open_log, prefixed, prepare, start, train_tensors,
 };
-use crate::logger::{RunLog, detach_log_dir};
+use crate::logger::detach_log_dir;
 use crate::nets::{Actor, Critic};
 use crate::optim::{Adam, KlAdaptiveLr};
 use crate::rat::{RatActor, RatParams};
@@ -178,19 +178,13 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         _ => detach_log_dir(&opts.log_root, config, seed),
     };
     let total = iterations(config);
-    let mut log = RunLog::create(&log_dir, restored.is_some(), total)?;
-    log.write_config(config)?;
-    if opts.verbose {
-        let count = |v: Vec<candle_core::Var>| v.iter().map(|p| p.elem_count()).sum::<usize>();
-        println!("device: {device:?}");
-        println!(
-            "Number of parameters: actor {}, critic {}",
-            count(agent.actor.params()),
-            count(agent.critic.params())
-        );
-        println!("logging to {}", log_dir.display());
-        println!("training...");
-    }
+    let count = |v: Vec<candle_core::Var>| v.iter().map(|p| p.elem_count()).sum::<usize>();
+    let params = format!(
+        "actor {}, critic {}",
+        count(agent.actor.params()),
+        count(agent.critic.params())
+    );
+    let mut log = open_log(config, opts, &log_dir, restored.is_some(), &params)?;
     let start = Instant::now();
     let first = state.iteration;
     let a = &config.algo_config;
@@ -284,15 +278,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
             ("time/actor", actor_seconds),
             ("time/critic", critic_seconds),
         ];
-        log.scalars(&row, &tb_tags(), &phases, it)?;
-        if (it + 1) % config.log_config.log_interval.max(1) == 0 {
-            log.row(&row, opts.verbose)?;
-        }
-        if opts.verbose {
-            log.progress(it, fps, row["eprewmean"], config.log_config.log_interval);
-        }
-        let last = it + 1 == total;
-        if last || (opts.checkpoint_every > 0 && (it + 1) % opts.checkpoint_every == 0) {
+        if log_iteration(&mut log, &row, &tb_tags(), &phases, it, config, opts, fps)? {
             save_checkpoint(
                 &log_dir,
                 config,

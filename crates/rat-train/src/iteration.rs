@@ -3,7 +3,7 @@
 //! one iteration to the next, the log row and the run's outcome.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -17,7 +17,7 @@ use crate::checkpoint;
 use crate::config::Config;
 use crate::detach::{Outcome, RunOptions};
 use crate::error::{Result, invalid};
-use crate::logger::summary;
+use crate::logger::{RunLog, summary};
 use crate::runner::Rollout;
 use crate::update::StepInfo;
 
@@ -57,6 +57,52 @@ pub(crate) fn start(config: &Config, opts: &RunOptions) -> Result<Start> {
         rng,
         env,
     })
+}
+
+/// Opens the run's log (appending on a resume), writes `config.yaml` and, when verbose, says
+/// where it logs; `params` describes the parameter count.
+pub(crate) fn open_log(
+    config: &Config,
+    opts: &RunOptions,
+    log_dir: &Path,
+    resumed: bool,
+    params: &str,
+) -> Result<RunLog> {
+    let log = RunLog::create(log_dir, resumed, iterations(config))?;
+    log.write_config(config)?;
+    if opts.verbose {
+        println!("device: {:?}", opts.device);
+        println!("Number of parameters: {params}");
+        println!("logging to {}", log_dir.display());
+        println!("training...");
+    }
+    Ok(log)
+}
+
+/// Writes iteration `it`'s TensorBoard scalars (`tags` and the phase times), its CSV row every
+/// `log_interval` iterations and the progress line; returns whether a checkpoint is due.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn log_iteration(
+    log: &mut RunLog,
+    row: &BTreeMap<String, f64>,
+    tags: &[(&str, &str)],
+    phases: &[(&str, f64)],
+    it: usize,
+    config: &Config,
+    opts: &RunOptions,
+    fps: f64,
+) -> Result<bool> {
+    log.scalars(row, tags, phases, it)?;
+    let every = config.log_config.log_interval.max(1);
+    if (it + 1) % every == 0 {
+        log.row(row, opts.verbose)?;
+    }
+    if opts.verbose {
+        let ret = row.get("eprewmean").copied().unwrap_or(f64::NAN);
+        log.progress(it, fps, ret, config.log_config.log_interval);
+    }
+    let last = it + 1 == iterations(config);
+    Ok(last || (opts.checkpoint_every > 0 && (it + 1) % opts.checkpoint_every == 0))
 }
 
 /// The iteration count of a budget: ⌊budget / N⌋ + 2, as the reference's loops run.

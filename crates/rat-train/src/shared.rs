@@ -20,11 +20,11 @@ use crate::config::{Algo, Config, Optimizer};
 use crate::detach::{Outcome, RunOptions};
 use crate::error::{Result, invalid};
 use crate::iteration::{
-    COMMON_TB_TAGS, LoopState, NO_STEP, Start, index_tensor, iterations, log_row, prefixed,
-    prepare, start, train_tensors,
+    COMMON_TB_TAGS, LoopState, NO_STEP, Start, index_tensor, iterations, log_iteration, log_row,
+    open_log, prefixed, prepare, start, train_tensors,
 };
 use crate::joint::{DiagJoint, JointBatch, JointParams, JointUpdate, KfacJoint, RatJoint};
-use crate::logger::{RunLog, shared_log_dir};
+use crate::logger::shared_log_dir;
 use crate::optim::KlAdaptiveLr;
 use crate::runner::Runner;
 use crate::shared_net::SharedAgent;
@@ -118,15 +118,14 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         _ => shared_log_dir(&opts.log_root, config, seed),
     };
     let total = iterations(config);
-    let mut log = RunLog::create(&log_dir, restored.is_some(), total)?;
-    log.write_config(config)?;
-    if opts.verbose {
-        let count: usize = agent.net.params().iter().map(|p| p.elem_count()).sum();
-        println!("device: {device:?}");
-        println!("Number of parameters: {count}");
-        println!("logging to {}", log_dir.display());
-        println!("training...");
-    }
+    let count: usize = agent.net.params().iter().map(|p| p.elem_count()).sum();
+    let mut log = open_log(
+        config,
+        opts,
+        &log_dir,
+        restored.is_some(),
+        &count.to_string(),
+    )?;
     let start_time = Instant::now();
     let first = state.iteration;
     let a = &config.algo_config;
@@ -198,15 +197,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
             ("time/rollout", rollout_seconds),
             ("time/joint", joint_seconds),
         ];
-        log.scalars(&row, &tags, &phases, it)?;
-        if (it + 1) % config.log_config.log_interval.max(1) == 0 {
-            log.row(&row, opts.verbose)?;
-        }
-        if opts.verbose {
-            log.progress(it, fps, row["eprewmean"], config.log_config.log_interval);
-        }
-        let last = it + 1 == total;
-        if last || (opts.checkpoint_every > 0 && (it + 1) % opts.checkpoint_every == 0) {
+        if log_iteration(&mut log, &row, &tags, &phases, it, config, opts, fps)? {
             let mut tensors = agent.tensors()?;
             tensors.extend(
                 update

@@ -64,6 +64,21 @@ fn batch(
     })
 }
 
+/// ∇Θ Σ `t` as one flat row over `params` (zeros where `t` does not depend on a parameter).
+fn gradient_row(params: &[candle_core::Var], t: &Tensor) -> anyhow::Result<Tensor> {
+    let g = t.sum_all()?.backward()?;
+    let flat: Vec<Tensor> = params
+        .iter()
+        .map(|p| {
+            g.get(p.as_tensor())
+                .cloned()
+                .map_or_else(|| p.as_tensor().zeros_like(), Ok)
+        })
+        .map(|t| t.and_then(|t| t.flatten_all()))
+        .collect::<candle_core::Result<_>>()?;
+    Ok(Tensor::cat(&flat, 0)?)
+}
+
 /// H (b x P) row by row: ∇Θ [log π_i + 2ε_i v_i] from single-sample backward passes.
 fn materialised_rows(net: &SharedActorCritic, batch: &JointBatch) -> anyhow::Result<Tensor> {
     let params = net.params();
@@ -87,17 +102,7 @@ fn materialised_rows(net: &SharedActorCritic, batch: &JointBatch) -> anyhow::Res
             .policy
             .log_prob(&a)?
             .add(&out.value.mul(&eps.affine(2.0, 0.0)?)?)?;
-        let g = ell.sum_all()?.backward()?;
-        let flat: Vec<Tensor> = params
-            .iter()
-            .map(|p| {
-                g.get(p.as_tensor())
-                    .cloned()
-                    .map_or_else(|| p.as_tensor().zeros_like(), Ok)
-            })
-            .map(|t| t.and_then(|t| t.flatten_all()))
-            .collect::<candle_core::Result<_>>()?;
-        rows.push(Tensor::cat(&flat, 0)?);
+        rows.push(gradient_row(&params, &ell)?);
     }
     Ok(Tensor::stack(&rows, 0)?)
 }
@@ -232,19 +237,7 @@ fn score_and_value_rows(
     batch: &JointBatch,
 ) -> anyhow::Result<(Tensor, Tensor)> {
     let params = net.params();
-    let row = |t: &Tensor| -> anyhow::Result<Tensor> {
-        let g = t.sum_all()?.backward()?;
-        let flat: Vec<Tensor> = params
-            .iter()
-            .map(|p| {
-                g.get(p.as_tensor())
-                    .cloned()
-                    .map_or_else(|| p.as_tensor().zeros_like(), Ok)
-            })
-            .map(|t| t.and_then(|t| t.flatten_all()))
-            .collect::<candle_core::Result<_>>()?;
-        Ok(Tensor::cat(&flat, 0)?)
-    };
+    let row = |t: &Tensor| gradient_row(&params, t);
     let (mut hp, mut hv) = (Vec::new(), Vec::new());
     for i in 0..B {
         let out = net.forward(&batch.obs.narrow(0, i, 1)?, None, None)?;
