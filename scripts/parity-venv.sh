@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates the Python environment the MuJoCo parity tests compare against:
-# gymnasium[mujoco]==1.4.0 with mujoco==3.17.0 (the same library the Rust build links).
+# Creates the Python environment the parity tests compare against:
+# gymnasium[mujoco]==1.4.0 with mujoco==3.17.0 (the same library the Rust build links), and
+# minatar==1.0.15 (without its plotting dependencies) for the MinAtar games.
 #
 #   scripts/parity-venv.sh        # venv in ${RAT_PARITY_VENV:-<repo>/.venv-parity}
 #   RAT_PARITY_PYTHON="$(scripts/parity-venv.sh | tail -n1)" \
@@ -36,5 +37,12 @@ else
         || die "pip install gymnasium[mujoco]==1.4.0 mujoco==3.17.0 failed (is PyPI reachable?)"
     check || die "the venv at $VENV does not import gymnasium 1.4.0 and mujoco 3.17.0"
     echo "parity-venv: installed gymnasium 1.4.0 and mujoco 3.17.0" >&2
+fi
+# MinAtar's package for the black-box parity tests of rat-envs' MinAtar games (GPL: used as a
+# reference only, never copied). Its declared plotting dependencies are not needed to simulate.
+if ! "$VENV/bin/python" -c 'import importlib.metadata as m; assert m.version("minatar") == "1.0.15"' 2>/dev/null; then
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "minatar==1.0.15" >&2 \
+        || die "pip install --no-deps minatar==1.0.15 failed (is PyPI reachable?)"
+    echo "parity-venv: installed minatar 1.0.15" >&2
 fi
 echo "$VENV/bin/python"

@@ -24,6 +24,7 @@
 pub mod classic;
 mod env;
 mod error;
+pub mod minatar;
 #[cfg(feature = "mujoco")]
 pub mod mujoco;
 mod registry;

@@ -58,6 +58,7 @@ pub fn known_ids() -> Vec<String> {
     let mut ids: Vec<String> = SHORT_NAMES.iter().map(|(s, _)| s.to_string()).collect();
     ids.extend(classic::IDS.iter().map(|s| s.to_string()));
     ids.extend(MUJOCO_IDS.iter().map(|s| s.to_string()));
+    ids.extend(crate::minatar::IDS.iter().map(|s| s.to_string()));
     ids
 }
 
@@ -69,6 +70,7 @@ pub fn resolve_id(name: &str) -> Result<&'static str> {
     if let Some(id) = classic::IDS
         .iter()
         .chain(MUJOCO_IDS)
+        .chain(crate::minatar::IDS)
         .find(|id| **id == name)
     {
         return Ok(id);
@@ -83,6 +85,9 @@ pub fn resolve_id(name: &str) -> Result<&'static str> {
 pub fn make_env(name: &str) -> Result<Box<dyn Env>> {
     let id = resolve_id(name)?;
     if let Some(env) = classic::make(id) {
+        return Ok(env);
+    }
+    if let Some(env) = crate::minatar::make(id) {
         return Ok(env);
     }
     make_mujoco(id)
@@ -110,7 +115,7 @@ pub fn make(name: &str, num_envs: usize, seed: u64) -> Result<VecEnv> {
     let envs = (0..num_envs)
         .map(|_| make_env(id))
         .collect::<Result<Vec<_>>>()?;
-    let workers = if classic::IDS.contains(&id) {
+    let workers = if classic::IDS.contains(&id) || crate::minatar::IDS.contains(&id) {
         1
     } else {
         std::thread::available_parallelism()
