@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Each rule runs its `configs/<algo>_mlp.yaml`; any other `--key value` overrides every config.
-//! `--from_csv <curves.csv>` redraws the plot and table of an earlier comparison without training.
+//! `--from_csv <curves.csv>` redraws the plot and table of an earlier comparison without training;
+//! `--from_logs <dir>[,<dir>…]` rebuilds them from the runs' own `progress.csv` files under the
+//! given `logs` directories (e.g. to merge comparisons run in parallel, or a stopped one).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,7 @@ use rat_train::png::{PALETTE, Series, plot_curves};
 
 const USAGE: &str = "usage: compare --env_name <env> [--algos rat,fvp,diag,kfac,ppo] [--seeds 1,2] \
                      [--out <dir> (logs/compare/<env>)] [--from_csv <curves.csv>] \
+                     [--from_logs <logs dir>[,<logs dir>...]] \
                      [--<config key> <value>]...";
 
 /// One iteration of one run: (algo, seed, steps, eprewmean, seconds).
@@ -80,6 +83,7 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 fn compare() -> anyhow::Result<()> {
     let (mut algos, mut seeds) = (vec!["rat".to_string(), "ppo".to_string()], vec![1u64, 2]);
     let (mut env, mut out, mut from_csv, mut overrides) = (None, None, None, Vec::new());
+    let mut from_logs: Option<Vec<PathBuf>> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
@@ -96,15 +100,17 @@ fn compare() -> anyhow::Result<()> {
             "out" => out = Some(PathBuf::from(value)),
             "env_name" => env = Some(value),
             "from_csv" => from_csv = Some(PathBuf::from(value)),
+            "from_logs" => from_logs = Some(value.split(',').map(PathBuf::from).collect()),
             _ => overrides.push((key, value)),
         }
     }
     let env = env.ok_or_else(|| anyhow::anyhow!("--env_name is required"))?;
     let out = out.unwrap_or_else(|| Path::new("logs/compare").join(&env));
     std::fs::create_dir_all(&out)?;
-    let rows = match &from_csv {
-        Some(path) => read_rows(path)?,
-        None => train(&env, &algos, &seeds, &overrides, &out)?,
+    let rows = match (&from_csv, &from_logs) {
+        (Some(path), _) => read_rows(path)?,
+        (None, Some(dirs)) => rows_from_logs(dirs)?,
+        (None, None) => train(&env, &algos, &seeds, &overrides, &out)?,
     };
     if from_csv.is_none() {
         let mut csv = String::from("algo,seed,steps,eprewmean,seconds\n");
@@ -146,6 +152,48 @@ fn train(
             }
         }
     }
+    Ok(rows)
+}
+
+/// The rows of every run under `logs` directories laid out as `train_detach` writes them:
+/// `<logs>/<algo>.karzmarz_…/<env>.<time>_<seed>/progress.csv`.
+fn rows_from_logs(dirs: &[PathBuf]) -> anyhow::Result<Vec<Row>> {
+    let mut runs = Vec::new();
+    for dir in dirs {
+        for group in std::fs::read_dir(dir)? {
+            let group = group?.path();
+            let name = group
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let algo = name.split('.').next().unwrap_or_default().to_string();
+            for run in std::fs::read_dir(&group)? {
+                let run = run?.path();
+                let tail = run
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                let seed: u64 = tail.rsplit('_').next().unwrap_or_default().parse()?;
+                runs.push((algo.clone(), seed, run));
+            }
+        }
+    }
+    // A stable order: by the rules' usual order, then seed.
+    let rank = |a: &str| {
+        ["rat", "fvp", "diag", "kfac", "ekfac", "pg", "ppo"]
+            .iter()
+            .position(|x| *x == a)
+    };
+    runs.sort_by_key(|(a, s, _)| (rank(a), a.clone(), *s));
+    let mut rows = Vec::new();
+    for (algo, seed, dir) in runs {
+        for (steps, ret, secs) in read_curve(&dir)? {
+            rows.push((algo.clone(), seed, steps, ret, secs));
+        }
+    }
+    anyhow::ensure!(!rows.is_empty(), "no runs under {dirs:?}");
     Ok(rows)
 }
 
