@@ -225,7 +225,10 @@ impl LoopState {
         (self.iteration, self.lr, self.elapsed) = (c[0] as usize, c[1], c[2]);
         self.times = f64s(get(t, "train.times")?)?;
         if let Some(ep) = t.get("train.episodes") {
-            self.episodes = f64s(ep)?.chunks(2).map(|p| (p[0], p[1] as usize)).collect();
+            self.episodes = f64s(ep)?
+                .chunks_exact(2)
+                .map(|p| (p[0], p[1] as usize))
+                .collect();
         }
         Ok(())
     }

@@ -148,7 +148,19 @@ impl SharedActorCritic {
         mut rec: Option<&mut Recorder>,
         masks: Option<&DropoutMasks>,
     ) -> Result<JointOutput> {
-        let b = obs.dims()[0];
+        let width = self
+            .trunk
+            .first()
+            .map_or(self.pi_head.in_dim(), |d| d.in_dim());
+        let b = match obs.dims() {
+            [b, d] if *d == width => *b,
+            _ => {
+                return invalid(format!(
+                    "expected observations (b, {width}), got {:?}",
+                    obs.shape()
+                ));
+            }
+        };
         let log_std = self
             .log_std
             .as_ref()
