@@ -30,7 +30,7 @@
 //! Convolutions follow KFC (Grosse & Martens 2016). With ũ_{i,t} = [patch_{i,t}; 1] the unfolded
 //! input at output position t (C·kh·kw + 1 entries, in the weight's (C, kh, kw) order) and
 //! g_{i,t} the output gradient there, sample i's weight gradient is Σ_t g_{i,t} ũ_{i,t}ᵀ; under
-//! spatial homogeneity and uncorrelated positions its second moment is L·E[ũũᵀ] ⊗ E[ggᵀ] over
+//! spatial homogeneity and uncorrelated positions its second moment is L·E(ũũᵀ) ⊗ E(ggᵀ) over
 //! the L positions. So A averages ũũᵀ over samples *and* positions, G sums g gᵀ over positions
 //! and averages over samples:
 //!

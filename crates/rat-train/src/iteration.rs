@@ -94,7 +94,7 @@ pub(crate) fn log_iteration(
 ) -> Result<bool> {
     log.scalars(row, tags, phases, it)?;
     let every = config.log_config.log_interval.max(1);
-    if (it + 1) % every == 0 {
+    if (it + 1).is_multiple_of(every) {
         log.row(row, opts.verbose)?;
     }
     if opts.verbose {
@@ -102,7 +102,7 @@ pub(crate) fn log_iteration(
         log.progress(it, fps, ret, config.log_config.log_interval);
     }
     let last = it + 1 == iterations(config);
-    Ok(last || (opts.checkpoint_every > 0 && (it + 1) % opts.checkpoint_every == 0))
+    Ok(last || (opts.checkpoint_every > 0 && (it + 1).is_multiple_of(opts.checkpoint_every)))
 }
 
 /// The iteration count of a budget: ⌊budget / N⌋ + 2, as the reference's loops run.
