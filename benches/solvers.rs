@@ -252,7 +252,17 @@ fn joint_table(runs: usize) -> anyhow::Result<()> {
     let dev = Device::Cpu;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let space = rat_envs::Space::uniform_box(17, -0.4, 0.4);
-    let net = SharedActorCritic::new(376, &space, 256, 2, 0.0, true, DType::F32, &dev, &mut rng)?;
+    let net = SharedActorCritic::new(
+        rat_train::encoders::Encoder::identity(376),
+        &space,
+        256,
+        2,
+        0.0,
+        true,
+        DType::F32,
+        &dev,
+        &mut rng,
+    )?;
     let obs = Tensor::randn(0f32, 1.0, (B, 376), &dev)?;
     let batch = JointBatch {
         old: net.forward(&obs, None, None)?.policy.detach()?,

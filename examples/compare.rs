@@ -8,7 +8,9 @@
 //! cargo run --release --example compare -- --env_name CartPole-v1 --seeds 1,2 --timesteps_per_proc 100000
 //! ```
 //!
-//! Each rule runs its `configs/<algo>_mlp.yaml`; any other `--key value` overrides every config.
+//! Each rule runs its `configs/<algo>_<net>.yaml`, where `--net` is `mlp` (the default) or `cnn`
+//! (e.g. `--net cnn --env_name minatar:breakout --algos rat,ppo`); any other `--key value`
+//! overrides every config.
 //! `--from_csv <curves.csv>` redraws the plot and table of an earlier comparison without training;
 //! `--from_logs <dir>[,<dir>…]` rebuilds them from the runs' own `progress.csv` files under the
 //! given `logs` directories (e.g. to merge comparisons run in parallel, or a stopped one).
@@ -22,6 +24,7 @@ use rat_train::detach::{RunOptions, run};
 use rat_train::png::{PALETTE, Series, plot_curves};
 
 const USAGE: &str = "usage: compare --env_name <env> [--algos rat,fvp,diag,kfac,ppo] [--seeds 1,2] \
+                     [--net mlp|cnn (configs/<algo>_<net>.yaml)] \
                      [--out <dir> (logs/compare/<env>)] [--from_csv <curves.csv>] \
                      [--from_logs <logs dir>[,<logs dir>...]] \
                      [--<config key> <value>]...";
@@ -84,6 +87,7 @@ fn compare() -> anyhow::Result<()> {
     let (mut algos, mut seeds) = (vec!["rat".to_string(), "ppo".to_string()], vec![1u64, 2]);
     let (mut env, mut out, mut from_csv, mut overrides) = (None, None, None, Vec::new());
     let mut from_logs: Option<Vec<PathBuf>> = None;
+    let mut net = "mlp".to_string();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
@@ -99,6 +103,7 @@ fn compare() -> anyhow::Result<()> {
             "seeds" => seeds = value.split(',').map(str::parse).collect::<Result<_, _>>()?,
             "out" => out = Some(PathBuf::from(value)),
             "env_name" => env = Some(value),
+            "net" => net = value,
             "from_csv" => from_csv = Some(PathBuf::from(value)),
             "from_logs" => from_logs = Some(value.split(',').map(PathBuf::from).collect()),
             _ => overrides.push((key, value)),
@@ -110,7 +115,7 @@ fn compare() -> anyhow::Result<()> {
     let rows = match (&from_csv, &from_logs) {
         (Some(path), _) => read_rows(path)?,
         (None, Some(dirs)) => rows_from_logs(dirs)?,
-        (None, None) => train(&env, &algos, &seeds, &overrides, &out)?,
+        (None, None) => train(&env, &net, &algos, &seeds, &overrides, &out)?,
     };
     if from_csv.is_none() {
         let mut csv = String::from("algo,seed,steps,eprewmean,seconds\n");
@@ -125,6 +130,7 @@ fn compare() -> anyhow::Result<()> {
 /// Trains every rule for every seed and returns every iteration's row.
 fn train(
     env: &str,
+    net: &str,
     algos: &[String],
     seeds: &[u64],
     overrides: &[(String, String)],
@@ -132,7 +138,7 @@ fn train(
 ) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     for algo in algos {
-        let mut config = Config::load(format!("{algo}_mlp.yaml"))?;
+        let mut config = Config::load(format!("{algo}_{net}.yaml"))?;
         config.set("env_name", env)?;
         config.set("log_interval", "1")?;
         for (key, value) in overrides {
@@ -189,6 +195,12 @@ fn rows_from_logs(dirs: &[PathBuf]) -> anyhow::Result<Vec<Row>> {
     runs.sort_by_key(|(a, s, _)| (rank(a), a.clone(), *s));
     let mut rows = Vec::new();
     for (algo, seed, dir) in runs {
+        // A run stopped before its first iteration leaves an empty progress.csv.
+        let empty = std::fs::metadata(dir.join("progress.csv")).map_or(true, |m| m.len() == 0);
+        if empty {
+            eprintln!("skipping {}: no iterations logged", dir.display());
+            continue;
+        }
         for (steps, ret, secs) in read_curve(&dir)? {
             rows.push((algo.clone(), seed, steps, ret, secs));
         }

@@ -131,3 +131,64 @@ fn factored_needs_a_recorded_forward_pass() -> Res<()> {
     assert!(FactoredJacobian::from_objective(&rec, &logp).is_err());
     Ok(())
 }
+
+#[test]
+fn channels_last_images_through_a_cnn() -> Res<()> {
+    // A CNN fed flat channels-last rows (as environments emit images) through ChannelsFirst
+    // computes what the same CNN computes on the (C, H, W) images built index by index, and
+    // its factored Jacobian and tangents agree with the explicit ones.
+    use rat_core::layers::{Layer, Sequential, Tangents};
+    let dtype = DType::F64;
+    let mut r = rng(5);
+    let (c, hw, b) = (2, 9, 6);
+    let chw = small_cnn(&mut r, c, hw, 4, dtype)?;
+    let mut layers = vec![Layer::ChannelsFirst {
+        height: hw,
+        width: hw,
+        channels: c,
+    }];
+    layers.extend(chw.layers().iter().cloned());
+    let hwc = Sequential::new(layers);
+
+    let flat = randn(&mut r, &[b, hw * hw * c], dtype)?;
+    let rows = flat.to_vec2::<f64>()?;
+    let mut img = vec![0.0; b * c * hw * hw];
+    for (i, row) in rows.iter().enumerate() {
+        for y in 0..hw {
+            for x in 0..hw {
+                for ch in 0..c {
+                    img[((i * c + ch) * hw + y) * hw + x] = row[(y * hw + x) * c + ch];
+                }
+            }
+        }
+    }
+    let img = Tensor::from_vec(img, (b, c, hw, hw), &candle_core::Device::Cpu)?;
+    assert!(rel_err(&hwc.forward(&flat, None)?, &chw.forward(&img, None)?)? < 1e-15);
+
+    let acts = random_actions(&mut r, b, 4)?;
+    let mut rec = Recorder::new();
+    let logp = categorical_log_prob(&hwc, &flat, &acts, Some(&mut rec))?;
+    let fact = FactoredJacobian::from_objective(&rec, &logp)?;
+    let mat = MaterialisedJacobian::from_per_sample_backward(&hwc.params(), b, |i| {
+        categorical_log_prob(&chw, &row(&img, i)?, &acts.narrow(0, i, 1)?, None).map_err(|e| {
+            rat_core::Error::InvalidArgument {
+                op: "test",
+                msg: e.to_string(),
+            }
+        })
+    })?;
+    assert_same_jacobian(&fact, &mat, 1e-10, 9)?;
+
+    let v: Vec<Tensor> = hwc
+        .params()
+        .iter()
+        .map(|p| randn(&mut r, p.dims(), dtype))
+        .collect::<Res<_>>()?;
+    let tangents = Tangents::new(&hwc.params(), &v)?;
+    let (_, t1) = hwc.forward_tangent(&flat, None, &tangents)?;
+    let (_, t2) = chw.forward_tangent(&img, None, &tangents)?;
+    assert!(rel_err(&t1.expect("tangent"), &t2.expect("tangent"))? < 1e-14);
+    // Rows that are not H·W·C images are an error, not a panic.
+    assert!(hwc.forward(&randn(&mut r, &[b, 7], dtype)?, None).is_err());
+    Ok(())
+}

@@ -34,6 +34,12 @@ pub trait Env: Send {
     /// The action space.
     fn action_space(&self) -> Space;
 
+    /// For image observations, their (height, width, channels): the flat observation is the
+    /// image row-major in (row, column, channel). `None` (the default) for vector observations.
+    fn image_shape(&self) -> Option<[usize; 3]> {
+        None
+    }
+
     /// Starts a new episode and writes its first observation. `Some(seed)` re-seeds the
     /// environment's random number generator first; `None` continues its stream.
     fn reset(&mut self, seed: Option<u64>, obs: &mut [f64]) -> Result<()>;
@@ -122,6 +128,10 @@ impl<E: Env> Env for TimeLimit<E> {
         self.inner.action_space()
     }
 
+    fn image_shape(&self) -> Option<[usize; 3]> {
+        self.inner.image_shape()
+    }
+
     fn reset(&mut self, seed: Option<u64>, obs: &mut [f64]) -> Result<()> {
         self.elapsed = 0;
         self.inner.reset(seed, obs)
@@ -181,6 +191,10 @@ impl<E: Env> Env for EpisodeStats<E> {
 
     fn action_space(&self) -> Space {
         self.inner.action_space()
+    }
+
+    fn image_shape(&self) -> Option<[usize; 3]> {
+        self.inner.image_shape()
     }
 
     fn reset(&mut self, seed: Option<u64>, obs: &mut [f64]) -> Result<()> {

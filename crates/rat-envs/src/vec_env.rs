@@ -163,6 +163,7 @@ pub struct VecEnv {
     helpers: Vec<JoinHandle<()>>,
     obs_space: Space,
     act_space: Space,
+    image_shape: Option<[usize; 3]>,
     id: String,
     seed: u64,
     seeded: bool,
@@ -187,6 +188,7 @@ impl VecEnv {
             });
         }
         let (obs_space, act_space) = (first.observation_space(), first.action_space());
+        let image_shape = first.image_shape();
         let id = first.id().to_string();
         if let Some(e) = envs
             .iter()
@@ -241,6 +243,7 @@ impl VecEnv {
             helpers,
             obs_space,
             act_space,
+            image_shape,
             id,
             seed,
             seeded: false,
@@ -260,6 +263,11 @@ impl VecEnv {
     /// The observation space of one environment.
     pub fn observation_space(&self) -> &Space {
         &self.obs_space
+    }
+
+    /// (height, width, channels) of image observations (see [`Env::image_shape`]), else `None`.
+    pub fn image_shape(&self) -> Option<[usize; 3]> {
+        self.image_shape
     }
 
     /// The action space of one environment.

@@ -11,6 +11,7 @@ use rat_envs::Space;
 use rat_rollout::{ObsNormaliser, PopArt, PopArtStats};
 
 use crate::config::Config;
+use crate::encoders::{Encoder, NetType};
 use crate::error::{Result, invalid};
 use crate::nets::{Actor, CategoricalActor, Critic, GaussianActor, Policy};
 use crate::runner::RolloutModel;
@@ -246,21 +247,20 @@ fn widths(size: usize, layers: usize) -> Vec<usize> {
 
 impl Agent {
     /// Networks for `obs_space` → `act_space` as `config.nets_config` says, initialised from `rng`.
+    /// `image` is the observations' (height, width, channels) when they are images (what
+    /// `VecEnv::image_shape` says); the image encoders (`type: minatar_cnn | nature_cnn |
+    /// impala`) need it.
     pub fn new(
         config: &Config,
         obs_space: &Space,
+        image: Option<[usize; 3]>,
         act_space: &Space,
         device: &Device,
         rng: &mut impl Rng,
     ) -> Result<Self> {
         let nets = &config.nets_config;
         let algo = &config.algo_config;
-        if nets.net_type != "mlp" {
-            return invalid(format!(
-                "nets_config.type '{}' is not supported by train_detach; use 'mlp'",
-                nets.net_type
-            ));
-        }
+        let net_type = NetType::parse(&nets.net_type)?;
         if nets.a_dropout > 0.0 || nets.c_dropout > 0.0 {
             return invalid(
                 "a_dropout / c_dropout > 0 is not supported by train_detach \
@@ -270,13 +270,18 @@ impl Agent {
         let obs_dim = Preprocess::obs_width(obs_space)?;
         let dt = DType::F32;
         let a_widths = widths(nets.a_hidden_size, nets.a_num_layers);
+        let encoder = |rng: &mut _| Encoder::new(net_type, obs_dim, image, dt, device, rng);
         let (actor, act_dim) = match act_space {
-            Space::Discrete { n } => (
-                ActorNet::Categorical(CategoricalActor::new(
-                    obs_dim, *n, &a_widths, dt, device, rng,
-                )?),
-                1,
-            ),
+            Space::Discrete { n } => {
+                let a = CategoricalActor::on(encoder(rng)?, *n, &a_widths, dt, device, rng)?;
+                (ActorNet::Categorical(a), 1)
+            }
+            Space::Box { .. } if net_type != NetType::Mlp => {
+                return invalid(format!(
+                    "nets_config.type '{}' supports discrete actions only; use type: mlp",
+                    nets.net_type
+                ));
+            }
             Space::Box { .. } => {
                 let d = act_space.flat_dim();
                 let a =
@@ -285,7 +290,7 @@ impl Agent {
             }
         };
         let c_widths = widths(nets.c_hidden_size, nets.c_num_layers);
-        let critic = Critic::new(obs_dim, &c_widths, algo.with_popart, dt, device, rng)?;
+        let critic = Critic::on(encoder(rng)?, &c_widths, algo.with_popart, dt, device, rng)?;
         Ok(Self {
             actor,
             critic,

@@ -49,13 +49,14 @@ pub fn evaluate(
     let mut env = rat_envs::make(&config.env_config.env_name, 1, seed)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (obs_space, act_space) = (env.observation_space(), env.action_space());
+    let image = env.image_shape();
     // A shared network's checkpoint names its parameters `shared.{i}`.
     let agent: Box<dyn RolloutModel> = if tensors.contains_key("shared.0") {
-        let mut a = SharedAgent::new(&config, obs_space, act_space, device, &mut rng)?;
+        let mut a = SharedAgent::new(&config, obs_space, image, act_space, device, &mut rng)?;
         a.load(&tensors)?;
         Box::new(a)
     } else {
-        let mut a = Agent::new(&config, obs_space, act_space, device, &mut rng)?;
+        let mut a = Agent::new(&config, obs_space, image, act_space, device, &mut rng)?;
         a.load(&tensors)?;
         Box::new(a)
     };

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod detach;
 pub mod diag;
+pub mod encoders;
 mod error;
 pub mod evaluate;
 pub mod fvp;

@@ -9,6 +9,7 @@ use rat_core::distributions::{Categorical, DiagGaussian};
 use rat_core::layers::{Broadcast, Dense, Layer, Recorder, Sequential, Tangents};
 
 use crate::config::SigmaType;
+use crate::encoders::Encoder;
 
 /// A policy at a batch of states: the distribution an actor outputs.
 #[derive(Debug, Clone)]
@@ -310,7 +311,28 @@ impl CategoricalActor {
         device: &Device,
         rng: &mut impl Rng,
     ) -> Result<Self> {
-        let (mut net, h) = mlp(obs_dim, widths, dtype, device, rng)?;
+        Self::on(
+            Encoder::identity(obs_dim),
+            n_actions,
+            widths,
+            dtype,
+            device,
+            rng,
+        )
+    }
+
+    /// An actor whose hidden `widths` read the features of `encoder` (e.g. a CNN).
+    pub fn on(
+        encoder: Encoder,
+        n_actions: usize,
+        widths: &[usize],
+        dtype: DType,
+        device: &Device,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
+        let mut net = encoder.net;
+        let (hidden, h) = mlp(encoder.out_dim, widths, dtype, device, rng)?;
+        hidden.layers().iter().for_each(|l| net.push(l.clone()));
         net.push(Layer::Dense(Dense::pytorch_init(
             h, n_actions, dtype, device, rng,
         )?));
@@ -361,7 +383,28 @@ impl Critic {
         device: &Device,
         rng: &mut impl Rng,
     ) -> Result<Self> {
-        let (trunk, h) = mlp(obs_dim, widths, dtype, device, rng)?;
+        Self::on(
+            Encoder::identity(obs_dim),
+            widths,
+            popart,
+            dtype,
+            device,
+            rng,
+        )
+    }
+
+    /// A critic whose hidden `widths` read the features of `encoder` (e.g. a CNN).
+    pub fn on(
+        encoder: Encoder,
+        widths: &[usize],
+        popart: bool,
+        dtype: DType,
+        device: &Device,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
+        let mut trunk = encoder.net;
+        let (hidden, h) = mlp(encoder.out_dim, widths, dtype, device, rng)?;
+        hidden.layers().iter().for_each(|l| trunk.push(l.clone()));
         let head = value_head(h, popart, dtype, device, rng)?;
         Ok(Self { trunk, head })
     }

@@ -99,6 +99,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
     let mut agent = SharedAgent::new(
         config,
         env.observation_space(),
+        env.image_shape(),
         env.action_space(),
         device,
         &mut rng,

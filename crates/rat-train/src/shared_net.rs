@@ -1,6 +1,7 @@
-//! The shared actor–critic of `train_shared` (ALGORITHMS.md 7.4): one MLP trunk feeding a policy
-//! head (Gaussian mean with a state-independent log σ, or categorical logits) and a PopArt value
-//! head, with dropout after every hidden ReLU when configured.
+//! The shared actor–critic of `train_shared` (ALGORITHMS.md 7.4): an optional image encoder
+//! (see [`encoders`](crate::encoders)) and an MLP trunk feeding a policy head (Gaussian mean with
+//! a state-independent log σ, or categorical logits) and a PopArt value head, with dropout after
+//! every hidden ReLU of the MLP trunk when configured.
 //!
 //! Dropout is a per-minibatch mask drawn once and passed to every forward pass of that update, so
 //! the recorded layer inputs, the backward pass and hence the factored score Jacobian all see the
@@ -12,11 +13,12 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor, Var};
 use rand::Rng;
 use rat_core::distributions::{Categorical, DiagGaussian};
-use rat_core::layers::{Broadcast, Dense, Recorder};
+use rat_core::layers::{Broadcast, Dense, Recorder, Sequential};
 use rat_envs::Space;
 
 use crate::agent::{Preprocess, load_params, param_tensors};
 use crate::config::{Config, SigmaType};
+use crate::encoders::{Encoder, NetType};
 use crate::error::{Result, invalid};
 use crate::nets::{Policy, value_head};
 use crate::runner::RolloutModel;
@@ -37,6 +39,8 @@ pub struct JointOutput {
 /// The reference's `SharedActorCritic`.
 #[derive(Debug, Clone)]
 pub struct SharedActorCritic {
+    encoder: Sequential,
+    obs_dim: usize,
     trunk: Vec<Dense>,
     pi_head: Dense,
     log_std: Option<Broadcast>,
@@ -45,11 +49,12 @@ pub struct SharedActorCritic {
 }
 
 impl SharedActorCritic {
-    /// A network for `obs_dim` observations and `act_space` actions with `layers` hidden layers
-    /// of `width`, PyTorch's default initialisation (PopArt's for the value head when `popart`).
+    /// A network reading observations through `encoder` ([`Encoder::identity`] for the
+    /// reference's MLP), then `layers` hidden layers of `width`, for `act_space` actions;
+    /// PyTorch's default initialisation (PopArt's for the value head when `popart`).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        obs_dim: usize,
+        encoder: Encoder,
         act_space: &Space,
         width: usize,
         layers: usize,
@@ -63,7 +68,7 @@ impl SharedActorCritic {
             return invalid(format!("dropout must be in [0, 1), got {dropout}"));
         }
         let mut trunk = Vec::with_capacity(layers);
-        let mut d = obs_dim;
+        let mut d = encoder.out_dim;
         for _ in 0..layers {
             trunk.push(Dense::pytorch_init(d, width, dtype, device, rng)?);
             d = width;
@@ -78,6 +83,8 @@ impl SharedActorCritic {
         let pi_head = Dense::pytorch_init(d, out, dtype, device, rng)?;
         let value = value_head(d, popart, dtype, device, rng)?;
         Ok(Self {
+            encoder: encoder.net,
+            obs_dim: encoder.in_dim,
             trunk,
             pi_head,
             log_std,
@@ -87,12 +94,13 @@ impl SharedActorCritic {
     }
 
     /// All trainable parameters in the reference's order, which is also the recording order:
-    /// log σ, trunk, pi_head, value head.
+    /// log σ, encoder, trunk, pi_head, value head.
     pub fn params(&self) -> Vec<Var> {
         let mut p = Vec::new();
         if let Some(s) = &self.log_std {
             p.push(s.param().clone());
         }
+        p.extend(self.encoder.params());
         for d in self.trunk.iter().chain([&self.pi_head, &self.value]) {
             p.extend([d.weight().clone(), d.bias().clone()]);
         }
@@ -148,10 +156,7 @@ impl SharedActorCritic {
         mut rec: Option<&mut Recorder>,
         masks: Option<&DropoutMasks>,
     ) -> Result<JointOutput> {
-        let width = self
-            .trunk
-            .first()
-            .map_or(self.pi_head.in_dim(), |d| d.in_dim());
+        let width = self.obs_dim;
         let b = match obs.dims() {
             [b, d] if *d == width => *b,
             _ => {
@@ -166,7 +171,7 @@ impl SharedActorCritic {
             .as_ref()
             .map(|s| s.forward(b, rec.as_deref_mut()))
             .transpose()?;
-        let mut z = obs.clone();
+        let mut z = self.encoder.forward(obs, rec.as_deref_mut())?;
         for (l, d) in self.trunk.iter().enumerate() {
             z = d.forward(&z, rec.as_deref_mut())?.relu()?;
             if let Some(m) = masks.and_then(|m| m.0.get(l)) {
@@ -198,17 +203,13 @@ impl SharedAgent {
     pub fn new(
         config: &Config,
         obs_space: &Space,
+        image: Option<[usize; 3]>,
         act_space: &Space,
         device: &Device,
         rng: &mut impl Rng,
     ) -> Result<Self> {
         let nets = &config.nets_config;
-        if nets.net_type != "mlp" {
-            return invalid(format!(
-                "nets_config.type '{}' is not supported by train_shared; use 'mlp'",
-                nets.net_type
-            ));
-        }
+        let net_type = NetType::parse(&nets.net_type)?;
         if config.algo_config.sigma_type != SigmaType::Vector {
             return invalid("train_shared supports sigma_type: vector only (as the reference)");
         }
@@ -217,8 +218,15 @@ impl SharedAgent {
             Space::Discrete { .. } => 1,
             Space::Box { .. } => act_space.flat_dim(),
         };
+        if net_type != NetType::Mlp && !act_space.is_discrete() {
+            return invalid(format!(
+                "nets_config.type '{}' supports discrete actions only; use type: mlp",
+                nets.net_type
+            ));
+        }
+        let encoder = Encoder::new(net_type, obs_dim, image, DType::F32, device, rng)?;
         let net = SharedActorCritic::new(
-            obs_dim,
+            encoder,
             act_space,
             nets.hidden_size,
             nets.num_layers,

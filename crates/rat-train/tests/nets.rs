@@ -115,3 +115,116 @@ fn initial_log_std_and_shapes() -> anyhow::Result<()> {
     assert_eq!(critic.forward(&obs)?.dims(), &[4]);
     Ok(())
 }
+
+mod image_encoders {
+    use super::*;
+    use rat_core::layers::Layer;
+    use rat_train::encoders::{Encoder, NetType};
+
+    /// The (out, in) shape of the encoder's last dense layer.
+    fn last_dense(e: &Encoder) -> Vec<usize> {
+        e.net
+            .layers()
+            .iter()
+            .rev()
+            .find_map(|l| match l {
+                Layer::Dense(d) => Some(d.weight().dims().to_vec()),
+                _ => None,
+            })
+            .expect("a dense layer")
+    }
+
+    #[test]
+    fn encoders_have_the_published_shapes() -> anyhow::Result<()> {
+        let (dev, mut rng) = (Device::Cpu, ChaCha8Rng::seed_from_u64(0));
+        // ALGORITHMS.md §7.6: Nature CNN flat 1024 on 64 x 64, 3136 on 84 x 84; IMPALA 31 → 15 →
+        // 7, flat 32·7·7 = 1568; MinAtar's CNN 16·8·8 = 1024 on 10 x 10.
+        for (net, image, flat, features) in [
+            (NetType::NatureCnn, [64, 64, 3], 1024, 512),
+            (NetType::NatureCnn, [84, 84, 4], 3136, 512),
+            (NetType::Impala, [64, 64, 3], 1568, 256),
+            (NetType::MinatarCnn, [10, 10, 4], 1024, 128),
+        ] {
+            let obs_dim = image.iter().product();
+            let e = Encoder::new(net, obs_dim, Some(image), DType::F32, &dev, &mut rng)?;
+            assert_eq!(last_dense(&e), vec![features, flat], "{net:?} {image:?}");
+            assert_eq!((e.in_dim, e.out_dim), (obs_dim, features));
+            let x = Tensor::zeros((2, obs_dim), DType::F32, &dev)?;
+            assert_eq!(e.net.forward(&x, None)?.dims(), &[2, features]);
+        }
+        // The IMPALA residual blocks: 3 stages x (1 conv + 2 blocks x 2 convs) + the dense layer.
+        let e = Encoder::new(
+            NetType::Impala,
+            64 * 64 * 3,
+            Some([64, 64, 3]),
+            DType::F32,
+            &dev,
+            &mut rng,
+        )?;
+        assert_eq!(e.net.params().len(), 2 * (3 * 5 + 1));
+        Ok(())
+    }
+
+    #[test]
+    fn unusable_encoder_settings_are_clear_errors() -> anyhow::Result<()> {
+        let (dev, mut rng) = (Device::Cpu, ChaCha8Rng::seed_from_u64(0));
+        let e = Encoder::new(NetType::NatureCnn, 400, None, DType::F32, &dev, &mut rng)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("image observations") && e.contains("mlp"), "{e}");
+        let e = Encoder::new(
+            NetType::NatureCnn,
+            400,
+            Some([10, 10, 4]),
+            DType::F32,
+            &dev,
+            &mut rng,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("too small"), "{e}");
+        let e = NetType::parse("vit").unwrap_err().to_string();
+        assert!(e.contains("impala"), "{e}");
+        Ok(())
+    }
+
+    /// Flat channels-last images with a smooth pattern.
+    fn images(b: usize, image: [usize; 3]) -> anyhow::Result<Tensor> {
+        let n = image.iter().product::<usize>();
+        Ok(Tensor::arange(0u32, (b * n) as u32, &Device::Cpu)?
+            .to_dtype(DType::F64)?
+            .reshape((b, n))?
+            .affine(0.731, 0.3)?
+            .sin()?)
+    }
+
+    #[test]
+    fn cnn_actors_have_a_factored_jacobian() -> anyhow::Result<()> {
+        // MinAtar's CNN with a hidden layer after it, and the IMPALA ResNet (stride, padding,
+        // max-pooling, residual blocks), against b single-sample backward passes in f64.
+        let dev = Device::Cpu;
+        let b = 5;
+        let a = Tensor::new(&[0u32, 2, 1, 3, 2], &dev)?;
+        for (net, image, widths) in [
+            (NetType::MinatarCnn, [6, 5, 3], vec![7]),
+            (NetType::Impala, [16, 16, 3], vec![]),
+        ] {
+            let mut rng = ChaCha8Rng::seed_from_u64(8);
+            let obs_dim = image.iter().product();
+            let enc = Encoder::new(net, obs_dim, Some(image), DType::F64, &dev, &mut rng)?;
+            let actor = CategoricalActor::on(enc, 4, &widths, DType::F64, &dev, &mut rng)?;
+            let obs = images(b, image)?;
+            let mut rec = Recorder::new();
+            let logp = actor.forward(&obs, Some(&mut rec))?.log_prob(&a)?;
+            assert_eq!(rec.params().len(), actor.params().len(), "{net:?}");
+            let fact = FactoredJacobian::from_objective(&rec, &logp)?;
+            let mat = MaterialisedJacobian::from_per_sample_backward(&actor.params(), b, |i| {
+                actor
+                    .forward(&obs.narrow(0, i, 1)?, None)?
+                    .log_prob(&a.narrow(0, i, 1)?)
+            })?;
+            same(&fact, &mat)?;
+        }
+        Ok(())
+    }
+}

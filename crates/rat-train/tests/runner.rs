@@ -62,6 +62,7 @@ fn rollout_matches_a_hand_computed_gae_with_the_truncation_bootstrap() -> anyhow
     let agent = Agent::new(
         &config,
         vec_env.observation_space(),
+        vec_env.image_shape(),
         vec_env.action_space(),
         &dev,
         &mut rng,
@@ -145,6 +146,7 @@ fn squash_and_action_modes() -> anyhow::Result<()> {
     let agent = Agent::new(
         &config,
         &Space::unbounded(2),
+        None,
         &Space::uniform_box(3, -1.0, 1.0),
         &dev,
         &mut rng,

@@ -10,6 +10,7 @@ use rat_core::jacobian::ScoreJacobian;
 use rat_core::linalg;
 use rat_envs::Space;
 use rat_train::config::{AlgoConfig, JointMode, NormObj};
+use rat_train::encoders::Encoder;
 use rat_train::joint::{JointBatch, JointParams, JointPass, JointUpdate, RatJoint};
 use rat_train::nets::Policy;
 use rat_train::shared_net::{DropoutMasks, SharedActorCritic};
@@ -19,7 +20,7 @@ const B: usize = 6;
 fn net(space: &Space, dropout: f64, seed: u64) -> anyhow::Result<SharedActorCritic> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     Ok(SharedActorCritic::new(
-        3,
+        Encoder::identity(3),
         space,
         5,
         2,

@@ -234,3 +234,38 @@ fn every_rule_resumes_from_its_own_checkpoint() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(root);
     Ok(())
 }
+
+#[test]
+fn every_rule_trains_a_cnn_on_minatar() -> anyhow::Result<()> {
+    // The CNN configs, and every curvature rule on MinAtar's CNN through the conv layers'
+    // factored Jacobian (fvp through their tangents), for a few iterations.
+    let root = temp_dir("cnn");
+    let mut cases: Vec<(&str, Option<&str>)> = vec![("rat_cnn.yaml", None), ("ppo_cnn.yaml", None)];
+    for algo in ["fvp", "diag", "kfac", "ekfac"] {
+        cases.push(("rat_cnn.yaml", Some(algo)));
+    }
+    for (file, algo) in cases {
+        let mut c = tiny(file, "minatar:space_invaders", 3)?;
+        if let Some(algo) = algo {
+            let base = Config::load(format!("{algo}_mlp.yaml"))?;
+            c.algo = base.algo;
+            c.algo_config = base.algo_config;
+            c.set("pi_minibatches", "2")?;
+            c.set("pi_epochs", "2")?;
+        }
+        let out = run(&c, &options(&root))?;
+        assert_eq!(out.iterations, 3, "{file} {algo:?}");
+        let csv = std::fs::read_to_string(out.log_dir.join("progress.csv"))?;
+        let header: Vec<&str> = csv.lines().next().unwrap_or_default().split(',').collect();
+        let last: Vec<&str> = csv.lines().last().unwrap_or_default().split(',').collect();
+        let i = header.iter().position(|h| *h == "kl").expect("kl column");
+        assert!(last[i].parse::<f64>()?.is_finite(), "{file} {algo:?}");
+    }
+    // An image encoder on vector observations is a clear error.
+    let mut c = tiny("rat_cnn.yaml", "CartPole-v1", 2)?;
+    c.set("env_name", "CartPole-v1")?;
+    let e = run(&c, &options(&root)).unwrap_err().to_string();
+    assert!(e.contains("image observations"), "{e}");
+    let _ = std::fs::remove_dir_all(root);
+    Ok(())
+}

@@ -201,3 +201,46 @@ fn bad_shared_settings_are_clear_errors() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(root);
     Ok(())
 }
+
+#[test]
+fn shared_cnn_trains_on_minatar_with_every_joint_rule() -> anyhow::Result<()> {
+    // One MinAtar CNN encoder under the policy and value heads, through RAT (both joint modes),
+    // diag and K-FAC, with dropout in a hidden layer after the encoder.
+    let root = temp_dir("cnn");
+    let cases: [(&str, &[(&str, &str)]); 5] = [
+        ("rat_cnn_shared.yaml", &[]),
+        ("rat_cnn_shared.yaml", &[("joint_mode", "exact")]),
+        (
+            "rat_cnn_shared.yaml",
+            &[("num_layers", "1"), ("dropout", "0.2")],
+        ),
+        ("diag_mlp_shared.yaml", &[]),
+        ("kfac_mlp_shared.yaml", &[]),
+    ];
+    for (name, overrides) in cases {
+        let mut c = tiny(name, "minatar:breakout", 3)?;
+        for (k, v) in [
+            ("type", "minatar_cnn"),
+            ("num_layers", "0"),
+            ("norm_obs", "False"),
+        ] {
+            c.set(k, v)?;
+        }
+        for (k, v) in overrides {
+            c.set(k, v)?;
+        }
+        let out = run(&c, &options(&root, 3))?;
+        assert_eq!(out.iterations, 3, "{name} {overrides:?}");
+        let ckpt = out.log_dir.join("model.safetensors");
+        let eval = rat_train::evaluate::evaluate(
+            &ckpt,
+            1,
+            1,
+            rat_train::runner::ActionMode::Mode,
+            &candle_core::Device::Cpu,
+        )?;
+        assert_eq!(eval.returns.len(), 1, "{name}: the checkpoint evaluates");
+    }
+    let _ = std::fs::remove_dir_all(root);
+    Ok(())
+}

@@ -45,6 +45,16 @@ pub enum Layer {
     Tanh,
     /// Reshape (b, ...) to (b, Π ...).
     Flatten,
+    /// Flat channels-last images (b, H·W·C), row-major in (row, column, channel) as environments
+    /// emit them, to the (b, C, H, W) layout convolutions take.
+    ChannelsFirst {
+        /// Image height H.
+        height: usize,
+        /// Image width W.
+        width: usize,
+        /// Channels C.
+        channels: usize,
+    },
     /// Max pooling over square windows, any stride.
     MaxPool2d(MaxPool2d),
     /// y = x + f(x) for the inner network f (shapes must agree), e.g. an IMPALA residual block.
@@ -82,7 +92,11 @@ impl Sequential {
                 Layer::Dense(d) => out.extend([d.weight().clone(), d.bias().clone()]),
                 Layer::Conv2d(c) => out.extend([c.weight().clone(), c.bias().clone()]),
                 Layer::Residual(inner) => out.extend(inner.params()),
-                Layer::Relu | Layer::Tanh | Layer::Flatten | Layer::MaxPool2d(_) => {}
+                Layer::Relu
+                | Layer::Tanh
+                | Layer::Flatten
+                | Layer::ChannelsFirst { .. }
+                | Layer::MaxPool2d(_) => {}
             }
         }
         out
@@ -98,6 +112,11 @@ impl Sequential {
                 Layer::Relu => h.relu()?,
                 Layer::Tanh => h.tanh()?,
                 Layer::Flatten => h.flatten_from(1)?,
+                Layer::ChannelsFirst {
+                    height,
+                    width,
+                    channels,
+                } => channels_first(&h, *height, *width, *channels)?,
                 Layer::MaxPool2d(p) => p.forward(&h)?,
                 Layer::Residual(inner) => {
                     let f = inner.forward(&h, rec.as_deref_mut())?;
@@ -139,6 +158,14 @@ impl Sequential {
                     h.flatten_from(1)?,
                     t.map(|t| t.flatten_from(1)).transpose()?,
                 ),
+                Layer::ChannelsFirst {
+                    height,
+                    width,
+                    channels,
+                } => {
+                    let cf = |x: &Tensor| channels_first(x, *height, *width, *channels);
+                    (cf(&h)?, t.as_ref().map(cf).transpose()?)
+                }
                 Layer::MaxPool2d(p) => p.forward_tangent(&h, t.as_ref())?,
                 Layer::Residual(inner) => {
                     let (f, tf) = inner.forward_tangent(&h, t.as_ref(), tangents)?;
@@ -149,6 +176,28 @@ impl Sequential {
         }
         Ok((h, t))
     }
+}
+
+/// (b, H·W·C) channels-last rows → (b, C, H, W), contiguous.
+fn channels_first(x: &Tensor, height: usize, width: usize, channels: usize) -> Result<Tensor> {
+    let (b, n) = match x.dims() {
+        [b, n] => (*b, *n),
+        d => {
+            return shape_err(
+                "ChannelsFirst::forward",
+                format!("expected flat (b, H·W·C) rows, got {d:?}"),
+            );
+        }
+    };
+    if n != height * width * channels {
+        return shape_err(
+            "ChannelsFirst::forward",
+            format!("rows of {n} values are not {height} x {width} x {channels} images"),
+        );
+    }
+    Ok(x.reshape((b, height, width, channels))?
+        .permute((0, 3, 1, 2))?
+        .contiguous()?)
 }
 
 fn residual_add(x: &Tensor, f: &Tensor) -> Result<Tensor> {

@@ -120,6 +120,10 @@ impl<G: Game> Env for MinAtar<G> {
         }
     }
 
+    fn image_shape(&self) -> Option<[usize; 3]> {
+        Some([SIZE, SIZE, self.game.channels()])
+    }
+
     fn reset(&mut self, seed: Option<u64>, obs: &mut [f64]) -> Result<()> {
         if let Some(s) = seed {
             self.rng = ChaCha8Rng::seed_from_u64(s);
