@@ -5,7 +5,8 @@
 //! `cargo bench --bench conv_kernel` prints one table. The factored kernel is timed from the
 //! recorded forward pass to K (forward, one backward of Σ log π, the conv and dense blocks); the
 //! materialised one from b single-sample backward passes to J Jᵀ. The materialised IMPALA kernel
-//! at b = 1024 (a 2 GB J) runs only with `RAT_BENCH_FULL=1`.
+//! at b = 1024 (a 2 GB J) runs only with `RAT_BENCH_FULL=1`; `RAT_BENCH_PHASES=1` also prints
+//! the factored path's forward / backward / kernel split.
 
 use std::time::Instant;
 

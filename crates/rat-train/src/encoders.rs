@@ -86,14 +86,15 @@ impl Encoder {
         device: &Device,
         rng: &mut impl Rng,
     ) -> Result<Self> {
-        if net_type == NetType::Mlp {
-            return Ok(Self::identity(obs_dim));
-        }
-        let Some([height, width, channels]) = image else {
-            return invalid(format!(
-                "nets_config.type {net_type:?} needs image observations, but the environment's \
-                 observations are flat vectors of {obs_dim}; use type: mlp"
-            ));
+        let [height, width, channels] = match (net_type, image) {
+            (NetType::Mlp, _) => return Ok(Self::identity(obs_dim)),
+            (_, Some(shape)) => shape,
+            (_, None) => {
+                return invalid(format!(
+                    "nets_config.type {net_type:?} needs image observations, but the \
+                     environment's observations are flat vectors of {obs_dim}; use type: mlp"
+                ));
+            }
         };
         let mut b = Builder {
             layers: vec![Layer::ChannelsFirst {
@@ -128,7 +129,7 @@ impl Encoder {
                 }
                 256
             }
-            NetType::Mlp => unreachable!("handled above"),
+            NetType::Mlp => return Ok(Self::identity(obs_dim)),
         };
         let flat = b.shape.iter().product();
         b.layers.push(Layer::Flatten);

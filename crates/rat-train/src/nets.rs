@@ -165,6 +165,23 @@ pub fn mlp(
     Ok((Sequential::new(layers), d))
 }
 
+/// `encoder` followed by [`mlp`] hidden layers of `widths` on its features; returns the trunk and
+/// its output width.
+fn encoded_mlp(
+    encoder: Encoder,
+    widths: &[usize],
+    dtype: DType,
+    device: &Device,
+    rng: &mut impl Rng,
+) -> Result<(Sequential, usize)> {
+    let (hidden, h) = mlp(encoder.out_dim, widths, dtype, device, rng)?;
+    let mut net = encoder.net;
+    for l in hidden.layers() {
+        net.push(l.clone());
+    }
+    Ok((net, h))
+}
+
 /// A dense layer with all-zero weight and bias (the reference's `linear` log-σ head).
 fn zero_dense(in_dim: usize, out_dim: usize, dtype: DType, device: &Device) -> Result<Dense> {
     Dense::new(
@@ -330,9 +347,7 @@ impl CategoricalActor {
         device: &Device,
         rng: &mut impl Rng,
     ) -> Result<Self> {
-        let mut net = encoder.net;
-        let (hidden, h) = mlp(encoder.out_dim, widths, dtype, device, rng)?;
-        hidden.layers().iter().for_each(|l| net.push(l.clone()));
+        let (mut net, h) = encoded_mlp(encoder, widths, dtype, device, rng)?;
         net.push(Layer::Dense(Dense::pytorch_init(
             h, n_actions, dtype, device, rng,
         )?));
@@ -402,9 +417,7 @@ impl Critic {
         device: &Device,
         rng: &mut impl Rng,
     ) -> Result<Self> {
-        let mut trunk = encoder.net;
-        let (hidden, h) = mlp(encoder.out_dim, widths, dtype, device, rng)?;
-        hidden.layers().iter().for_each(|l| trunk.push(l.clone()));
+        let (trunk, h) = encoded_mlp(encoder, widths, dtype, device, rng)?;
         let head = value_head(h, popart, dtype, device, rng)?;
         Ok(Self { trunk, head })
     }

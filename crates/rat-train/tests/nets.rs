@@ -88,9 +88,21 @@ fn every_actor_variant_has_a_factored_jacobian() -> anyhow::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let actor = CategoricalActor::new(5, 3, &[8], DType::F64, &dev, &mut rng)?;
     let a = Tensor::new(&[0u32, 2, 1, 1, 0, 2], &dev)?;
+    categorical_jacobians_agree(&actor, &obs, &a)
+}
+
+/// The factored score Jacobian of a categorical actor at (obs, a) equals the one from single-sample
+/// backward passes, and the recorder saw every parameter.
+fn categorical_jacobians_agree(
+    actor: &CategoricalActor,
+    obs: &Tensor,
+    a: &Tensor,
+) -> anyhow::Result<()> {
     let mut rec = Recorder::new();
-    let logp = actor.forward(&obs, Some(&mut rec))?.log_prob(&a)?;
+    let logp = actor.forward(obs, Some(&mut rec))?.log_prob(a)?;
+    assert_eq!(rec.params().len(), actor.params().len());
     let fact = FactoredJacobian::from_objective(&rec, &logp)?;
+    let b = obs.dims()[0];
     let mat = MaterialisedJacobian::from_per_sample_backward(&actor.params(), b, |i| {
         actor
             .forward(&obs.narrow(0, i, 1)?, None)?
@@ -213,17 +225,7 @@ mod image_encoders {
             let obs_dim = image.iter().product();
             let enc = Encoder::new(net, obs_dim, Some(image), DType::F64, &dev, &mut rng)?;
             let actor = CategoricalActor::on(enc, 4, &widths, DType::F64, &dev, &mut rng)?;
-            let obs = images(b, image)?;
-            let mut rec = Recorder::new();
-            let logp = actor.forward(&obs, Some(&mut rec))?.log_prob(&a)?;
-            assert_eq!(rec.params().len(), actor.params().len(), "{net:?}");
-            let fact = FactoredJacobian::from_objective(&rec, &logp)?;
-            let mat = MaterialisedJacobian::from_per_sample_backward(&actor.params(), b, |i| {
-                actor
-                    .forward(&obs.narrow(0, i, 1)?, None)?
-                    .log_prob(&a.narrow(0, i, 1)?)
-            })?;
-            same(&fact, &mat)?;
+            categorical_jacobians_agree(&actor, &images(b, image)?, &a)?;
         }
         Ok(())
     }
