@@ -1,6 +1,8 @@
 //! Environment throughput: env steps per second of one environment on one thread, and of the
 //! threaded vectoriser (32 environments) with 1 and 2 workers, for the built-in classic-control
-//! tasks and, with `--features mujoco`, the MuJoCo tasks.
+//! and MinAtar games and, with `--features mujoco`, the MuJoCo tasks. Then Procgen (when
+//! `scripts/fetch-procgen.sh` has fetched it): 32 environments in one batch stepped by the
+//! library on the calling thread (0 threads), and on 1 and 2 threads of its own.
 //!
 //! `cargo bench --bench envs [--features mujoco]` prints the table. `RAT_BENCH_SECONDS` sets the
 //! time spent per row (default 1.0).
@@ -86,7 +88,12 @@ fn main() -> rat_envs::Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
     let budget = Duration::from_secs_f64(secs);
+    let minatar: Vec<String> = rat_envs::minatar::GAMES
+        .iter()
+        .map(|g| format!("minatar:{g}"))
+        .collect();
     let mut ids: Vec<&str> = rat_envs::classic::IDS.to_vec();
+    ids.extend(minatar.iter().map(String::as_str));
     if cfg!(feature = "mujoco") {
         ids.extend([
             "Hopper-v4",
@@ -117,6 +124,42 @@ fn main() -> rat_envs::Result<()> {
         println!(
             "{id:<28} {one:>14.0} {v1:>16.0} {v2:>16.0} {:>7.2}x",
             v2 / v1
+        );
+    }
+    procgen(budget)
+}
+
+/// Steps per second of `n` environments of a batched id.
+fn batched(id: &str, n: usize, budget: Duration) -> rat_envs::Result<f64> {
+    let mut venv = rat_envs::make(id, n, 0)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut acts = Actions::new(venv.action_space(), n, &mut rng);
+    let mut buf = venv.buffers();
+    venv.reset(&mut buf.obs)?;
+    let (start, mut steps) = (Instant::now(), 0u64);
+    while start.elapsed() < budget {
+        venv.step(acts.take(), &mut buf)?;
+        steps += n as u64;
+    }
+    Ok(steps as f64 / start.elapsed().as_secs_f64())
+}
+
+fn procgen(budget: Duration) -> rat_envs::Result<()> {
+    if !rat_envs::procgen::procgen_dir().join("libenv.so").is_file() {
+        println!("procgen: skipped (run scripts/fetch-procgen.sh)");
+        return Ok(());
+    }
+    println!(
+        "\n{:<28} {:>16} {:>16} {:>16} {:>8}",
+        "procgen (easy), 32 envs", "0 threads", "1 thread", "2 threads", "2t/1t"
+    );
+    for game in ["coinrun", "starpilot", "bigfish", "bossfight"] {
+        let rate = |t: usize| batched(&format!("procgen:{game}?threads={t}"), 32, budget);
+        let (t0, t1, t2) = (rate(0)?, rate(1)?, rate(2)?);
+        println!(
+            "{:<28} {t0:>16.0} {t1:>16.0} {t2:>16.0} {:>7.2}x",
+            format!("procgen:{game}"),
+            t2 / t1
         );
     }
     Ok(())

@@ -42,6 +42,10 @@ pub enum Error {
     /// An error reported by MuJoCo (model loading, ...).
     #[error("MuJoCo: {0}")]
     Mujoco(String),
+    /// A Procgen game was asked for but its library could not be loaded (not fetched, or of
+    /// another version).
+    #[error("{0}")]
+    ProcgenUnavailable(String),
 }
 
 /// `Result` with [`Error`].

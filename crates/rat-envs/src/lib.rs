@@ -9,6 +9,9 @@
 //!   their returns and lengths;
 //! * [`VecEnv`] — n environments stepped together on a worker pool;
 //! * [`make`] / [`make_env`] — the registry by name (`CartPole-v1`, `hopper`, `Hopper-v5`, …);
+//! * [`BatchEnv`] — a batch its library steps (Procgen), behind the same `VecEnv`;
+//! * [`minatar`] — the five MinAtar games, built in;
+//! * [`procgen`] — the Procgen games over their prebuilt library (`scripts/fetch-procgen.sh`);
 //! * [`classic`] — CartPole, Pendulum, Acrobot, MountainCar(Continuous), built in;
 //! * `mujoco` (cargo feature `mujoco`) — the ten Gymnasium MuJoCo tasks, v4 and v5.
 //!
@@ -21,16 +24,19 @@
 //! # Ok::<(), rat_envs::Error>(())
 //! ```
 
+mod batch;
 pub mod classic;
 mod env;
 mod error;
 pub mod minatar;
 #[cfg(feature = "mujoco")]
 pub mod mujoco;
+pub mod procgen;
 mod registry;
 mod space;
 mod vec_env;
 
+pub use batch::BatchEnv;
 pub use env::{Env, EpisodeStats, Step, TimeLimit};
 pub use error::{Error, Result};
 pub use registry::{known_ids, make, make_env, resolve_id};

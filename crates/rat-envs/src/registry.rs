@@ -59,6 +59,7 @@ pub fn known_ids() -> Vec<String> {
     ids.extend(classic::IDS.iter().map(|s| s.to_string()));
     ids.extend(MUJOCO_IDS.iter().map(|s| s.to_string()));
     ids.extend(crate::minatar::IDS.iter().map(|s| s.to_string()));
+    ids.extend(crate::procgen::GAMES.iter().map(|g| format!("procgen:{g}")));
     ids
 }
 
@@ -81,8 +82,15 @@ pub fn resolve_id(name: &str) -> Result<&'static str> {
     })
 }
 
-/// One environment by name, with its time limit applied.
+/// One environment by name, with its time limit applied. Procgen's games exist only as
+/// batches: make them with [`make`].
 pub fn make_env(name: &str) -> Result<Box<dyn Env>> {
+    if crate::procgen::parse_id(name).is_some() {
+        return Err(Error::InvalidArgument {
+            op: "make_env",
+            msg: format!("{name} is stepped as a batch by its library: use rat_envs::make"),
+        });
+    }
     let id = resolve_id(name)?;
     if let Some(env) = classic::make(id) {
         return Ok(env);
@@ -109,8 +117,15 @@ fn make_mujoco(id: &str) -> Result<Box<dyn Env>> {
 ///
 /// Physics tasks get one worker per available core (at most one per environment). Classic control
 /// steps in tens of nanoseconds, less than handing work to a thread costs, so it runs on the
-/// calling thread; [`VecEnv::new`] takes any worker count.
+/// calling thread; [`VecEnv::new`] takes any worker count. Procgen ids
+/// (`procgen:<game>[?options]`, see [`crate::procgen`]) make one batch that the library steps
+/// on its own threads.
 pub fn make(name: &str, num_envs: usize, seed: u64) -> Result<VecEnv> {
+    if let Some(parsed) = crate::procgen::parse_id(name) {
+        let (game, options) = parsed?;
+        let batch = crate::procgen::Procgen::new(game, num_envs, options)?;
+        return Ok(VecEnv::from_batch(Box::new(batch), seed));
+    }
     let id = resolve_id(name)?;
     let envs = (0..num_envs)
         .map(|_| make_env(id))

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::batch::BatchEnv;
 use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::space::Space;
@@ -158,9 +159,11 @@ impl Shared {
 /// Every environment writes only its own slot, and the slots are copied into the caller's
 /// [`StepBuffers`] at the end: results are identical to stepping the environments one after
 /// another with the same seeds, and stepping allocates nothing.
+///
+/// A library that steps its own batch ([`BatchEnv`]) goes behind the same interface with
+/// [`VecEnv::from_batch`].
 pub struct VecEnv {
-    shared: Arc<Shared>,
-    helpers: Vec<JoinHandle<()>>,
+    backend: Backend,
     obs_space: Space,
     act_space: Space,
     image_shape: Option<[usize; 3]>,
@@ -239,8 +242,7 @@ impl VecEnv {
             helpers.push(handle);
         }
         Ok(Self {
-            shared,
-            helpers,
+            backend: Backend::Pool { shared, helpers },
             obs_space,
             act_space,
             image_shape,
@@ -250,14 +252,42 @@ impl VecEnv {
         })
     }
 
-    /// n, the number of environments.
-    pub fn num_envs(&self) -> usize {
-        self.shared.slots.len()
+    /// Wraps a batch that its library steps and resets by itself. The first
+    /// [`reset`](Self::reset) seeds it with `seed`. Its ends of episodes all count as terminal
+    /// (such libraries do not report time-outs apart), and as they do not keep the last frame
+    /// of an episode, `final_obs` gets the next episode's first one.
+    pub fn from_batch(batch: Box<dyn BatchEnv>, seed: u64) -> Self {
+        let n = batch.num_envs();
+        Self {
+            obs_space: batch.observation_space(),
+            act_space: batch.action_space(),
+            image_shape: batch.image_shape(),
+            id: batch.id().to_string(),
+            backend: Backend::Batch {
+                batch,
+                returns: vec![0.0; n],
+                lengths: vec![0; n],
+                done: vec![false; n],
+            },
+            seed,
+            seeded: false,
+        }
     }
 
-    /// Number of stepping threads, the calling thread included.
+    /// n, the number of environments.
+    pub fn num_envs(&self) -> usize {
+        match &self.backend {
+            Backend::Pool { shared, .. } => shared.slots.len(),
+            Backend::Batch { batch, .. } => batch.num_envs(),
+        }
+    }
+
+    /// Number of stepping threads, the calling thread included (for a batch, its library's).
     pub fn workers(&self) -> usize {
-        self.helpers.len() + 1
+        match &self.backend {
+            Backend::Pool { helpers, .. } => helpers.len() + 1,
+            Backend::Batch { batch, .. } => batch.threads().max(1),
+        }
     }
 
     /// The observation space of one environment.
@@ -300,8 +330,21 @@ impl VecEnv {
         check_len("VecEnv::reset (obs)", obs.len(), self.num_envs() * d)?;
         let base = (!self.seeded).then_some(self.seed);
         self.seeded = true;
+        let shared = match &mut self.backend {
+            Backend::Pool { shared, .. } => shared,
+            Backend::Batch {
+                batch,
+                returns,
+                lengths,
+                ..
+            } => {
+                returns.fill(0.0);
+                lengths.fill(0);
+                return batch.reset(base, obs);
+            }
+        };
         for (i, row) in obs.chunks_mut(d).enumerate() {
-            let mut slot = self.shared.lock(i);
+            let mut slot = shared.lock(i);
             slot.env
                 .reset(base.map(|s| s.wrapping_add(i as u64)), row)?;
             slot.obs.copy_from_slice(row);
@@ -331,14 +374,38 @@ impl VecEnv {
         ] {
             check_len(name, len, n)?;
         }
-        let s = &*self.shared;
+        let (shared, helpers) = match &mut self.backend {
+            Backend::Pool { shared, helpers } => (shared, helpers),
+            Backend::Batch {
+                batch,
+                returns,
+                lengths,
+                done,
+            } => {
+                batch.step(actions, &mut out.obs, &mut out.rewards, done)?;
+                for i in 0..n {
+                    returns[i] += out.rewards[i];
+                    lengths[i] += 1;
+                    (out.terminated[i], out.truncated[i]) = (done[i], false);
+                    out.finished[i] = None;
+                    if done[i] {
+                        out.final_obs[i * d..(i + 1) * d]
+                            .copy_from_slice(&out.obs[i * d..(i + 1) * d]);
+                        out.finished[i] = Some((returns[i], lengths[i]));
+                        (returns[i], lengths[i]) = (0.0, 0);
+                    }
+                }
+                return Ok(());
+            }
+        };
+        let s = &**shared;
         for (i, act) in actions.chunks(a).enumerate() {
             s.lock(i).action.copy_from_slice(act);
         }
         s.remaining.store(n, Ordering::Release);
         s.next.store(0, Ordering::Release);
         s.generation.fetch_add(1, Ordering::AcqRel);
-        for h in &self.helpers {
+        for h in helpers.iter() {
             h.thread().unpark();
         }
         s.work();
@@ -368,10 +435,29 @@ impl VecEnv {
     }
 }
 
+/// Who steps the environments.
+enum Backend {
+    /// [`Env`]s on a thread pool.
+    Pool {
+        shared: Arc<Shared>,
+        helpers: Vec<JoinHandle<()>>,
+    },
+    /// A library's own batch, with the running statistics of its episodes.
+    Batch {
+        batch: Box<dyn BatchEnv>,
+        returns: Vec<f64>,
+        lengths: Vec<usize>,
+        done: Vec<bool>,
+    },
+}
+
 impl Drop for VecEnv {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
-        for h in self.helpers.drain(..) {
+        let Backend::Pool { shared, helpers } = &mut self.backend else {
+            return;
+        };
+        shared.stop.store(true, Ordering::Release);
+        for h in helpers.drain(..) {
             h.thread().unpark();
             // A helper that panicked has nothing left to clean up.
             let _ = h.join();

@@ -87,8 +87,11 @@ pub fn detach_log_dir(root: &Path, c: &Config, seed: u64) -> PathBuf {
         py_float(a.cg_damping),
         py_float(a.lr_pi),
     );
-    root.join(group)
-        .join(format!("{}.{}_{seed}", c.env_config.env_name, timestamp()))
+    root.join(group).join(format!(
+        "{}.{}_{seed}",
+        path_safe(&c.env_config.env_name),
+        timestamp()
+    ))
 }
 
 /// The shared script's run directory, relative to `root`:
@@ -110,8 +113,11 @@ pub fn shared_log_dir(root: &Path, c: &Config, seed: u64) -> PathBuf {
         py_float(a.cg_damping),
         py_float(a.lr),
     );
-    root.join(group)
-        .join(format!("{}.{}_{seed}", c.env_config.env_name, timestamp()))
+    root.join(group).join(format!(
+        "{}.{}_{seed}",
+        path_safe(&c.env_config.env_name),
+        timestamp()
+    ))
 }
 
 /// min, max, mean, lower median and unbiased variance of a sample (NaN when empty).
@@ -357,4 +363,18 @@ impl Progress {
             self.drawn = false;
         }
     }
+}
+
+/// `name` with the characters that are awkward in a directory name (an id's `?options`, `/`)
+/// replaced by `_`.
+fn path_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.:=".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

@@ -8,12 +8,18 @@
 //!   set (an index into it).
 //! * Sticky actions: with probability p (0.1) the previous action repeats; difficulty ramping on
 //!   (the wrapper's defaults). One RNG drives the sticky draw and the game.
-//! * Reward +1 per event; no time limit (Freeway ends itself; the others end on losing).
+//! * Reward +1 per event (Seaquest also scores ⌊oxygen / 20⌋ for surfacing with 6 divers); no
+//!   time limit (Freeway ends itself after 2501 steps; the others end on losing).
+//! * Games: Asterix, Breakout, Freeway, Seaquest, Space Invaders (each in its own file; a game
+//!   struct's `start(...)` builds a known state for tests).
 //!
 //! Ids: `minatar:<game>` (full action set, as the MinAtar baselines), `minatar:<game>-minimal`,
 //! and Gymnasium's `MinAtar/<Game>-v0` (full) and `MinAtar/<Game>-v1` (minimal).
 
+mod asterix;
 mod breakout;
+mod freeway;
+mod seaquest;
 mod space_invaders;
 
 use rand::{Rng, SeedableRng};
@@ -23,7 +29,10 @@ use crate::env::{Env, Step, check_obs, discrete_action};
 use crate::error::Result;
 use crate::space::Space;
 
+pub use asterix::{Asterix, Entity};
 pub use breakout::Breakout;
+pub use freeway::{Car, Freeway};
+pub use seaquest::{Bullet, Seaquest, Swimmer};
 pub use space_invaders::SpaceInvaders;
 
 /// Grid side.
@@ -161,15 +170,33 @@ impl<G: Game> Env for MinAtar<G> {
 }
 
 /// The games by name.
-pub const GAMES: &[&str] = &["breakout", "space_invaders"];
+pub const GAMES: &[&str] = &[
+    "asterix",
+    "breakout",
+    "freeway",
+    "seaquest",
+    "space_invaders",
+];
 
 /// The MinAtar ids [`make`] knows: per game, `minatar:<game>`, `minatar:<game>-minimal`,
 /// `MinAtar/<Game>-v0` and `MinAtar/<Game>-v1`.
 pub const IDS: &[&str] = &[
+    "minatar:asterix",
+    "minatar:asterix-minimal",
+    "MinAtar/Asterix-v0",
+    "MinAtar/Asterix-v1",
     "minatar:breakout",
     "minatar:breakout-minimal",
     "MinAtar/Breakout-v0",
     "MinAtar/Breakout-v1",
+    "minatar:freeway",
+    "minatar:freeway-minimal",
+    "MinAtar/Freeway-v0",
+    "MinAtar/Freeway-v1",
+    "minatar:seaquest",
+    "minatar:seaquest-minimal",
+    "MinAtar/Seaquest-v0",
+    "MinAtar/Seaquest-v1",
     "minatar:space_invaders",
     "minatar:space_invaders-minimal",
     "MinAtar/SpaceInvaders-v0",
@@ -206,7 +233,10 @@ pub fn make(id: &str) -> Option<Box<dyn Env>> {
         return None;
     };
     Some(match game.as_str() {
+        "asterix" => Box::new(MinAtar::new(id, Asterix::default(), minimal)),
         "breakout" => Box::new(MinAtar::new(id, Breakout::default(), minimal)),
+        "freeway" => Box::new(MinAtar::new(id, Freeway::default(), minimal)),
+        "seaquest" => Box::new(MinAtar::new(id, Seaquest::default(), minimal)),
         "space_invaders" => Box::new(MinAtar::new(id, SpaceInvaders::default(), minimal)),
         _ => return None,
     })
