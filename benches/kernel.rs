@@ -3,7 +3,10 @@
 //! state-independent log-σ vector, P = 166 690) at b = 1024, f32, on the CPU.
 //!
 //! `cargo bench --bench kernel` prints a peak-memory table, then criterion's timings.
-//! `RAT_BENCH_QUICK=1` skips the (slow) materialised kernel timing.
+//! `RAT_BENCH_QUICK=1` skips the (slow) materialised kernel timing. `RAT_BENCH_DEVICE=0` (a
+//! `--device` value; needs `--features cuda`) runs on that GPU. `RAT_BENCH_B=1024,4096,8192`
+//! instead prints one table of kernel construction times (factored and materialised; the
+//! materialised one only while b x P f32 fits `RAT_BENCH_MAX_J_GB`, default 8) for those b.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -64,8 +67,7 @@ struct Policy {
 }
 
 impl Policy {
-    fn new(rng: &mut ChaCha8Rng) -> rat_core::Result<Self> {
-        let dev = Device::Cpu;
+    fn new(rng: &mut ChaCha8Rng, dev: &Device) -> rat_core::Result<Self> {
         let mut layers = Vec::new();
         for (k, w) in [OBS, 256, 256, ACT].windows(2).enumerate() {
             if k > 0 {
@@ -75,11 +77,11 @@ impl Policy {
                 w[0],
                 w[1],
                 DType::F32,
-                &dev,
+                dev,
                 rng,
             )?));
         }
-        let log_std = Broadcast::new(Var::zeros(ACT, DType::F32, &dev)?)?;
+        let log_std = Broadcast::new(Var::zeros(ACT, DType::F32, dev)?)?;
         Ok(Self {
             log_std,
             mean: Sequential::new(layers),
@@ -110,18 +112,23 @@ struct Batch {
     old_logp: Tensor,
 }
 
-fn tensor(rng: &mut ChaCha8Rng, shape: &[usize], scale: f64) -> candle_core::Result<Tensor> {
+fn tensor(
+    rng: &mut ChaCha8Rng,
+    shape: &[usize],
+    scale: f64,
+    dev: &Device,
+) -> candle_core::Result<Tensor> {
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n)
         .map(|_| (rng.random_range(-1.0..1.0) * scale) as f32)
         .collect();
-    Tensor::from_vec(v, shape, &Device::Cpu)
+    Tensor::from_vec(v, shape, dev)
 }
 
-fn batch(policy: &Policy, rng: &mut ChaCha8Rng) -> rat_core::Result<Batch> {
-    let obs = tensor(rng, &[B, OBS], 2.0)?;
-    let act = tensor(rng, &[B, ACT], 1.5)?;
-    let adv = tensor(rng, &[B], 1.0)?;
+fn batch(policy: &Policy, rng: &mut ChaCha8Rng, b: usize, dev: &Device) -> rat_core::Result<Batch> {
+    let obs = tensor(rng, &[b, OBS], 2.0, dev)?;
+    let act = tensor(rng, &[b, ACT], 1.5, dev)?;
+    let adv = tensor(rng, &[b], 1.0, dev)?;
     let old_logp = policy
         .log_prob(&obs, &act, None)?
         .detach()
@@ -202,7 +209,8 @@ fn factored_kernel(policy: &Policy, bt: &Batch) -> rat_core::Result<Tensor> {
 }
 
 fn materialised_kernel(policy: &Policy, bt: &Batch) -> rat_core::Result<Tensor> {
-    let mat = MaterialisedJacobian::from_per_sample_backward(&policy.params(), B, |i| {
+    let b = bt.obs.dims()[0];
+    let mat = MaterialisedJacobian::from_per_sample_backward(&policy.params(), b, |i| {
         policy.log_prob(&bt.obs.narrow(0, i, 1)?, &bt.act.narrow(0, i, 1)?, None)
     })?;
     mat.kernel()
@@ -219,11 +227,14 @@ fn phase_breakdown(policy: &Policy, bt: &Batch, runs: usize) -> rat_core::Result
         "Jᵀ(r ⊙ ψ)/b",
     ];
     let mut times = vec![Vec::new(); PHASES.len()];
-    let ratio = Tensor::ones(B, DType::F32, &Device::Cpu)?;
+    let dev = bt.obs.device();
+    let ratio = Tensor::ones(bt.obs.dims()[0], DType::F32, dev)?;
     let adv = normalise(&bt.adv)?;
     for run in 0..=runs {
         let mut lap = Instant::now();
         let mut mark = |k: usize| {
+            // Device work is asynchronous: a phase ends when the device is done with it.
+            let _ = dev.synchronize();
             if run > 0 {
                 times[k].push(lap.elapsed().as_secs_f64() * 1e3);
             }
@@ -236,7 +247,7 @@ fn phase_breakdown(policy: &Policy, bt: &Batch, runs: usize) -> rat_core::Result
         mark(1);
         let k = jac.kernel()?;
         mark(2);
-        let g = params::zeros(&jac.param_shapes(), DType::F32, &Device::Cpu)?;
+        let g = params::zeros(&jac.param_shapes(), DType::F32, dev)?;
         let a = adv.sub(&jac.jvp(&g)?)?;
         mark(3);
         let psi = rat_core::woodbury::transform_advantages(&k, &ratio, &a, DAMPING)?;
@@ -258,13 +269,58 @@ fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     (out, t.elapsed())
 }
 
-fn main() -> rat_core::Result<()> {
+/// Factored and materialised kernel construction for each b in `sizes`, median ms.
+fn sizes_table(sizes: &str, dev: &Device) -> anyhow::Result<()> {
+    let max_gb: f64 = std::env::var("RAT_BENCH_MAX_J_GB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8.0);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let policy = Policy::new(&mut rng, dev)?;
+    let p: usize = policy.params().iter().map(|v| v.elem_count()).sum();
+    println!("Kernel construction, Humanoid policy (P = {p}), f32, {dev:?} (ms)");
+    println!("| b | factored (median of 5) | materialised (one run) | rel. difference |");
+    println!("|---|---|---|---|");
+    for b in sizes.split(',') {
+        let b: usize = b.trim().parse()?;
+        let bt = batch(&policy, &mut rng, b, dev)?;
+        let timed = |f: &dyn Fn() -> rat_core::Result<Tensor>| -> anyhow::Result<(Tensor, f64)> {
+            let t = Instant::now();
+            let k = f()?;
+            dev.synchronize()?;
+            Ok((k, t.elapsed().as_secs_f64() * 1e3))
+        };
+        timed(&|| factored_kernel(&policy, &bt))?;
+        let mut t: Vec<f64> = (0..5)
+            .map(|_| Ok(timed(&|| factored_kernel(&policy, &bt))?.1))
+            .collect::<anyhow::Result<_>>()?;
+        t.sort_by(f64::total_cmp);
+        let j_gb = (b * p * 4) as f64 / 1e9;
+        let (mat, rel) = if j_gb > max_gb {
+            (format!("skipped (J is {j_gb:.1} GB)"), String::new())
+        } else {
+            let kf = factored_kernel(&policy, &bt)?;
+            let (km, ms) = timed(&|| materialised_kernel(&policy, &bt))?;
+            let rel = km.sub(&kf)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?
+                / km.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?;
+            (format!("{ms:.1}"), format!("{rel:.1e}"))
+        };
+        println!("| {b} | {:.2} | {mat} | {rel} |", t[2]);
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let dev = rat_train::cli::device_from_env("RAT_BENCH_DEVICE")?;
+    if let Ok(sizes) = std::env::var("RAT_BENCH_B") {
+        return sizes_table(&sizes, &dev);
+    }
     let quick = std::env::var_os("RAT_BENCH_QUICK").is_some();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let policy = Policy::new(&mut rng)?;
+    let policy = Policy::new(&mut rng, &dev)?;
     let p: usize = policy.params().iter().map(|v| v.elem_count()).sum();
-    let bt = batch(&policy, &mut rng)?;
-    println!("Humanoid policy 376-256-256-17 + log-σ, P = {p}, b = {B}, f32, CPU");
+    let bt = batch(&policy, &mut rng, B, &dev)?;
+    println!("Humanoid policy 376-256-256-17 + log-σ, P = {p}, b = {B}, f32, {dev:?}");
 
     // Warm up once (thread pools, scratch buffers), then measure.
     factored_kernel(&policy, &bt)?;
@@ -318,12 +374,12 @@ fn main() -> rat_core::Result<()> {
 
     let mut g = c.benchmark_group("actor_step_humanoid_b1024");
     g.measurement_time(Duration::from_secs(10));
-    let rat_policy = Policy::new(&mut ChaCha8Rng::seed_from_u64(1))?;
+    let rat_policy = Policy::new(&mut ChaCha8Rng::seed_from_u64(1), &dev)?;
     let mut kz = ReferenceKaczmarz::new(DAMPING)?;
     g.bench_function("rat", |bch| {
         bch.iter(|| black_box(rat_step(&rat_policy, &mut kz, &bt).unwrap()))
     });
-    let pg_policy = Policy::new(&mut ChaCha8Rng::seed_from_u64(1))?;
+    let pg_policy = Policy::new(&mut ChaCha8Rng::seed_from_u64(1), &dev)?;
     let pg_params = pg_policy.params();
     g.bench_function("pg", |bch| {
         bch.iter(|| black_box(pg_step(&pg_policy, &pg_params, &bt).unwrap()))

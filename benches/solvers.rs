@@ -10,6 +10,8 @@
 //!
 //! `cargo bench --bench solvers` prints a summary table (median of `RAT_BENCH_RUNS` = 15 timed
 //! steps each, relative to pg), then criterion's timings. `RAT_BENCH_QUICK=1` skips criterion.
+//! `RAT_BENCH_DEVICE=0` (a `--device` value; needs `--features cuda`) runs everything on that
+//! GPU, each timed step ending with a device synchronisation.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -63,12 +65,18 @@ fn rule(file: &str, mode: Option<KaczmarzKind>) -> anyhow::Result<Box<dyn ActorU
 
 struct Setup {
     name: &'static str,
+    dev: Device,
     actor: GaussianActor,
     batch: ActorBatch,
 }
 
-fn setup(name: &'static str, obs_dim: usize, act_dim: usize) -> anyhow::Result<Setup> {
-    let dev = Device::Cpu;
+fn setup(
+    name: &'static str,
+    obs_dim: usize,
+    act_dim: usize,
+    dev: &Device,
+) -> anyhow::Result<Setup> {
+    let dev = dev.clone();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let actor = GaussianActor::new(
         obs_dim,
@@ -85,6 +93,7 @@ fn setup(name: &'static str, obs_dim: usize, act_dim: usize) -> anyhow::Result<S
     let old = actor.policy(&obs, None)?.detach()?;
     Ok(Setup {
         name,
+        dev,
         actor,
         batch: ActorBatch {
             obs,
@@ -123,6 +132,7 @@ fn time_phase(
     }
     let t0 = Instant::now();
     black_box(r.step(&s.actor, &s.batch, LR)?);
+    s.dev.synchronize()?;
     *taken += 1;
     Ok(t0.elapsed())
 }
@@ -151,14 +161,25 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(15);
-    let setups = [setup("hopper", 11, 3)?, setup("humanoid", 376, 17)?];
+    let dev = rat_train::cli::device_from_env("RAT_BENCH_DEVICE")?;
+    println!("device: {dev:?}");
+    let setups = [
+        setup("hopper", 11, 3, &dev)?,
+        setup("humanoid", 376, 17, &dev)?,
+    ];
     let mut table = vec![Vec::new(); RULES.len()];
     // Per refreshing rule: (no-refresh median, refresh median, cycle mean) per setup.
     let mut phases: Vec<(&str, Vec<[f64; 3]>)> = Vec::new();
     for s in &setups {
         for (k, (name, file, mode)) in RULES.iter().enumerate() {
             let mut r = warmed(s, file, *mode)?;
-            let (median, _) = time_ms(|| drop(black_box(r.step(&s.actor, &s.batch, LR))), runs);
+            let (median, _) = time_ms(
+                || {
+                    drop(black_box(r.step(&s.actor, &s.batch, LR)));
+                    drop(s.dev.synchronize());
+                },
+                runs,
+            );
             table[k].push(median);
             if refreshes(name) {
                 let mut r = warmed(s, file, *mode)?;
@@ -179,7 +200,9 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
-    println!("\nOne actor update, b = {B}, f32, median of {runs} steps (ms; x = relative to pg)");
+    println!(
+        "\nOne actor update, b = {B}, f32, {dev:?}, median of {runs} steps (ms; x = relative to pg)"
+    );
     println!("| rule | Hopper ms | x pg | Humanoid ms | x pg |");
     println!("|---|---|---|---|---|");
     let pg = RULES
@@ -204,7 +227,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
-    joint_table(runs)?;
+    joint_table(runs, &dev)?;
     if std::env::var_os("RAT_BENCH_QUICK").is_some() {
         return Ok(());
     }
@@ -245,11 +268,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The shared network's joint updates on one Humanoid-sized minibatch, median ms.
-fn joint_table(runs: usize) -> anyhow::Result<()> {
+fn joint_table(runs: usize, dev: &Device) -> anyhow::Result<()> {
     use rat_train::joint::JointBatch;
     use rat_train::shared::joint_update;
     use rat_train::shared_net::SharedActorCritic;
-    let dev = Device::Cpu;
+    let dev = dev.clone();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let space = rat_envs::Space::uniform_box(17, -0.4, 0.4);
     let net = SharedActorCritic::new(
@@ -301,7 +324,13 @@ fn joint_table(runs: usize) -> anyhow::Result<()> {
         // K-FAC: two whole 10-step cycles (the warm-up step above was step 0 of the first).
         let kfac = name.starts_with("kfac");
         let n = if kfac { 20 } else { runs };
-        let (median, mean) = time_ms(|| drop(black_box(rule.step(&net, &batch, LR))), n);
+        let (median, mean) = time_ms(
+            || {
+                drop(black_box(rule.step(&net, &batch, LR)));
+                drop(dev.synchronize());
+            },
+            n,
+        );
         let shown = if kfac { mean } else { median };
         println!("| {name} | {shown:.1} |");
     }

@@ -25,6 +25,8 @@
 
 pub mod cg;
 pub mod clip;
+#[cfg(feature = "cuda")]
+mod cusolver;
 pub mod distributions;
 mod error;
 pub mod fisher;

@@ -4,9 +4,10 @@
 //!
 //! candle has no factorisations, so these dispatch on the tensor's device. On the CPU they run
 //! faer in the tensor's own precision (f32 or f64), reading candle's row-major buffers directly.
-//! Other devices currently go through the host (copy, faer, copy back); a device-native path
-//! (cuSOLVER on CUDA) plugs in at `on_device` without touching any caller. A non-finite input, a
-//! failed factorisation or a non-finite result is an `Err`, never NaN output.
+//! With the `cuda` feature, CUDA tensors are factorised by cuSOLVER on their own device memory
+//! and stream (`crate::cusolver`); any other device goes through the host (copy, faer, copy
+//! back). A non-finite input, a failed factorisation or a non-finite result is an `Err`, never
+//! NaN output.
 
 use std::cell::RefCell;
 use std::thread::LocalKey;
@@ -55,10 +56,22 @@ pub fn cholesky_solve_shifted(
     if !scale.is_finite() {
         return arg_err(OP, format!("scale must be finite, got {scale}"));
     }
-    on_device(a, || match a.dtype() {
+    #[cfg(feature = "cuda")]
+    if let Some(dev) = crate::cusolver::cuda_device(a) {
+        if rhs.elem_count() == 0 {
+            return Ok(rhs.clone());
+        }
+        return match a.dtype() {
+            DType::F32 => {
+                crate::cusolver::cholesky_solve_shifted::<f32>(OP, a, scale, shift, rhs, &dev)
+            }
+            _ => crate::cusolver::cholesky_solve_shifted::<f64>(OP, a, scale, shift, rhs, &dev),
+        };
+    }
+    match a.dtype() {
         DType::F32 => cholesky_host::<f32>(OP, a, scale, shift, rhs),
         _ => cholesky_host::<f64>(OP, a, scale, shift, rhs),
-    })
+    }
 }
 
 /// Solves A X = B for a general square A (n x n) by LU with partial pivoting; B is (n) or (n, k).
@@ -66,10 +79,20 @@ pub fn lu_solve(a: &Tensor, rhs: &Tensor) -> Result<Tensor> {
     const OP: &str = "lu_solve";
     let n = check_square(OP, a)?;
     check_rhs(OP, a, rhs, n)?;
-    on_device(a, || match a.dtype() {
+    #[cfg(feature = "cuda")]
+    if let Some(dev) = crate::cusolver::cuda_device(a) {
+        if rhs.elem_count() == 0 {
+            return Ok(rhs.clone());
+        }
+        return match a.dtype() {
+            DType::F32 => crate::cusolver::lu_solve::<f32>(OP, a, rhs, &dev),
+            _ => crate::cusolver::lu_solve::<f64>(OP, a, rhs, &dev),
+        };
+    }
+    match a.dtype() {
         DType::F32 => lu_host::<f32>(OP, a, rhs),
         _ => lu_host::<f64>(OP, a, rhs),
-    })
+    }
 }
 
 /// The eigen-decomposition A = Q diag(d) Qᵀ of a symmetric A (n x n): returns (d, Q) with the
@@ -78,17 +101,17 @@ pub fn lu_solve(a: &Tensor, rhs: &Tensor) -> Result<Tensor> {
 pub fn sym_eigh(a: &Tensor) -> Result<(Tensor, Tensor)> {
     const OP: &str = "sym_eigh";
     check_square(OP, a)?;
-    on_device(a, || match a.dtype() {
+    #[cfg(feature = "cuda")]
+    if let Some(dev) = crate::cusolver::cuda_device(a) {
+        return match a.dtype() {
+            DType::F32 => crate::cusolver::sym_eigh::<f32>(OP, a, &dev),
+            _ => crate::cusolver::sym_eigh::<f64>(OP, a, &dev),
+        };
+    }
+    match a.dtype() {
         DType::F32 => eigh_host::<f32>(OP, a),
         _ => eigh_host::<f64>(OP, a),
-    })
-}
-
-/// The device dispatch point. Today every device runs `host` (faer; for non-CPU tensors the data
-/// crosses to the host and the result is created back on the tensor's device); a native CUDA
-/// implementation goes here.
-fn on_device<R>(_a: &Tensor, host: impl FnOnce() -> Result<R>) -> Result<R> {
-    host()
+    }
 }
 
 fn check_square(op: &'static str, a: &Tensor) -> Result<usize> {

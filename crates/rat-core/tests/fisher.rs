@@ -3,7 +3,7 @@
 
 mod common;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 use common::*;
 use rat_core::cg::{CgOptions, conjugate_gradient};
 use rat_core::distributions::{Categorical, DiagGaussian};
@@ -15,7 +15,7 @@ fn spd(seed: u64, n: usize) -> Res<Tensor> {
     let mut r = rng(seed);
     let m = randn(&mut r, &[n, n], DType::F64)?;
     Ok(m.matmul(&m.t()?)?
-        .add(&Tensor::eye(n, DType::F64, &Device::Cpu)?.affine(0.5, 0.0)?)?)
+        .add(&Tensor::eye(n, DType::F64, &dev())?.affine(0.5, 0.0)?)?)
 }
 
 #[test]
@@ -55,13 +55,13 @@ fn cg_respects_the_iteration_limit_and_stops_early() -> Res<()> {
 
 #[test]
 fn cg_reports_non_positive_curvature() -> Res<()> {
-    let b = Tensor::new(&[1.0f64, 2.0], &Device::Cpu)?;
+    let b = Tensor::new(&[1.0f64, 2.0], &dev())?;
     let err = conjugate_gradient(|p| Ok(p.neg()?), &b, CgOptions::default()).unwrap_err();
     assert!(
         matches!(err, Error::NonPositiveCurvature { iteration: 0, .. }),
         "{err}"
     );
-    let nan = Tensor::new(&[1.0f64, f64::NAN], &Device::Cpu)?;
+    let nan = Tensor::new(&[1.0f64, f64::NAN], &dev())?;
     assert!(conjugate_gradient(|p| Ok(p.clone()), &nan, CgOptions::default()).is_err());
     Ok(())
 }
@@ -76,7 +76,7 @@ fn explicit_fvp(
     lambda: f64,
 ) -> Res<Tensor> {
     let p: usize = params_.iter().map(|p| p.elem_count()).sum();
-    let mut f = Tensor::zeros((p, p), DType::F64, &Device::Cpu)?;
+    let mut f = Tensor::zeros((p, p), DType::F64, &dev())?;
     for i in 0..b {
         let k = outputs_of(i)?.dims()[0];
         let mut rows = Vec::new();
@@ -98,7 +98,7 @@ fn explicit_fvp(
     }
     let f = f
         .affine(1.0 / b as f64, 0.0)?
-        .add(&Tensor::eye(p, DType::F64, &Device::Cpu)?.affine(lambda, 0.0)?)?;
+        .add(&Tensor::eye(p, DType::F64, &dev())?.affine(lambda, 0.0)?)?;
     Ok(f.matmul(&params::flatten(v)?.unsqueeze(1)?)?.squeeze(1)?)
 }
 
@@ -138,11 +138,8 @@ fn exact_fvp_of_a_gaussian_mlp_matches_the_explicit_fisher() -> Res<()> {
     };
     let metric_i = |_: usize| -> Res<Tensor> {
         let var = net.log_std.param().as_tensor().affine(2.0, 0.0)?.exp()?;
-        let diag = Tensor::cat(
-            &[&var.recip()?, &Tensor::new(&[2.0f64, 2.0], &Device::Cpu)?],
-            0,
-        )?;
-        Ok(Tensor::eye(4, DType::F64, &Device::Cpu)?.broadcast_mul(&diag.unsqueeze(0)?)?)
+        let diag = Tensor::cat(&[&var.recip()?, &Tensor::new(&[2.0f64, 2.0], &dev())?], 0)?;
+        Ok(Tensor::eye(4, DType::F64, &dev())?.broadcast_mul(&diag.unsqueeze(0)?)?)
     };
     let expected = explicit_fvp(&ps, out_i, metric_i, b, &v, lambda)?;
     let e = rel_err(&got, &expected)?;
@@ -175,7 +172,7 @@ fn exact_fvp_of_a_categorical_cnn_matches_the_explicit_fisher() -> Res<()> {
             .probs()?
             .squeeze(0)?
             .detach();
-        let diag = Tensor::eye(3, DType::F64, &Device::Cpu)?.broadcast_mul(&p.unsqueeze(0)?)?;
+        let diag = Tensor::eye(3, DType::F64, &dev())?.broadcast_mul(&p.unsqueeze(0)?)?;
         Ok(diag.sub(&p.unsqueeze(1)?.matmul(&p.unsqueeze(0)?)?)?)
     };
     let expected = explicit_fvp(&ps, out_i, metric_i, b, &v, 0.0)?;
@@ -217,7 +214,7 @@ fn empirical_fvp_matches_the_explicit_empirical_fisher() -> Res<()> {
 
 #[test]
 fn diagonal_gaussian_formulas() -> Res<()> {
-    let dev = Device::Cpu;
+    let dev = dev();
     let mu = Tensor::new(&[[0.5f64, -1.0]], &dev)?;
     let ls = Tensor::new(&[[0.2f64, -0.3]], &dev)?;
     let d = DiagGaussian::new(mu.clone(), ls.clone())?;
@@ -248,7 +245,7 @@ fn diagonal_gaussian_formulas() -> Res<()> {
 
 #[test]
 fn categorical_formulas() -> Res<()> {
-    let dev = Device::Cpu;
+    let dev = dev();
     let logits = Tensor::new(&[[0.0f64, (2.0f64).ln()]], &dev)?; // p = [1/3, 2/3]
     let c = Categorical::new(&logits)?;
     let lp = c.log_prob(&Tensor::new(&[1u32], &dev)?)?.to_vec1::<f64>()?[0];

@@ -127,7 +127,7 @@ fn recording_does_not_change_the_forward_pass() -> Res<()> {
 #[test]
 fn factored_needs_a_recorded_forward_pass() -> Res<()> {
     let rec = Recorder::new();
-    let logp = Tensor::zeros(3, DType::F64, &candle_core::Device::Cpu)?;
+    let logp = Tensor::zeros(3, DType::F64, &dev())?;
     assert!(FactoredJacobian::from_objective(&rec, &logp).is_err());
     Ok(())
 }
@@ -162,7 +162,7 @@ fn channels_last_images_through_a_cnn() -> Res<()> {
             }
         }
     }
-    let img = Tensor::from_vec(img, (b, c, hw, hw), &candle_core::Device::Cpu)?;
+    let img = Tensor::from_vec(img, (b, c, hw, hw), &dev())?;
     assert!(rel_err(&hwc.forward(&flat, None)?, &chw.forward(&img, None)?)? < 1e-15);
 
     let acts = random_actions(&mut r, b, 4)?;

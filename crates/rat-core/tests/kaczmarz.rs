@@ -3,7 +3,7 @@
 
 mod common;
 
-use candle_core::{DType, Device, Shape, Tensor};
+use candle_core::{DType, Shape, Tensor};
 use common::*;
 use rand::seq::SliceRandom;
 use rat_core::jacobian::MaterialisedJacobian;
@@ -14,7 +14,7 @@ fn explicit_npg(j: &Tensor, r: &Tensor, a: &Tensor, lambda: f64) -> Res<Tensor> 
     let (b, p) = j.dims2()?;
     let jr = j.broadcast_mul(&r.unsqueeze(1)?)?;
     let f = j.t()?.matmul(&jr)?.affine(1.0 / b as f64, 0.0)?;
-    let f = f.add(&Tensor::eye(p, DType::F64, &Device::Cpu)?.affine(lambda, 0.0)?)?;
+    let f = f.add(&Tensor::eye(p, DType::F64, &dev())?.affine(lambda, 0.0)?)?;
     let g = jr
         .t()?
         .matmul(&a.unsqueeze(1)?)?
@@ -34,13 +34,7 @@ fn exact_mode_converges_to_the_full_batch_natural_gradient() -> Res<()> {
     let target = explicit_npg(&j, &ratio, &a, lambda)?;
 
     let shapes = vec![Shape::from(p)];
-    let mut kz = Kaczmarz::Exact(ExactKaczmarz::new(
-        n,
-        &shapes,
-        lambda,
-        DType::F64,
-        &Device::Cpu,
-    )?);
+    let mut kz = Kaczmarz::Exact(ExactKaczmarz::new(n, &shapes, lambda, DType::F64, &dev())?);
     let mut order: Vec<usize> = (0..blocks).collect();
     let mut errors = Vec::new();
     let mut converged_at = None;
@@ -97,7 +91,7 @@ fn exact_mode_converges_to_the_full_batch_natural_gradient() -> Res<()> {
 fn reference_mode_reproduces_a_hand_computed_two_step_sequence() -> Res<()> {
     let (b, p, lambda) = (4, 3, 0.1);
     let shapes = vec![Shape::from(p)];
-    let dev = Device::Cpu;
+    let dev = dev();
     let j1 = Tensor::new(
         &[
             [1.0f64, 0.5, -0.2],
@@ -157,7 +151,7 @@ fn reference_mode_reproduces_a_hand_computed_two_step_sequence() -> Res<()> {
 
 #[test]
 fn reference_correction_applies_to_every_right_hand_side() -> Res<()> {
-    let dev = Device::Cpu;
+    let dev = dev();
     let shapes = vec![Shape::from(2)];
     let mut kz = ReferenceKaczmarz::new(0.1)?;
     kz.momentum_step(&[Tensor::new(&[1.0f64, -2.0], &dev)?])?;
@@ -176,15 +170,15 @@ fn reference_correction_applies_to_every_right_hand_side() -> Res<()> {
 fn bad_configuration_is_an_error() {
     assert!(ReferenceKaczmarz::new(0.0).is_err());
     assert!(ReferenceKaczmarz::with_momentum(0.1, -1.0).is_err());
-    assert!(ExactKaczmarz::new(0, &[Shape::from(3)], 0.1, DType::F64, &Device::Cpu).is_err());
-    assert!(ExactKaczmarz::new(8, &[Shape::from(3)], f64::NAN, DType::F64, &Device::Cpu).is_err());
+    assert!(ExactKaczmarz::new(0, &[Shape::from(3)], 0.1, DType::F64, &dev()).is_err());
+    assert!(ExactKaczmarz::new(8, &[Shape::from(3)], f64::NAN, DType::F64, &dev()).is_err());
 }
 
 #[test]
 fn exact_block_indices_are_checked() -> Res<()> {
     let shapes = vec![Shape::from(2)];
-    let mut kz = ExactKaczmarz::new(4, &shapes, 0.1, DType::F64, &Device::Cpu)?;
-    let dev = Device::Cpu;
+    let mut kz = ExactKaczmarz::new(4, &shapes, 0.1, DType::F64, &dev())?;
+    let dev = dev();
     let jac = MaterialisedJacobian::from_matrix(
         Tensor::new(&[[1.0f64, 0.0], [0.0, 1.0]], &dev)?,
         shapes,

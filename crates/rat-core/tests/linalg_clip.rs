@@ -2,7 +2,7 @@
 
 mod common;
 
-use candle_core::{DType, Device, Shape, Tensor};
+use candle_core::{DType, Shape, Tensor};
 use common::*;
 use rat_core::clip::{PostGrad, clip_grad_norm, post_grad};
 use rat_core::jacobian::{MaterialisedJacobian, ScoreJacobian};
@@ -10,7 +10,7 @@ use rat_core::{Error, linalg};
 
 #[test]
 fn cholesky_and_lu_solve_known_systems() -> Res<()> {
-    let dev = Device::Cpu;
+    let dev = dev();
     let a = Tensor::new(&[[4.0f64, 2.0], [2.0, 3.0]], &dev)?;
     let b = Tensor::new(&[2.0f64, 1.0], &dev)?; // x = [0.5, 0]
     for x in [linalg::cholesky_solve(&a, &b)?, linalg::lu_solve(&a, &b)?] {
@@ -29,7 +29,7 @@ fn cholesky_and_lu_solve_known_systems() -> Res<()> {
 
 #[test]
 fn failures_are_errors_not_nan() -> Res<()> {
-    let dev = Device::Cpu;
+    let dev = dev();
     let indefinite = Tensor::new(&[[1.0f64, 2.0], [2.0, 1.0]], &dev)?;
     let b = Tensor::new(&[1.0f64, 1.0], &dev)?;
     assert!(matches!(
@@ -71,13 +71,13 @@ fn symmetric_eigen_decomposition_reconstructs_the_matrix() -> Res<()> {
     let rebuilt = q.broadcast_mul(&d.unsqueeze(0)?)?.matmul(&q.t()?)?;
     assert!(rel_err(&rebuilt, &a)? < 1e-12);
     let qtq = q.t()?.matmul(&q)?;
-    assert!(rel_err(&qtq, &Tensor::eye(6, DType::F64, &Device::Cpu)?)? < 1e-12);
+    assert!(rel_err(&qtq, &Tensor::eye(6, DType::F64, &dev())?)? < 1e-12);
     Ok(())
 }
 
 #[test]
 fn l2_clipping_follows_the_reference_formula() -> Res<()> {
-    let dev = Device::Cpu;
+    let dev = dev();
     let g = vec![
         Tensor::new(&[3.0f64], &dev)?,
         Tensor::new(&[[4.0f64]], &dev)?,
@@ -95,7 +95,7 @@ fn l2_clipping_follows_the_reference_formula() -> Res<()> {
 
 #[test]
 fn post_grad_rules_use_squared_norms() -> Res<()> {
-    let dev = Device::Cpu;
+    let dev = dev();
     let d = vec![Tensor::new(&[1.0f64, 1.0], &dev)?];
     let fd = vec![Tensor::new(&[2.0f64, 2.0], &dev)?]; // dᵀ(F+λ)d = 4
     let (x, q) = post_grad(&d, Some(&fd), PostGrad::FisherClip, 0.5)?;
@@ -117,7 +117,7 @@ fn post_grad_rules_use_squared_norms() -> Res<()> {
 
 #[test]
 fn jacobian_products_reject_mismatched_shapes() -> Res<()> {
-    let dev = Device::Cpu;
+    let dev = dev();
     let jac = MaterialisedJacobian::from_matrix(
         Tensor::ones((3, 5), DType::F64, &dev)?,
         vec![Shape::from((2, 2)), Shape::from(1)],

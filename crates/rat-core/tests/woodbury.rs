@@ -2,7 +2,7 @@
 
 mod common;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use common::*;
 use rat_core::jacobian::{MaterialisedJacobian, ScoreJacobian};
 use rat_core::{linalg, params, woodbury};
@@ -12,7 +12,7 @@ fn primal_solve(j: &Tensor, r: &Tensor, a: &Tensor, lambda: f64) -> Res<Tensor> 
     let (b, p) = j.dims2()?;
     let jr = j.broadcast_mul(&r.unsqueeze(1)?)?; // R J
     let f = j.t()?.matmul(&jr)?.affine(1.0 / b as f64, 0.0)?;
-    let f = f.add(&Tensor::eye(p, DType::F64, &Device::Cpu)?.affine(lambda, 0.0)?)?;
+    let f = f.add(&Tensor::eye(p, DType::F64, &dev())?.affine(lambda, 0.0)?)?;
     let g = jr
         .t()?
         .matmul(&a.unsqueeze(1)?)?
@@ -85,7 +85,7 @@ fn reference_lu_form_agrees_with_cholesky_form() -> Res<()> {
 fn two_right_hand_sides_solve_column_by_column() -> Res<()> {
     let (jac, ratio, a) = problem(6, 10, 7)?;
     let k = jac.kernel()?;
-    let ones = Tensor::ones(10, DType::F64, &Device::Cpu)?;
+    let ones = Tensor::ones(10, DType::F64, &dev())?;
     let both = woodbury::transform_advantages(&k, &ratio, &Tensor::stack(&[&a, &ones], 1)?, 0.1)?;
     let psi = woodbury::transform_advantages(&k, &ratio, &a, 0.1)?;
     let phi = woodbury::transform_advantages(&k, &ratio, &ones, 0.1)?;
@@ -98,7 +98,7 @@ fn two_right_hand_sides_solve_column_by_column() -> Res<()> {
 fn bad_input_is_an_error() -> Res<()> {
     let (jac, ratio, a) = problem(7, 6, 4)?;
     let k = jac.kernel()?;
-    let dev = Device::Cpu;
+    let dev = dev();
     // Mismatched shapes.
     assert!(woodbury::transform_advantages(&k, &ratio.narrow(0, 0, 5)?, &a, 0.1).is_err());
     assert!(woodbury::transform_advantages(&k, &ratio, &a.narrow(0, 0, 5)?, 0.1).is_err());

@@ -121,9 +121,8 @@ fn make_mujoco(id: &str) -> Result<Box<dyn Env>> {
 /// (`procgen:<game>[?options]`, see [`crate::procgen`]) make one batch that the library steps
 /// on its own threads.
 pub fn make(name: &str, num_envs: usize, seed: u64) -> Result<VecEnv> {
-    if let Some(parsed) = crate::procgen::parse_id(name) {
-        let (game, options) = parsed?;
-        let batch = crate::procgen::Procgen::new(game, num_envs, options)?;
+    if crate::procgen::parse_id(name).is_some() {
+        let batch = crate::procgen::Procgen::from_id(name, num_envs)?;
         return Ok(VecEnv::from_batch(Box::new(batch), seed));
     }
     let id = resolve_id(name)?;

@@ -41,7 +41,7 @@ fn coinrun_runs_with_images_actions_and_episodes() -> Result<()> {
         return Ok(());
     }
     let mut env = rat_envs::make("procgen:coinrun?threads=2", 4, 7)?;
-    assert_eq!(env.id(), "procgen:coinrun");
+    assert_eq!(env.id(), "procgen:coinrun?threads=2");
     assert_eq!(env.num_envs(), 4);
     assert_eq!(env.workers(), 2);
     assert_eq!(env.action_space(), &Space::Discrete { n: 15 });

@@ -34,6 +34,22 @@ pub struct Cli {
     pub options: RunOptions,
 }
 
+/// The device named by the environment variable `var` as a `--device` value (`-1`: CUDA when
+/// available, `k`: GPU k); the CPU when `var` is unset (benches and tools).
+pub fn device_from_env(var: &str) -> Result<Device> {
+    match std::env::var(var) {
+        Err(_) => Ok(Device::Cpu),
+        Ok(v) => {
+            let k = v.trim().parse::<i64>().map_err(|_| {
+                crate::Error::Invalid(format!(
+                    "{var}={v}: expected a --device value (-1, 0, 1, ...)"
+                ))
+            })?;
+            device(k)
+        }
+    }
+}
+
 /// The device for the reference's `--device` value.
 pub fn device(k: i64) -> Result<Device> {
     if k < 0 {

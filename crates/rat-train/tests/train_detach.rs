@@ -269,3 +269,40 @@ fn every_rule_trains_a_cnn_on_minatar() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(root);
     Ok(())
 }
+
+#[test]
+fn the_resnet_configs_train_on_procgen() -> anyhow::Result<()> {
+    // IMPALA ResNet on Procgen StarPilot through the factored conv Jacobian, separate and shared,
+    // for two tiny iterations (the library comes from scripts/fetch-procgen.sh; without it the
+    // test says so and passes).
+    if !rat_envs::procgen::procgen_dir().join("libenv.so").is_file() {
+        println!("skipped: Procgen is not fetched (scripts/fetch-procgen.sh)");
+        return Ok(());
+    }
+    let root = temp_dir("resnet");
+    let mut c = tiny("rat_resnet.yaml", "procgen:starpilot?threads=1", 2)?;
+    for (k, v) in [("nsteps", "8"), ("pi_epochs", "1"), ("v_epochs", "1")] {
+        c.set(k, v)?;
+    }
+    c.env_config.timesteps_per_proc = 0;
+    let out = run(&c, &options(&root))?;
+    assert_eq!(out.iterations, 2);
+    assert!(out.log_dir.join("model.safetensors").is_file());
+    let mut s = Config::load("rat_resnet_shared.yaml")?;
+    for (k, v) in [
+        ("env_name", "procgen:starpilot?threads=1"),
+        ("num_envs", "2"),
+        ("nsteps", "8"),
+        ("minibatches", "2"),
+        ("epochs", "1"),
+        ("hidden_size", "16"),
+        ("log_interval", "1"),
+    ] {
+        s.set(k, v)?;
+    }
+    s.env_config.timesteps_per_proc = 0;
+    let out = rat_train::shared::run(&s, &options(&root))?;
+    assert_eq!(out.iterations, 2);
+    let _ = std::fs::remove_dir_all(root);
+    Ok(())
+}

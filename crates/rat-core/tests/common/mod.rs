@@ -10,6 +10,19 @@ use rat_core::layers::{Broadcast, Conv2d, Dense, Layer, MaxPool2d, Recorder, Seq
 
 pub type Res<T> = anyhow::Result<T>;
 
+/// The device the tests run on: the CPU, or the first CUDA device with `RAT_TEST_DEVICE=cuda`
+/// (a build with `--features cuda`, see scripts/build-cuda.sh). One device for the whole test
+/// binary: candle tells devices apart by instance, so it is made once.
+pub fn dev() -> Device {
+    static DEV: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    DEV.get_or_init(|| match std::env::var("RAT_TEST_DEVICE").as_deref() {
+        Ok("cuda") => Device::new_cuda(0)
+            .expect("RAT_TEST_DEVICE=cuda needs a build with --features cuda and a CUDA device"),
+        _ => Device::Cpu,
+    })
+    .clone()
+}
+
 pub fn rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
 }
@@ -23,7 +36,7 @@ pub fn randn(rng: &mut ChaCha8Rng, shape: &[usize], dtype: DType) -> Res<Tensor>
             (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
         })
         .collect();
-    Ok(Tensor::from_vec(v, shape, &Device::Cpu)?.to_dtype(dtype)?)
+    Ok(Tensor::from_vec(v, shape, &dev())?.to_dtype(dtype)?)
 }
 
 pub fn uniform(
@@ -35,7 +48,7 @@ pub fn uniform(
 ) -> Res<Tensor> {
     let n: usize = shape.iter().product();
     let v: Vec<f64> = (0..n).map(|_| rng.random_range(lo..hi)).collect();
-    Ok(Tensor::from_vec(v, shape, &Device::Cpu)?.to_dtype(dtype)?)
+    Ok(Tensor::from_vec(v, shape, &dev())?.to_dtype(dtype)?)
 }
 
 /// Random tensors shaped like `shapes`.
@@ -57,7 +70,7 @@ pub fn mlp(rng: &mut ChaCha8Rng, sizes: &[usize], dtype: DType) -> Res<Sequentia
             w[0],
             w[1],
             dtype,
-            &Device::Cpu,
+            &dev(),
             rng,
         )?));
     }
@@ -157,7 +170,7 @@ pub fn small_cnn(
     n_actions: usize,
     dtype: DType,
 ) -> Res<Sequential> {
-    let dev = Device::Cpu;
+    let dev = dev();
     let c1 = Conv2d::pytorch_init(in_ch, 4, 3, 2, 1, dtype, &dev, rng)?;
     let h1 = (hw + 2 - 3) / 2 + 1;
     let h2 = (h1 - 3) / 2 + 1;
@@ -193,7 +206,7 @@ pub fn categorical_log_prob(
 
 pub fn random_actions(rng: &mut ChaCha8Rng, b: usize, n: usize) -> Res<Tensor> {
     let v: Vec<u32> = (0..b).map(|_| rng.random_range(0..n as u32)).collect();
-    Ok(Tensor::from_vec(v, b, &Device::Cpu)?)
+    Ok(Tensor::from_vec(v, b, &dev())?)
 }
 
 /// ‖x − y‖ / max(‖y‖, tiny), Frobenius, in f64.

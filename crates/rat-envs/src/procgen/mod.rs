@@ -348,7 +348,8 @@ pub struct Procgen {
     n: usize,
     options: ProcgenOptions,
     seed: u64,
-    handle: Handle,
+    /// Made by the first reset (the library cannot restart episodes, so a reset makes a new one).
+    handle: Option<Handle>,
 }
 
 impl Procgen {
@@ -361,10 +362,13 @@ impl Procgen {
             });
         };
         let (game, options) = parsed?;
-        Self::new(game, n, options)
+        let mut env = Self::new(game, n, options)?;
+        env.id = id.to_string();
+        Ok(env)
     }
 
-    /// `n` environments of `game` with `options`, seeded 0 until [`reset`](BatchEnv::reset).
+    /// `n` environments of `game` with `options`, started by the first
+    /// [`reset`](BatchEnv::reset). Fails at once when the library is missing.
     pub fn new(game: &str, n: usize, options: ProcgenOptions) -> Result<Self> {
         let game = GAMES
             .iter()
@@ -379,14 +383,14 @@ impl Procgen {
                 msg: "need at least one environment".into(),
             });
         }
-        let handle = Handle::new(game, n, &options, 0)?;
+        ffi::lib()?;
         Ok(Self {
             id: format!("procgen:{game}"),
             game,
             n,
             options,
             seed: 0,
-            handle,
+            handle: None,
         })
     }
 
@@ -425,11 +429,15 @@ impl BatchEnv for Procgen {
     /// or with the next seed of this batch's stream for `None`.
     fn reset(&mut self, seed: Option<u64>, obs: &mut [f64]) -> Result<()> {
         check(obs.len(), self.n * OBS_DIM, "observations")?;
-        self.seed = seed.unwrap_or(self.seed.wrapping_add(self.n as u64));
+        self.seed = seed.unwrap_or_else(|| splitmix64(self.seed));
         // The library takes a 31-bit seed.
         let s = (self.seed % (1 << 31)) as i32;
-        self.handle = Handle::new(self.game, self.n, &self.options, s)?;
-        self.handle.write_obs(obs);
+        // The old batch goes first: two live batches would double the library's threads.
+        self.handle = None;
+        let h = self
+            .handle
+            .insert(Handle::new(self.game, self.n, &self.options, s)?);
+        h.write_obs(obs);
         Ok(())
     }
 
@@ -444,7 +452,13 @@ impl BatchEnv for Procgen {
         check(obs.len(), self.n * OBS_DIM, "observations")?;
         check(rewards.len(), self.n, "rewards")?;
         check(done.len(), self.n, "done flags")?;
-        for (slot, a) in self.handle.ac.iter_mut().zip(actions) {
+        let Some(h) = self.handle.as_mut() else {
+            return Err(Error::InvalidArgument {
+                op: "procgen",
+                msg: format!("{}: step before the first reset", self.id),
+            });
+        };
+        for (slot, a) in h.ac.iter_mut().zip(actions) {
             if !(a.fract() == 0.0 && *a >= 0.0 && (*a as usize) < NUM_ACTIONS) {
                 return Err(Error::InvalidAction {
                     env: self.id.clone(),
@@ -453,14 +467,23 @@ impl BatchEnv for Procgen {
             }
             *slot = *a as i32;
         }
-        self.handle.step();
-        self.handle.write_obs(obs);
+        h.step();
+        h.write_obs(obs);
         for i in 0..self.n {
-            rewards[i] = f64::from(self.handle.rew[i]);
-            done[i] = self.handle.first[i] != 0;
+            rewards[i] = f64::from(h.rew[i]);
+            done[i] = h.first[i] != 0;
         }
         Ok(())
     }
+}
+
+/// The next seed of a batch's stream (SplitMix64's output function), so that the seeds after
+/// s do not run into those of a run seeded s + 1.
+fn splitmix64(s: u64) -> u64 {
+    let mut z = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 fn check(got: usize, want: usize, what: &str) -> Result<()> {

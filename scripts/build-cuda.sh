@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Builds the CUDA variant of the examples, benches and rat-core's test binaries on a machine
+# without a GPU, and collects what a GPU machine needs to run them into one directory that fits
+# the device tool's carry limit (64 MiB).
+#
+#   scripts/build-cuda.sh                 # into target/cuda-dist
+#   scripts/build-cuda.sh --out DIR
+#
+# Toolchain: a real CUDA 13 toolkit when CUDA_HOME points at one (nvcc in $CUDA_HOME/bin, the
+# driver stub in $CUDA_HOME/lib64/stubs); otherwise the PyPI toolchain of
+# ../shared/gpu/cuda-toolchain.sh (nvcc 13.0 and a link-only libcuda stub; about 15 min the
+# first time on 2 cores, nearly all of it nvcc compiling candle's kernels). The kernels target
+# sm_90 (H100/H200) unless CUDA_COMPUTE_CAP says otherwise. Build directory: target/cuda.
+#
+# What the directory holds:
+#   bin/      train_detach, train_shared, evaluate (examples); solvers, kernel, conv_kernel
+#             (benches); rat-core's test binaries as test-<name> (cuda = the cuSOLVER checks)
+#   mujoco/   libmujoco.so.3.17.0 and the Gymnasium model files (scripts/fetch-mujoco.sh)
+#   configs/  the YAML configs
+#   run       a wrapper: sets LD_LIBRARY_PATH (mujoco/, /usr/local/cuda/lib64, and lib/ if
+#             present) and RAT_MUJOCO_DIR, then runs its arguments, e.g.
+#               run bin/test-cuda            run bin/solvers
+#               RAT_TEST_DEVICE=cuda run bin/test-jacobian
+#   rat-cuda.tar.xz   everything above in one archive (the binaries embed candle's PTX, which
+#             compresses about tenfold); unpack with `tar xJf rat-cuda.tar.xz`.
+# The CUDA runtime libraries (libcudart.so.13, libcublas(Lt).so.13, libcurand.so.10,
+# libcusolver.so.12, libcusparse.so.12, libnvJitLink.so.13) are not copied: they are hundreds of
+# MB. The GPU machine must have them (a CUDA 13 toolkit in /usr/local/cuda, or PyTorch's nvidia-*
+# packages: point LD_LIBRARY_PATH there); `run` prints which are missing.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="$ROOT/target/cuda-dist"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --out) OUT="$2"; shift 2 ;;
+        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        *) echo "build-cuda: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+die() { echo "build-cuda: error: $*" >&2; exit 1; }
+cd "$ROOT"
+
+# --- toolchain ---
+if [ -n "${CUDA_HOME:-}" ] && [ -x "$CUDA_HOME/bin/nvcc" ]; then
+    echo "build-cuda: using the CUDA toolkit in $CUDA_HOME"
+    export PATH="$CUDA_HOME/bin:$PATH" CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
+    [ -d "$CUDA_HOME/lib64/stubs" ] && export RUSTFLAGS="-L native=$CUDA_HOME/lib64/stubs -L native=$CUDA_HOME/lib64 ${RUSTFLAGS:-}"
+else
+    TC="$ROOT/../shared/gpu/cuda-toolchain.sh"
+    [ -x "$TC" ] || [ -f "$TC" ] || die "no CUDA toolkit (set CUDA_HOME) and no $TC"
+    cargo fetch --quiet
+    echo "build-cuda: installing the PyPI CUDA 13.0 toolchain ($TC)"
+    eval "$(bash "$TC" | grep '^export')"
+fi
+command -v nvcc >/dev/null || die "nvcc not found after setting up the toolchain"
+export CARGO_TARGET_DIR="$ROOT/target/cuda" CUDAFORGE_THREADS="${CUDAFORGE_THREADS:-$(nproc)}"
+"$ROOT/scripts/fetch-mujoco.sh"
+
+# --- build ---
+FEATURES="cuda,mujoco"
+echo "build-cuda: cargo build --release --features $FEATURES (examples, benches)"
+cargo build --release --features "$FEATURES" \
+    --example train_detach --example train_shared --example evaluate \
+    --bench solvers --bench kernel --bench conv_kernel
+echo "build-cuda: cargo test --release -p rat-core --features cuda --no-run"
+TESTS="$(cargo test --release -p rat-core --features cuda --no-run --message-format=json \
+    | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"] \
+            and m["target"]["kind"] == ["test"]:
+        print(m["target"]["name"] + " " + m["executable"])
+')"
+[ -n "$TESTS" ] || die "no test binaries were built"
+
+# --- collect ---
+rm -rf "$OUT"
+mkdir -p "$OUT/bin" "$OUT/mujoco"
+R="$CARGO_TARGET_DIR/release"
+for e in train_detach train_shared evaluate; do cp "$R/examples/$e" "$OUT/bin/"; done
+for b in solvers kernel conv_kernel; do
+    f="$(ls -t "$R"/deps/"$b"-* | grep -v '\.d$' | head -n 1)"
+    cp "$f" "$OUT/bin/$b"
+done
+while read -r name exe; do cp "$exe" "$OUT/bin/test-$name"; done <<< "$TESTS"
+strip "$OUT"/bin/*
+MJ="${RAT_MUJOCO_DIR:-$ROOT/.mujoco}"
+cp "$MJ"/libmujoco.so.3.17.0 "$OUT/mujoco/" && ln -sf libmujoco.so.3.17.0 "$OUT/mujoco/libmujoco.so"
+cp -r "$MJ/assets" "$OUT/mujoco/"
+cp -r "$ROOT/configs" "$OUT/"
+cat > "$OUT/run" <<'RUN'
+#!/usr/bin/env bash
+# Runs a binary of this directory with the libraries it needs on the path.
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+export LD_LIBRARY_PATH="$here/mujoco:$here/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+export RAT_MUJOCO_DIR="$here/mujoco"
+missing="$(ldd "$1" 2>/dev/null | grep 'not found' || true)"
+[ -z "$missing" ] || { echo "run: $1 needs libraries this machine lacks:"; echo "$missing"; exit 127; } >&2
+exec "$@"
+RUN
+chmod +x "$OUT/run"
+echo "build-cuda: packing $OUT/rat-cuda.tar.xz"
+(cd "$OUT" && tar cJf rat-cuda.tar.xz bin mujoco configs run)
+du -sh "$OUT"/bin "$OUT/rat-cuda.tar.xz"
+size=$(stat -c %s "$OUT/rat-cuda.tar.xz")
+[ "$size" -lt $((64 * 1024 * 1024)) ] || echo "build-cuda: warning: the archive is over 64 MiB ($size bytes)" >&2
+echo "build-cuda: done; carry $OUT/rat-cuda.tar.xz (or the directory) to the GPU machine"
