@@ -10,7 +10,8 @@
 # driver stub in $CUDA_HOME/lib64/stubs); otherwise the PyPI toolchain of
 # ../shared/gpu/cuda-toolchain.sh (nvcc 13.0 and a link-only libcuda stub; about 15 min the
 # first time on 2 cores, nearly all of it nvcc compiling candle's kernels). The kernels target
-# sm_90 (H100/H200) unless CUDA_COMPUTE_CAP says otherwise. Build directory: target/cuda.
+# sm_90 (H100/H200) unless CUDA_COMPUTE_CAP says otherwise. Build directory: target/cuda, or
+# RAT_CUDA_TARGET_DIR (to share one between checkouts).
 #
 # What the directory holds:
 #   bin/      train_detach, train_shared, evaluate (examples); solvers, kernel, conv_kernel
@@ -21,12 +22,12 @@
 #             present) and RAT_MUJOCO_DIR, then runs its arguments, e.g.
 #               run bin/test-cuda            run bin/solvers
 #               RAT_TEST_DEVICE=cuda run bin/test-jacobian
-#   rat-cuda.tar.xz   everything above in one archive (the binaries embed candle's PTX, which
-#             compresses about tenfold); unpack with `tar xJf rat-cuda.tar.xz`.
+#   rat-cuda.tar.xz   everything above in one archive, about 19 MB (the binaries, about 600 MB,
+#             embed the same candle kernels); unpack with `tar xJf rat-cuda.tar.xz`.
 # The CUDA runtime libraries (libcudart.so.13, libcublas(Lt).so.13, libcurand.so.10,
 # libcusolver.so.12, libcusparse.so.12, libnvJitLink.so.13) are not copied: they are hundreds of
-# MB. The GPU machine must have them (a CUDA 13 toolkit in /usr/local/cuda, or PyTorch's nvidia-*
-# packages: point LD_LIBRARY_PATH there); `run` prints which are missing.
+# MB. The GPU machine must have them: `run` looks in /usr/local/cuda/lib64 and in the nvidia-*
+# wheels of the machine's python3 (PyTorch's), and prints any that are still missing.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,7 +55,7 @@ else
     eval "$(bash "$TC" | grep '^export')"
 fi
 command -v nvcc >/dev/null || die "nvcc not found after setting up the toolchain"
-export CARGO_TARGET_DIR="$ROOT/target/cuda" CUDAFORGE_THREADS="${CUDAFORGE_THREADS:-$(nproc)}"
+export CARGO_TARGET_DIR="${RAT_CUDA_TARGET_DIR:-$ROOT/target/cuda}" CUDAFORGE_THREADS="${CUDAFORGE_THREADS:-$(nproc)}"
 "$ROOT/scripts/fetch-mujoco.sh"
 
 # --- build ---
@@ -94,7 +95,9 @@ cat > "$OUT/run" <<'RUN'
 #!/usr/bin/env bash
 # Runs a binary of this directory with the libraries it needs on the path.
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-export LD_LIBRARY_PATH="$here/mujoco:$here/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+# CUDA's runtime libraries: a toolkit in /usr/local/cuda, or PyTorch's nvidia-* wheels.
+py_nvidia="$(python3 -c 'import nvidia, os; d = list(nvidia.__path__)[0]; print(":".join(os.path.join(d, s, "lib") for s in sorted(os.listdir(d)) if os.path.isdir(os.path.join(d, s, "lib"))))' 2>/dev/null || true)"
+export LD_LIBRARY_PATH="$here/mujoco:$here/lib:/usr/local/cuda/lib64:${py_nvidia}:${LD_LIBRARY_PATH:-}"
 export RAT_MUJOCO_DIR="$here/mujoco"
 missing="$(ldd "$1" 2>/dev/null | grep 'not found' || true)"
 [ -z "$missing" ] || { echo "run: $1 needs libraries this machine lacks:"; echo "$missing"; exit 127; } >&2
@@ -102,7 +105,9 @@ exec "$@"
 RUN
 chmod +x "$OUT/run"
 echo "build-cuda: packing $OUT/rat-cuda.tar.xz"
-(cd "$OUT" && tar cJf rat-cuda.tar.xz bin mujoco configs run)
+# xz -9 on one thread: its 64 MiB window spans neighbouring binaries, which embed the same
+# kernels (72 MB at the default level, 19 MB this way; about 5 CPU minutes).
+(cd "$OUT" && XZ_OPT="-9 -T1" tar cJf rat-cuda.tar.xz bin mujoco configs run)
 du -sh "$OUT"/bin "$OUT/rat-cuda.tar.xz"
 size=$(stat -c %s "$OUT/rat-cuda.tar.xz")
 [ "$size" -lt $((64 * 1024 * 1024)) ] || echo "build-cuda: warning: the archive is over 64 MiB ($size bytes)" >&2
