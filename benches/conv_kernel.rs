@@ -1,4 +1,4 @@
-//! Kernel construction K = J Jᵀ for convolutional policies, factored vs materialised, on the CPU:
+//! Kernel construction K = J Jᵀ for convolutional policies, factored vs materialised:
 //! the IMPALA ResNet on Procgen's 64 x 64 x 3 images (15 actions) at b = 256 and 1024, and
 //! MinAtar's CNN on 10 x 10 x 6 grids at b = 1024, f32.
 //!
@@ -6,7 +6,9 @@
 //! recorded forward pass to K (forward, one backward of Σ log π, the conv and dense blocks); the
 //! materialised one from b single-sample backward passes to J Jᵀ. The materialised IMPALA kernel
 //! at b = 1024 (a 2 GB J) runs only with `RAT_BENCH_FULL=1`; `RAT_BENCH_PHASES=1` also prints
-//! the factored path's forward / backward / kernel split.
+//! the factored path's forward / backward / kernel split. For profiling, `RAT_BENCH_B=64` runs only
+//! the IMPALA case, at that batch size, and `RAT_BENCH_NO_MAT=1` skips the materialised kernel.
+//! `RAT_BENCH_DEVICE=0` (a `--device` value; needs `--features cuda`) runs on that GPU.
 
 use std::time::Instant;
 
@@ -18,6 +20,7 @@ use rat_core::layers::Recorder;
 use rat_train::encoders::{Encoder, NetType};
 use rat_train::nets::CategoricalActor;
 
+#[derive(Clone, Copy)]
 struct Case {
     name: &'static str,
     net: NetType,
@@ -26,15 +29,33 @@ struct Case {
     b: usize,
 }
 
+/// The device everything runs on (`RAT_BENCH_DEVICE`, a `--device` value; the CPU by default).
+static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+
+/// Seconds to run `f`, up to the device finishing its work (device work is asynchronous).
 fn seconds<T>(f: impl FnOnce() -> T) -> (T, f64) {
     let t = Instant::now();
     let out = f();
+    if let Some(d) = DEVICE.get() {
+        let _ = d.synchronize();
+    }
     (out, t.elapsed().as_secs_f64())
 }
 
 fn main() -> anyhow::Result<()> {
     let full = std::env::var_os("RAT_BENCH_FULL").is_some();
-    let dev = Device::Cpu;
+    let no_mat = std::env::var_os("RAT_BENCH_NO_MAT").is_some();
+    let only_b: Option<usize> = std::env::var("RAT_BENCH_B")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let dev = DEVICE
+        .get_or_init(|| {
+            rat_train::cli::device_from_env("RAT_BENCH_DEVICE").unwrap_or_else(|e| {
+                eprintln!("{e}; using the CPU");
+                Device::Cpu
+            })
+        })
+        .clone();
     let cases = [
         Case {
             name: "IMPALA 64x64x3",
@@ -62,6 +83,10 @@ fn main() -> anyhow::Result<()> {
         "| network | P | b | factored (ms) | materialised (ms) | b x P f32 (MB) | rel. difference |"
     );
     println!("|---|---|---|---|---|---|---|");
+    let cases = match only_b {
+        Some(b) => vec![Case { b, ..cases[0] }],
+        None => cases.into(),
+    };
     for c in cases {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let obs_dim = c.image.iter().product();
@@ -97,7 +122,9 @@ fn main() -> anyhow::Result<()> {
             );
         }
         let mb = (c.b * p * 4) as f64 / 1e6;
-        let (t_m, rel) = if c.net != NetType::Impala || c.b <= 256 || full {
+        let (t_m, rel) = if no_mat {
+            ("(skipped)".into(), "".into())
+        } else if c.net != NetType::Impala || c.b <= 256 || full {
             let (km, t) = seconds(|| -> anyhow::Result<Tensor> {
                 let mat =
                     MaterialisedJacobian::from_per_sample_backward(&actor.params(), c.b, |i| {

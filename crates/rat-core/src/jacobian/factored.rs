@@ -21,7 +21,7 @@ use candle_core::{DType, Device, Shape, Tensor, Var};
 
 use super::{ScoreJacobian, check_sample_vector, host};
 use crate::error::{Result, shape_err};
-use crate::layers::{Recorder, SiteKind, unfold};
+use crate::layers::{Recorder, SiteKind, unfold_rows};
 use crate::linalg;
 use crate::params;
 
@@ -176,15 +176,20 @@ impl FactoredJacobian {
                     shape: site.params()[0].shape().clone(),
                 },
                 SiteKind::Conv2d { input, geometry } => {
-                    let u = unfold(input, geometry.kernel, geometry.stride, geometry.padding)?;
-                    let (_, c, kk, l) = u.dims4()?;
-                    let u = u.reshape((b, c * kk, l))?.transpose(1, 2)?;
-                    let ones = Tensor::ones((b, l, 1), dtype, &device)?;
-                    let u = Tensor::cat(&[&u, &ones], 2)?.contiguous()?;
+                    // [U_i | 1] in one pass (a transpose and concatenation of `unfold` would
+                    // cost more than the unfold itself).
+                    let u = unfold_rows(
+                        input,
+                        geometry.kernel,
+                        geometry.stride,
+                        geometry.padding,
+                        true,
+                    )?;
+                    let (_, l, d1) = u.dims3()?;
                     let out = g.dims()[1];
                     let g = g.reshape((b, out, l))?.transpose(1, 2)?.contiguous()?;
                     let weight_shape = site.params()[0].shape().clone();
-                    let mode = resolve_conv_mode(mode, b, l, out, c * kk + 1);
+                    let mode = resolve_conv_mode(mode, b, l, out, d1);
                     Block::Conv {
                         u,
                         g,

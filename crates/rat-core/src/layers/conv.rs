@@ -3,6 +3,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 use rand::Rng;
 
+use super::im2col::{self, Geo};
 use super::recorder::{SiteKind, param_for};
 use super::{Recorder, Tangents, add_opt};
 use crate::error::{Result, arg_err, shape_err};
@@ -16,6 +17,71 @@ pub struct ConvGeometry {
     pub stride: usize,
     /// Zero padding on every side.
     pub padding: usize,
+}
+
+/// Checks the arguments of an unfold and returns its geometry.
+fn unfold_geo(x: &Tensor, kernel: (usize, usize), stride: usize, padding: usize) -> Result<Geo> {
+    let (_, c, h, w) = x.dims4().or_else(|_| {
+        shape_err(
+            "unfold",
+            format!("expected (b, C, H, W), got {:?}", x.shape()),
+        )
+    })?;
+    let (kh, kw) = kernel;
+    if stride == 0 || kh == 0 || kw == 0 {
+        return arg_err("unfold", "kernel size and stride must be positive");
+    }
+    let (hp, wp) = (h + 2 * padding, w + 2 * padding);
+    if hp < kh || wp < kw {
+        return shape_err(
+            "unfold",
+            format!("kernel {kh}x{kw} larger than padded input {hp}x{wp}"),
+        );
+    }
+    Ok(Geo {
+        c,
+        h,
+        w,
+        kh,
+        kw,
+        stride,
+        padding,
+        ho: (hp - kh) / stride + 1,
+        wo: (wp - kw) / stride + 1,
+    })
+}
+
+/// The unfolded input with one row per sample and output position, and a trailing column of ones
+/// when `with_ones` is set: (b, L, C·kh·kw [+ 1]), contiguous, row (n, oi·W' + oj) holding the
+/// patch of [`unfold`] in the same (c, ki, kj) order. This is the [U_i | 1] operand of the
+/// factored convolution block, built in one pass on the CPU instead of transposing and
+/// concatenating [`unfold`]'s output (a strided copy that costs more than the unfold itself).
+/// Not differentiable on the CPU (it is meant for recorded, detached inputs).
+pub fn unfold_rows(
+    x: &Tensor,
+    kernel: (usize, usize),
+    stride: usize,
+    padding: usize,
+    with_ones: bool,
+) -> Result<Tensor> {
+    let g = unfold_geo(x, kernel, stride, padding)?;
+    if im2col::supported(x.device(), x.dtype()) {
+        return Ok(x
+            .contiguous()?
+            .apply_op1_no_bwd(&im2col::UnfoldRows(g, with_ones))?);
+    }
+    let b = x.dims()[0];
+    let (k, l) = (g.c * g.kh * g.kw, g.ho * g.wo);
+    let u = unfold(x, kernel, stride, padding)?
+        .reshape((b, k, l))?
+        .transpose(1, 2)?;
+    let u = if with_ones {
+        let ones = Tensor::ones((b, l, 1), x.dtype(), x.device())?;
+        Tensor::cat(&[&u, &ones], 2)?
+    } else {
+        u
+    };
+    Ok(u.contiguous()?)
 }
 
 /// im2col: the (kh x kw) patches of x (b, C, H, W) at the given stride and zero padding, as a
@@ -40,6 +106,21 @@ pub fn unfold(x: &Tensor, kernel: (usize, usize), stride: usize, padding: usize)
         );
     }
     let (ho, wo) = ((hp - kh) / stride + 1, (wp - kw) / stride + 1);
+    if im2col::supported(x.device(), x.dtype()) {
+        let g = Geo {
+            c,
+            h,
+            w,
+            kh,
+            kw,
+            stride,
+            padding,
+            ho,
+            wo,
+        };
+        let patches = x.contiguous()?.apply_op1(im2col::Unfold(g))?;
+        return Ok(patches.reshape((b, c, kh * kw, ho * wo))?);
+    }
     let xp = if padding > 0 {
         x.pad_with_zeros(2, padding, padding)?
             .pad_with_zeros(3, padding, padding)?
@@ -173,17 +254,35 @@ impl Conv2d {
         }
     }
 
-    /// im2col and one batched matmul. candle's own `conv2d` computes the same forward, but its
-    /// backward to the input (what the recorded score backward needs) is a direct transposed
-    /// convolution on the CPU, slower than the backward of a matmul and an `index_select`
-    /// (`benches/conv_kernel.rs`: MinAtar's CNN at b = 1024, factored kernel 168 → 110 ms;
-    /// b single-sample passes through the IMPALA encoder 3x faster).
+    /// On the CPU (f32, f64), a custom op that runs im2col and one GEMM per sample and whose
+    /// backward is the per-sample GEMM and col2im (see `im2col.rs`: the version built from candle
+    /// primitives spent most of the recorded backward on batch-sized patch gradients, a slow
+    /// `index_add` and the unused gradient of the detached weight). Elsewhere, im2col and one
+    /// batched matmul. candle's own `conv2d` computes the same forward, but its backward to the
+    /// input is a direct transposed convolution on the CPU, slower than either.
     fn conv(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
         let (b, _, h, wd) = x.dims4()?;
         let (out, cin, kh, kw) = w.dims4()?;
         let (s, p) = (self.stride, self.padding);
-        let patches = unfold(x, (kh, kw), s, p)?;
         let (ho, wo) = ((h + 2 * p - kh) / s + 1, (wd + 2 * p - kw) / s + 1);
+        if im2col::supported(x.device(), x.dtype()) && w.dtype() == x.dtype() {
+            let g = Geo {
+                c: cin,
+                h,
+                w: wd,
+                kh,
+                kw,
+                stride: s,
+                padding: p,
+                ho,
+                wo,
+            };
+            let y = x
+                .contiguous()?
+                .apply_op2(&w.contiguous()?, im2col::Conv(g))?;
+            return Ok(y.reshape((b, out, ho, wo))?);
+        }
+        let patches = unfold(x, (kh, kw), s, p)?;
         let k = cin * kh * kw;
         let y = w
             .reshape((1, out, k))?
@@ -286,6 +385,23 @@ impl MaxPool2d {
     /// The pooled map (b, C, H', W').
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, c, ho, wo) = self.out_hw(x)?;
+        if im2col::supported(x.device(), x.dtype()) {
+            // A custom op on the CPU: its backward routes each window's gradient directly,
+            // instead of the batch-sized masks of `max`'s backward and the `index_add` of unfold's.
+            let (_, _, h, w) = x.dims4()?;
+            let g = Geo {
+                c,
+                h,
+                w,
+                kh: self.kernel,
+                kw: self.kernel,
+                stride: self.stride,
+                padding: 0,
+                ho,
+                wo,
+            };
+            return Ok(x.contiguous()?.apply_op1(im2col::MaxPool(g))?);
+        }
         let patches = unfold(x, (self.kernel, self.kernel), self.stride, 0)?;
         Ok(patches.max(2)?.reshape((b, c, ho, wo))?)
     }
@@ -309,5 +425,98 @@ impl MaxPool2d {
             }
         };
         Ok((y, ty))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device, Tensor, Var};
+
+    use super::{Conv2d, unfold, unfold_rows};
+
+    fn rand(shape: &[usize], seed: u64) -> Tensor {
+        let n: usize = shape.iter().product();
+        // A small LCG: deterministic values in (-1, 1) without extra dependencies.
+        let mut s = seed;
+        let v: Vec<f64> = (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        a.sub(b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    }
+
+    /// The custom convolution and its input and weight gradients agree with candle's `conv2d`.
+    #[test]
+    fn conv_matches_candle_conv2d() {
+        for (stride, padding) in [(1, 1), (2, 1), (2, 0), (1, 0)] {
+            let x = Var::from_tensor(&rand(&[2, 3, 7, 6], 1)).unwrap();
+            let w = Var::from_tensor(&rand(&[4, 3, 3, 2], 2)).unwrap();
+            let bias = Var::from_tensor(&rand(&[4], 3)).unwrap();
+            let conv = Conv2d::new(w.clone(), bias.clone(), stride, padding).unwrap();
+            let y = conv.forward(x.as_tensor(), None).unwrap();
+            let y_ref = x
+                .as_tensor()
+                .conv2d(w.as_tensor(), padding, stride, 1, 1)
+                .unwrap()
+                .broadcast_add(&bias.as_tensor().reshape((1, 4, 1, 1)).unwrap())
+                .unwrap();
+            assert_eq!(y.dims(), y_ref.dims());
+            assert!(max_diff(&y, &y_ref) < 1e-12);
+            let r = rand(y.dims(), 4);
+            let g = y.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+            let g_ref = y_ref
+                .mul(&r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            for v in [&x, &w, &bias] {
+                let (a, b) = (
+                    g.get(v.as_tensor()).unwrap(),
+                    g_ref.get(v.as_tensor()).unwrap(),
+                );
+                assert!(max_diff(a, b) < 1e-12, "stride {stride} padding {padding}");
+            }
+        }
+    }
+
+    /// `unfold_rows` is `unfold` transposed to rows, with the column of ones.
+    #[test]
+    fn unfold_rows_matches_unfold() {
+        let x = rand(&[3, 2, 6, 5], 5).to_dtype(DType::F32).unwrap();
+        let u = unfold(&x, (3, 2), 2, 1).unwrap();
+        let (b, c, kk, l) = u.dims4().unwrap();
+        let u = u.reshape((b, c * kk, l)).unwrap().transpose(1, 2).unwrap();
+        let ones = Tensor::ones((b, l, 1), DType::F32, &Device::Cpu).unwrap();
+        let want = Tensor::cat(&[&u, &ones], 2).unwrap();
+        let got = unfold_rows(&x, (3, 2), 2, 1, true).unwrap();
+        let d = got
+            .sub(&want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap();
+        assert_eq!(d.max(0).unwrap().to_scalar::<f32>().unwrap(), 0.0);
+        let got = unfold_rows(&x, (3, 2), 2, 1, false).unwrap();
+        assert_eq!(got.dims(), u.dims());
     }
 }

@@ -19,6 +19,7 @@
 mod broadcast;
 mod conv;
 mod dense;
+mod im2col;
 mod recorder;
 
 use std::collections::HashMap;
@@ -26,7 +27,7 @@ use std::collections::HashMap;
 use candle_core::{Tensor, TensorId, Var};
 
 pub use broadcast::Broadcast;
-pub use conv::{Conv2d, MaxPool2d, unfold};
+pub use conv::{Conv2d, MaxPool2d, unfold, unfold_rows};
 pub use dense::Dense;
 pub use recorder::{Recorder, Site, SiteKind};
 
