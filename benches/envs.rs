@@ -69,7 +69,12 @@ fn vectorised(id: &str, n: usize, workers: usize, budget: Duration) -> rat_envs:
     let envs = (0..n)
         .map(|_| rat_envs::make_env(id))
         .collect::<rat_envs::Result<Vec<_>>>()?;
-    let mut venv = VecEnv::new(envs, workers, 0)?;
+    steps_per_second(VecEnv::new(envs, workers, 0)?, budget)
+}
+
+/// Env steps per second of `venv` over `budget`, random actions.
+fn steps_per_second(mut venv: VecEnv, budget: Duration) -> rat_envs::Result<f64> {
+    let n = venv.num_envs();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut acts = Actions::new(venv.action_space(), n, &mut rng);
     let mut buf = venv.buffers();
@@ -129,21 +134,6 @@ fn main() -> rat_envs::Result<()> {
     procgen(budget)
 }
 
-/// Steps per second of `n` environments of a batched id.
-fn batched(id: &str, n: usize, budget: Duration) -> rat_envs::Result<f64> {
-    let mut venv = rat_envs::make(id, n, 0)?;
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let mut acts = Actions::new(venv.action_space(), n, &mut rng);
-    let mut buf = venv.buffers();
-    venv.reset(&mut buf.obs)?;
-    let (start, mut steps) = (Instant::now(), 0u64);
-    while start.elapsed() < budget {
-        venv.step(acts.take(), &mut buf)?;
-        steps += n as u64;
-    }
-    Ok(steps as f64 / start.elapsed().as_secs_f64())
-}
-
 fn procgen(budget: Duration) -> rat_envs::Result<()> {
     if !rat_envs::procgen::procgen_dir().join("libenv.so").is_file() {
         println!("procgen: skipped (run scripts/fetch-procgen.sh)");
@@ -154,7 +144,12 @@ fn procgen(budget: Duration) -> rat_envs::Result<()> {
         "procgen (easy), 32 envs", "0 threads", "1 thread", "2 threads", "2t/1t"
     );
     for game in ["coinrun", "starpilot", "bigfish", "bossfight"] {
-        let rate = |t: usize| batched(&format!("procgen:{game}?threads={t}"), 32, budget);
+        let rate = |t: usize| {
+            steps_per_second(
+                rat_envs::make(&format!("procgen:{game}?threads={t}"), 32, 0)?,
+                budget,
+            )
+        };
         let (t0, t1, t2) = (rate(0)?, rate(1)?, rate(2)?);
         println!(
             "{:<28} {t0:>16.0} {t1:>16.0} {t2:>16.0} {:>7.2}x",

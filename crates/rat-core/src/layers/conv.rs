@@ -88,36 +88,10 @@ pub fn unfold_rows(
 /// tensor (b, C, kh·kw, L) with L = H'·W' output positions in row-major order. Element
 /// (n, c, ki·kw + kj, oi·W' + oj) is x_pad[n, c, oi·stride + ki, oj·stride + kj].
 pub fn unfold(x: &Tensor, kernel: (usize, usize), stride: usize, padding: usize) -> Result<Tensor> {
-    let (b, c, h, w) = x.dims4().or_else(|_| {
-        shape_err(
-            "unfold",
-            format!("expected (b, C, H, W), got {:?}", x.shape()),
-        )
-    })?;
-    let (kh, kw) = kernel;
-    if stride == 0 || kh == 0 || kw == 0 {
-        return arg_err("unfold", "kernel size and stride must be positive");
-    }
-    let (hp, wp) = (h + 2 * padding, w + 2 * padding);
-    if hp < kh || wp < kw {
-        return shape_err(
-            "unfold",
-            format!("kernel {kh}x{kw} larger than padded input {hp}x{wp}"),
-        );
-    }
-    let (ho, wo) = ((hp - kh) / stride + 1, (wp - kw) / stride + 1);
+    let g = unfold_geo(x, kernel, stride, padding)?;
+    let (b, c, kh, kw, ho, wo) = (x.dims()[0], g.c, g.kh, g.kw, g.ho, g.wo);
+    let (hp, wp) = (g.h + 2 * padding, g.w + 2 * padding);
     if im2col::supported(x.device(), x.dtype()) {
-        let g = Geo {
-            c,
-            h,
-            w,
-            kh,
-            kw,
-            stride,
-            padding,
-            ho,
-            wo,
-        };
         let patches = x.contiguous()?.apply_op1(im2col::Unfold(g))?;
         return Ok(patches.reshape((b, c, kh * kw, ho * wo))?);
     }
