@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the CUDA variant of the examples, benches and rat-core's test binaries on a machine
+# Builds the CUDA variant of the examples, benches and rat-core's and rat-train's test binaries
 # without a GPU, and collects what a GPU machine needs to run them into one directory that fits
 # the device tool's carry limit (64 MiB).
 #
@@ -15,7 +15,8 @@
 #
 # What the directory holds:
 #   bin/      train_detach, train_shared, evaluate (examples); solvers, kernel, conv_kernel
-#             (benches); rat-core's test binaries as test-<name> (cuda = the cuSOLVER checks)
+#             (benches); rat-core's and rat-train's test binaries as test-<name> (test-cuda:
+#             the cuSOLVER checks; the others run on a GPU with RAT_TEST_DEVICE=cuda)
 #   mujoco/   libmujoco.so.3.17.0 and the Gymnasium model files (scripts/fetch-mujoco.sh)
 #   configs/  the YAML configs
 #   run       a wrapper: sets LD_LIBRARY_PATH (mujoco/, /usr/local/cuda/lib64, and lib/ if
@@ -64,8 +65,9 @@ echo "build-cuda: cargo build --release --features $FEATURES (examples, benches)
 cargo build --release --features "$FEATURES" \
     --example train_detach --example train_shared --example evaluate \
     --bench solvers --bench kernel --bench conv_kernel
-echo "build-cuda: cargo test --release -p rat-core --features cuda --no-run"
-TESTS="$(cargo test --release -p rat-core --features cuda --no-run --message-format=json \
+echo "build-cuda: cargo test --release -p rat-core -p rat-train --no-run (cuda, mujoco)"
+TESTS="$(cargo test --release -p rat-core -p rat-train --features rat-core/cuda,rat-train/mujoco \
+    --no-run --message-format=json \
     | python3 -c '
 import json, sys
 for line in sys.stdin:

@@ -34,20 +34,35 @@ pub struct Cli {
     pub options: RunOptions,
 }
 
-/// The device named by the environment variable `var` as a `--device` value (`-1`: CUDA when
-/// available, `k`: GPU k); the CPU when `var` is unset (benches and tools).
+/// The device named by the environment variable `var`: a `--device` value (`-1`: CUDA when
+/// available, `k`: GPU k), `cuda` (GPU 0) or `cpu`; the CPU when `var` is unset (benches,
+/// tests and tools).
 pub fn device_from_env(var: &str) -> Result<Device> {
-    match std::env::var(var) {
-        Err(_) => Ok(Device::Cpu),
-        Ok(v) => {
-            let k = v.trim().parse::<i64>().map_err(|_| {
-                crate::Error::Invalid(format!(
-                    "{var}={v}: expected a --device value (-1, 0, 1, ...)"
-                ))
-            })?;
-            device(k)
-        }
+    let Ok(v) = std::env::var(var) else {
+        return Ok(Device::Cpu);
+    };
+    match v.trim() {
+        "" | "cpu" => Ok(Device::Cpu),
+        "cuda" => device(0),
+        s => device(s.parse::<i64>().map_err(|_| {
+            crate::Error::Invalid(format!(
+                "{var}={v}: expected cpu, cuda or a --device value (-1, 0, 1, ...)"
+            ))
+        })?),
     }
+}
+
+/// The device the workspace's tests run on: `RAT_TEST_DEVICE` as in [`device_from_env`] (the
+/// CPU when unset; a GPU needs a build with `--features cuda`). Made once per process, because
+/// candle tells devices apart by instance: tensors from two `Device::new_cuda(0)` calls cannot
+/// meet.
+pub fn test_device() -> Result<Device> {
+    static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    if let Some(d) = DEVICE.get() {
+        return Ok(d.clone());
+    }
+    let d = device_from_env("RAT_TEST_DEVICE")?;
+    Ok(DEVICE.get_or_init(|| d).clone())
 }
 
 /// The device for the reference's `--device` value.

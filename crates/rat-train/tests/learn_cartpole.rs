@@ -153,7 +153,7 @@ fn rat_solves_cartpole_and_writes_every_output() -> anyhow::Result<()> {
         3,
         7,
         ActionMode::Mode,
-        &candle_core::Device::Cpu,
+        &rat_train::cli::test_device()?,
     )?;
     let (mean, _) = eval.mean_std();
     println!("deterministic evaluation: {mean:.1}");

@@ -1,7 +1,7 @@
 //! The reference's networks: parameter counts, parameter order, and the factored Jacobian of every
 //! actor variant against the materialised one.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rat_core::jacobian::{FactoredJacobian, MaterialisedJacobian, ScoreJacobian};
@@ -15,7 +15,7 @@ fn count(params: &[candle_core::Var]) -> usize {
 
 #[test]
 fn humanoid_parameter_counts_match_the_reference() -> anyhow::Result<()> {
-    let (dev, mut rng) = (Device::Cpu, ChaCha8Rng::seed_from_u64(0));
+    let (dev, mut rng) = (rat_train::cli::test_device()?, ChaCha8Rng::seed_from_u64(0));
     let actor = GaussianActor::new(
         376,
         17,
@@ -42,9 +42,13 @@ fn rel(a: &Tensor, b: &Tensor) -> anyhow::Result<f64> {
 fn same(a: &dyn ScoreJacobian, b: &dyn ScoreJacobian) -> anyhow::Result<()> {
     assert_eq!(a.param_shapes(), b.param_shapes());
     assert!(rel(&a.kernel()?, &b.kernel()?)? < 1e-10);
-    let w = Tensor::arange(0u32, a.num_samples() as u32, &Device::Cpu)?
-        .to_dtype(DType::F64)?
-        .sin()?;
+    let w = Tensor::arange(
+        0u32,
+        a.num_samples() as u32,
+        &rat_train::cli::test_device()?,
+    )?
+    .to_dtype(DType::F64)?
+    .sin()?;
     let (x, y) = (a.vjp(&w)?, b.vjp(&w)?);
     for (x, y) in x.iter().zip(&y) {
         assert!(rel(x, y)? < 1e-10);
@@ -54,7 +58,7 @@ fn same(a: &dyn ScoreJacobian, b: &dyn ScoreJacobian) -> anyhow::Result<()> {
 
 #[test]
 fn every_actor_variant_has_a_factored_jacobian() -> anyhow::Result<()> {
-    let dev = Device::Cpu;
+    let dev = rat_train::cli::test_device()?;
     let b = 6;
     let obs = Tensor::arange(0u32, (b * 5) as u32, &dev)?
         .to_dtype(DType::F64)?
@@ -113,7 +117,7 @@ fn categorical_jacobians_agree(
 
 #[test]
 fn initial_log_std_and_shapes() -> anyhow::Result<()> {
-    let (dev, mut rng) = (Device::Cpu, ChaCha8Rng::seed_from_u64(1));
+    let (dev, mut rng) = (rat_train::cli::test_device()?, ChaCha8Rng::seed_from_u64(1));
     let obs = Tensor::ones((4, 3), DType::F32, &dev)?;
     let actor = GaussianActor::new(3, 2, &[8], SigmaType::Linear, DType::F32, &dev, &mut rng)?;
     let d = actor.forward(&obs, None)?;
@@ -148,7 +152,7 @@ mod image_encoders {
 
     #[test]
     fn encoders_have_the_published_shapes() -> anyhow::Result<()> {
-        let (dev, mut rng) = (Device::Cpu, ChaCha8Rng::seed_from_u64(0));
+        let (dev, mut rng) = (rat_train::cli::test_device()?, ChaCha8Rng::seed_from_u64(0));
         // ALGORITHMS.md §7.6: Nature CNN flat 1024 on 64 x 64, 3136 on 84 x 84; IMPALA 31 → 15 →
         // 7, flat 32·7·7 = 1568; MinAtar's CNN 16·8·8 = 1024 on 10 x 10.
         for (net, image, flat, features) in [
@@ -179,7 +183,7 @@ mod image_encoders {
 
     #[test]
     fn unusable_encoder_settings_are_clear_errors() -> anyhow::Result<()> {
-        let (dev, mut rng) = (Device::Cpu, ChaCha8Rng::seed_from_u64(0));
+        let (dev, mut rng) = (rat_train::cli::test_device()?, ChaCha8Rng::seed_from_u64(0));
         let e = Encoder::new(NetType::NatureCnn, 400, None, DType::F32, &dev, &mut rng)
             .unwrap_err()
             .to_string();
@@ -203,18 +207,20 @@ mod image_encoders {
     /// Flat channels-last images with a smooth pattern.
     fn images(b: usize, image: [usize; 3]) -> anyhow::Result<Tensor> {
         let n = image.iter().product::<usize>();
-        Ok(Tensor::arange(0u32, (b * n) as u32, &Device::Cpu)?
-            .to_dtype(DType::F64)?
-            .reshape((b, n))?
-            .affine(0.731, 0.3)?
-            .sin()?)
+        Ok(
+            Tensor::arange(0u32, (b * n) as u32, &rat_train::cli::test_device()?)?
+                .to_dtype(DType::F64)?
+                .reshape((b, n))?
+                .affine(0.731, 0.3)?
+                .sin()?,
+        )
     }
 
     #[test]
     fn cnn_actors_have_a_factored_jacobian() -> anyhow::Result<()> {
         // MinAtar's CNN with a hidden layer after it, and the IMPALA ResNet (stride, padding,
         // max-pooling, residual blocks), against b single-sample backward passes in f64.
-        let dev = Device::Cpu;
+        let dev = rat_train::cli::test_device()?;
         let b = 5;
         let a = Tensor::new(&[0u32, 2, 1, 3, 2], &dev)?;
         for (net, image, widths) in [

@@ -1,7 +1,7 @@
 //! The small pieces of a run's outputs and optimisers against hand computations: CRC-32C and
 //! TensorBoard records, Python-style names, summary statistics, Adam and the KL rule.
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Tensor, Var};
 use rat_train::logger::{detach_log_dir, py_float, summary, timestamp};
 use rat_train::optim::{Adam, KlAdaptiveLr};
 use rat_train::tensorboard::{EventWriter, crc32c, masked_crc, read_scalars};
@@ -84,10 +84,10 @@ fn summary_uses_the_lower_median_and_unbiased_variance() {
 
 #[test]
 fn adam_matches_a_hand_computation() -> anyhow::Result<()> {
-    let p = Var::new(&[1.0f64, -2.0], &Device::Cpu)?;
+    let p = Var::new(&[1.0f64, -2.0], &rat_train::cli::test_device()?)?;
     let mut adam = Adam::new(std::slice::from_ref(&p))?;
-    let g1 = Tensor::new(&[0.5f64, -1.0], &Device::Cpu)?;
-    let g2 = Tensor::new(&[0.1f64, 2.0], &Device::Cpu)?;
+    let g1 = Tensor::new(&[0.5f64, -1.0], &rat_train::cli::test_device()?)?;
+    let g2 = Tensor::new(&[0.1f64, 2.0], &rat_train::cli::test_device()?)?;
     adam.step(std::slice::from_ref(&p), std::slice::from_ref(&g1), 0.01)?;
     adam.step(std::slice::from_ref(&p), std::slice::from_ref(&g2), 0.01)?;
     let mut theta = [1.0f64, -2.0];

@@ -2,7 +2,7 @@
 //! with ratio clamping, advantage normalisation, the Kaczmarz correction, L2 clipping and SGD with
 //! momentum 1e-6, on small f64 Gaussian and categorical actors.
 
-use candle_core::{DType, Device, Shape, Tensor};
+use candle_core::{DType, Shape, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rat_core::distributions::{Categorical, DiagGaussian};
@@ -24,7 +24,7 @@ fn gaussian() -> anyhow::Result<GaussianActor> {
         &[6],
         SigmaType::Vector,
         DType::F64,
-        &Device::Cpu,
+        &rat_train::cli::test_device()?,
         &mut rng,
     )?)
 }
@@ -36,16 +36,20 @@ fn categorical() -> anyhow::Result<CategoricalActor> {
         4,
         &[6],
         DType::F64,
-        &Device::Cpu,
+        &rat_train::cli::test_device()?,
         &mut rng,
     )?)
 }
 
 fn grid(n: usize, k: f64, seed: f64) -> candle_core::Result<Tensor> {
-    Tensor::arange(0u32, n as u32, &Device::Cpu)?
-        .to_dtype(DType::F64)?
-        .affine(k, seed)?
-        .sin()
+    Tensor::arange(
+        0u32,
+        n as u32,
+        &rat_train::cli::test_device().map_err(candle_core::Error::wrap)?,
+    )?
+    .to_dtype(DType::F64)?
+    .affine(k, seed)?
+    .sin()
 }
 
 /// A batch whose old policy is shifted from the current one, so the ratios differ from 1 and some
@@ -65,7 +69,7 @@ fn batch(seed: f64, b: usize, actor: &dyn Actor) -> anyhow::Result<ActorBatch> {
             let idx: Vec<u32> = (0..b as u32)
                 .map(|i| (i * 7 + (seed * 10.0) as u32) % 4)
                 .collect();
-            let actions = Tensor::new(idx.as_slice(), &Device::Cpu)?;
+            let actions = Tensor::new(idx.as_slice(), &rat_train::cli::test_device()?)?;
             let shift = grid(b * 4, 0.9, seed)?.reshape((b, 4))?.affine(1.5, 0.0)?;
             let logits = d.log_probs().add(&shift)?.detach();
             (actions, Policy::Categorical(Categorical::new(&logits)?))
@@ -101,7 +105,7 @@ fn explicit_parts(actor: &dyn Actor, bt: &ActorBatch) -> anyhow::Result<(Tensor,
     Ok((
         jac.matrix().clone(),
         r,
-        Tensor::new(a.as_slice(), &Device::Cpu)?,
+        Tensor::new(a.as_slice(), &rat_train::cli::test_device()?)?,
     ))
 }
 
@@ -119,7 +123,7 @@ fn explicit_step(actor: &dyn Actor, bt: &ActorBatch, g: Option<&Tensor>) -> anyh
     }
     let p = j.dims()[1];
     let jr = j.broadcast_mul(&r.unsqueeze(1)?)?;
-    let eye = Tensor::eye(p, DType::F64, &Device::Cpu)?.affine(LAMBDA, 0.0)?;
+    let eye = Tensor::eye(p, DType::F64, &rat_train::cli::test_device()?)?.affine(LAMBDA, 0.0)?;
     let f = j.t()?.matmul(&jr)?.affine(1.0 / b as f64, 0.0)?.add(&eye)?;
     let rhs = jr
         .t()?
@@ -263,7 +267,7 @@ fn explicit_fisher(actor: &dyn Actor, obs: &Tensor) -> anyhow::Result<Tensor> {
     })?;
     let j = jac.matrix().clone(); // (b·k, P)
     let p = j.dims()[1];
-    let mut f = Tensor::zeros((p, p), DType::F64, &Device::Cpu)?;
+    let mut f = Tensor::zeros((p, p), DType::F64, &rat_train::cli::test_device()?)?;
     for i in 0..b {
         let ji = j.narrow(0, i * k, k)?;
         let m = match actor.policy(&obs.narrow(0, i, 1)?, None)? {
@@ -280,7 +284,10 @@ fn explicit_fisher(actor: &dyn Actor, obs: &Tensor) -> anyhow::Result<Tensor> {
                     .map(|v| 1.0 / v)
                     .chain(std::iter::repeat_n(2.0, k / 2))
                     .collect();
-                diag_matrix(&Tensor::new(diag.as_slice(), &Device::Cpu)?)?
+                diag_matrix(&Tensor::new(
+                    diag.as_slice(),
+                    &rat_train::cli::test_device()?,
+                )?)?
             }
             Policy::Categorical(d) => {
                 // In log-probability coordinates the metric diag(p) gives the same Fisher.
@@ -350,8 +357,9 @@ fn an_fvp_step_equals_the_explicit_natural_gradient_step() -> anyhow::Result<()>
             .squeeze(1)?
             .affine(-1.0 / b as f64, 0.0)?;
         let p = j.dims()[1];
-        let f = explicit_fisher(by_hand.as_ref(), &bt.obs)?
-            .add(&Tensor::eye(p, DType::F64, &Device::Cpu)?.affine(LAMBDA, 0.0)?)?;
+        let f = explicit_fisher(by_hand.as_ref(), &bt.obs)?.add(
+            &Tensor::eye(p, DType::F64, &rat_train::cli::test_device()?)?.affine(LAMBDA, 0.0)?,
+        )?;
         let d = linalg::lu_solve(&f, &g)?;
         let q = d
             .mul(&f.matmul(&d.unsqueeze(1)?)?.squeeze(1)?)?
@@ -373,7 +381,8 @@ fn an_fvp_step_equals_the_explicit_natural_gradient_step() -> anyhow::Result<()>
 /// diag(v) as a dense matrix.
 fn diag_matrix(v: &Tensor) -> anyhow::Result<Tensor> {
     let n = v.dims()[0];
-    Ok(Tensor::eye(n, DType::F64, &Device::Cpu)?.broadcast_mul(&v.unsqueeze(0)?)?)
+    Ok(Tensor::eye(n, DType::F64, &rat_train::cli::test_device()?)?
+        .broadcast_mul(&v.unsqueeze(0)?)?)
 }
 
 #[test]
@@ -419,7 +428,7 @@ fn a_ppo_step_equals_the_hand_computed_clipped_surrogate_gradient() -> anyhow::R
         );
         let g = j
             .t()?
-            .matmul(&Tensor::new(w.as_slice(), &Device::Cpu)?.unsqueeze(1)?)?
+            .matmul(&Tensor::new(w.as_slice(), &rat_train::cli::test_device()?)?.unsqueeze(1)?)?
             .squeeze(1)?;
         let g = clip::clip_grad_norm(&[g], MAX_NORM)?.0.remove(0);
         // Adam's first step: m̂ = g, v̂ = g², Δθ = −lr·g / (|g| + 1e-5).

@@ -2,7 +2,6 @@
 //! truncation bootstrap r + γ·V(final obs), the done-flag convention of GAE and the env-major
 //! flattening are all exercised, with values from the agent's own critic.
 
-use candle_core::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rat_envs::{Env, Space, Step, TimeLimit, VecEnv};
@@ -57,7 +56,7 @@ fn rollout_matches_a_hand_computed_gae_with_the_truncation_bootstrap() -> anyhow
     let mut config = Config::default_rat();
     config.nets_config.a_hidden_size = 8;
     config.nets_config.c_hidden_size = 8;
-    let dev = Device::Cpu;
+    let dev = rat_train::cli::test_device()?;
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let agent = Agent::new(
         &config,
@@ -140,7 +139,7 @@ fn squash_and_action_modes() -> anyhow::Result<()> {
 
     let mut config = Config::default_rat();
     config.nets_config.a_hidden_size = 4;
-    let dev = Device::Cpu;
+    let dev = rat_train::cli::test_device()?;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let obs = Tensor::new(&[[0.1f32, 0.2], [0.3, -0.4]], &dev)?;
     let agent = Agent::new(

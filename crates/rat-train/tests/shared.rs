@@ -3,7 +3,7 @@
 //! two-column [ψ, φ] solve with the Kaczmarz correction vs an explicit LU solve, the exact joint
 //! variant vs a P x P solve, and the diagonal rule vs the materialised diagonal.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rat_core::jacobian::ScoreJacobian;
@@ -27,16 +27,20 @@ fn net(space: &Space, dropout: f64, seed: u64) -> anyhow::Result<SharedActorCrit
         dropout,
         true,
         DType::F64,
-        &Device::Cpu,
+        &rat_train::cli::test_device()?,
         &mut rng,
     )?)
 }
 
 fn grid(n: usize, k: f64, seed: f64) -> candle_core::Result<Tensor> {
-    Tensor::arange(0u32, n as u32, &Device::Cpu)?
-        .to_dtype(DType::F64)?
-        .affine(k, seed)?
-        .sin()
+    Tensor::arange(
+        0u32,
+        n as u32,
+        &rat_train::cli::test_device().map_err(candle_core::Error::wrap)?,
+    )?
+    .to_dtype(DType::F64)?
+    .affine(k, seed)?
+    .sin()
 }
 
 /// A batch whose old policy comes from another network, so the ratios differ from 1.
@@ -45,7 +49,7 @@ fn batch(
     other: &SharedActorCritic,
     seed: f64,
 ) -> anyhow::Result<JointBatch> {
-    let dev = Device::Cpu;
+    let dev = rat_train::cli::test_device()?;
     let obs = grid(B * 3, 0.77, seed)?.reshape((B, 3))?;
     let old = other.forward(&obs, None, None)?.policy.detach()?;
     let actions = match &old {
@@ -178,7 +182,7 @@ fn value_weights_equal_the_explicit_two_column_solve_with_the_kaczmarz_correctio
             .matmul(&h.t()?)?
             .broadcast_mul(&r.unsqueeze(0)?)?
             .affine(1.0 / B as f64, 0.0)?
-            .add(&Tensor::eye(B, DType::F64, &Device::Cpu)?.affine(0.1, 0.0)?)?;
+            .add(&Tensor::eye(B, DType::F64, &rat_train::cli::test_device()?)?.affine(0.1, 0.0)?)?;
         let psi_hand = linalg::lu_solve(&m, &a.sub(&c)?)?;
         let phi_hand = linalg::lu_solve(&m, &c.ones_like()?.sub(&c)?)?;
         assert!(max_abs(&psi, &psi_hand)? < 1e-9, "{space:?}: ψ");
@@ -212,7 +216,7 @@ fn exact_joint_direction_equals_the_explicit_regularised_natural_gradient() -> a
             .broadcast_mul(&r.unsqueeze(0)?)?
             .matmul(&h)?
             .affine(1.0 / B as f64, 0.0)?
-            .add(&Tensor::eye(p, DType::F64, &Device::Cpu)?.affine(0.1, 0.0)?)?;
+            .add(&Tensor::eye(p, DType::F64, &rat_train::cli::test_device()?)?.affine(0.1, 0.0)?)?;
         let x_hand = linalg::lu_solve(&f, &flat(&g)?)?;
         let e = max_abs(&flat(&x)?, &x_hand)?;
         assert!(e < 1e-8, "{space:?}: (F_R + λI)⁻¹g error {e:e} (P = {p})");
@@ -284,7 +288,10 @@ fn reference_joint_steps_equal_a_hand_computation() -> anyhow::Result<()> {
                 .matmul(&h.t()?)?
                 .broadcast_mul(&r.unsqueeze(0)?)?
                 .affine(1.0 / B as f64, 0.0)?
-                .add(&Tensor::eye(B, DType::F64, &Device::Cpu)?.affine(0.1, 0.0)?)?;
+                .add(
+                    &Tensor::eye(B, DType::F64, &rat_train::cli::test_device()?)?
+                        .affine(0.1, 0.0)?,
+                )?;
             let psi = linalg::lu_solve(&m, &a.sub(&c)?)?;
             let phi = linalg::lu_solve(&m, &c.ones_like()?.sub(&c)?)?;
             let (hp, hv) = score_and_value_rows(&n, &batch)?;

@@ -39,6 +39,7 @@ fn options(root: &std::path::Path) -> RunOptions {
         seed: Some(5),
         log_root: root.to_path_buf(),
         verbose: false,
+        device: rat_train::cli::test_device().expect("RAT_TEST_DEVICE names a usable device"),
         ..RunOptions::default()
     }
 }

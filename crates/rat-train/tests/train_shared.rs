@@ -20,6 +20,7 @@ fn options(root: &std::path::Path, seed: u64) -> RunOptions {
         seed: Some(seed),
         log_root: root.to_path_buf(),
         verbose: false,
+        device: rat_train::cli::test_device().expect("RAT_TEST_DEVICE names a usable device"),
         ..RunOptions::default()
     }
 }
@@ -113,7 +114,7 @@ fn rat_joint_update_solves_cartpole_and_writes_the_shared_outputs() -> anyhow::R
         3,
         7,
         ActionMode::Mode,
-        &candle_core::Device::Cpu,
+        &rat_train::cli::test_device()?,
     )?;
     let (mean, _) = eval.mean_std();
     println!("deterministic evaluation: {mean:.1}");
@@ -237,7 +238,7 @@ fn shared_cnn_trains_on_minatar_with_every_joint_rule() -> anyhow::Result<()> {
             1,
             1,
             rat_train::runner::ActionMode::Mode,
-            &candle_core::Device::Cpu,
+            &rat_train::cli::test_device()?,
         )?;
         assert_eq!(eval.returns.len(), 1, "{name}: the checkpoint evaluates");
     }

@@ -10,15 +10,23 @@ use rat_core::layers::{Broadcast, Conv2d, Dense, Layer, MaxPool2d, Recorder, Seq
 
 pub type Res<T> = anyhow::Result<T>;
 
-/// The device the tests run on: the CPU, or the first CUDA device with `RAT_TEST_DEVICE=cuda`
-/// (a build with `--features cuda`, see scripts/build-cuda.sh). One device for the whole test
-/// binary: candle tells devices apart by instance, so it is made once.
+/// The device the tests run on: `RAT_TEST_DEVICE` = `cuda` (GPU 0) or a GPU index k needs a
+/// build with `--features cuda` (see scripts/build-cuda.sh); unset or anything else is the CPU.
+/// One device for the whole test binary: candle tells devices apart by instance, so it is made
+/// once.
 pub fn dev() -> Device {
     static DEV: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
-    DEV.get_or_init(|| match std::env::var("RAT_TEST_DEVICE").as_deref() {
-        Ok("cuda") => Device::new_cuda(0)
-            .expect("RAT_TEST_DEVICE=cuda needs a build with --features cuda and a CUDA device"),
-        _ => Device::Cpu,
+    DEV.get_or_init(|| {
+        let gpu = match std::env::var("RAT_TEST_DEVICE").as_deref().map(str::trim) {
+            Ok("cuda") => Some(0),
+            Ok(s) => s.parse::<usize>().ok(),
+            Err(_) => None,
+        };
+        match gpu {
+            Some(k) => Device::new_cuda(k)
+                .expect("RAT_TEST_DEVICE names a GPU: needs --features cuda and a CUDA device"),
+            None => Device::Cpu,
+        }
     })
     .clone()
 }
