@@ -135,7 +135,7 @@ fn main() -> rat_envs::Result<()> {
 }
 
 fn procgen(budget: Duration) -> rat_envs::Result<()> {
-    if !rat_envs::procgen::procgen_dir().join("libenv.so").is_file() {
+    if !rat_envs::procgen::is_fetched() {
         println!("procgen: skipped (run scripts/fetch-procgen.sh)");
         return Ok(());
     }

@@ -25,7 +25,9 @@ LIB="libmujoco.so.3.17.0"
 # The model files the Rust tasks load (walker2d_v5.xml is Walker2d-v5's).
 XMLS="ant half_cheetah hopper humanoid humanoidstandup inverted_double_pendulum inverted_pendulum reacher swimmer walker2d walker2d_v5"
 
-die() { echo "fetch-mujoco: error: $*" >&2; exit 1; }
+NAME=fetch-mujoco
+# shellcheck source=wheel-lib.sh
+source "$ROOT/scripts/wheel-lib.sh"
 
 have_all() {
     [ -f "$DIR/$LIB" ] && [ -L "$DIR/libmujoco.so" ] || return 1
@@ -37,9 +39,7 @@ if have_all; then
     exit 0
 fi
 
-command -v "$PY" >/dev/null || die "'$PY' not found (set PYTHON to a Python 3 with pip)"
-"$PY" -m pip --version >/dev/null 2>&1 || die "'$PY -m pip' does not work (set PYTHON to a Python 3 with pip)"
-command -v sha256sum >/dev/null || die "sha256sum not found"
+need_pip
 
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
@@ -51,15 +51,8 @@ echo "fetch-mujoco: downloading mujoco==3.17.0 and gymnasium==1.4.0 wheels with 
 "$PY" -m pip download --quiet --no-deps --only-binary=:all: -d "$TMP" gymnasium==1.4.0 \
     || die "pip could not download gymnasium==1.4.0 (is PyPI reachable?)"
 
-check() { # file sha256
-    [ -f "$TMP/$1" ] || die "pip did not produce $1 (got: $(ls "$TMP"))"
-    local got
-    got="$(sha256sum "$TMP/$1" | cut -d' ' -f1)"
-    [ "$got" = "$2" ] || die "sha256 mismatch for $1: expected $2, got $got"
-    echo "fetch-mujoco: sha256 ok  $1"
-}
-check "$MUJOCO_WHEEL" "$MUJOCO_SHA256"
-check "$GYM_WHEEL" "$GYM_SHA256"
+check_sha256 "$TMP" "$MUJOCO_WHEEL" "$MUJOCO_SHA256"
+check_sha256 "$TMP" "$GYM_WHEEL" "$GYM_SHA256"
 
 mkdir -p "$DIR/assets"
 "$PY" - "$TMP/$MUJOCO_WHEEL" "$TMP/$GYM_WHEEL" "$DIR" "$LIB" $XMLS <<'EOF' || die "extraction failed"

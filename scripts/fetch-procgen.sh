@@ -21,7 +21,9 @@ PY="${PYTHON:-python3}"
 WHEEL="procgen-0.10.7-cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
 SHA256="4b594d14e42f0f2166e59a9e294477b906eb99c90c3343b570b7124cbc865f53"
 
-die() { echo "fetch-procgen: error: $*" >&2; exit 1; }
+NAME=fetch-procgen
+# shellcheck source=wheel-lib.sh
+source "$ROOT/scripts/wheel-lib.sh"
 
 have_all() { [ -f "$DIR/libenv.so" ] && [ -f "$DIR/assets/.complete" ]; }
 
@@ -30,9 +32,7 @@ if have_all; then
     exit 0
 fi
 
-command -v "$PY" >/dev/null || die "'$PY' not found (set PYTHON to a Python 3 with pip)"
-"$PY" -m pip --version >/dev/null 2>&1 || die "'$PY -m pip' does not work (set PYTHON to a Python 3 with pip)"
-command -v sha256sum >/dev/null || die "sha256sum not found"
+need_pip
 
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
@@ -41,10 +41,7 @@ echo "fetch-procgen: downloading the procgen==0.10.7 wheel with pip"
 "$PY" -m pip download --quiet --no-deps --only-binary=:all: \
     --python-version 3.10 --implementation cp --abi cp310 --platform manylinux2014_x86_64 \
     -d "$TMP" procgen==0.10.7 || die "pip could not download procgen==0.10.7 (is PyPI reachable?)"
-[ -f "$TMP/$WHEEL" ] || die "pip did not produce $WHEEL (got: $(ls "$TMP"))"
-got="$(sha256sum "$TMP/$WHEEL" | cut -d' ' -f1)"
-[ "$got" = "$SHA256" ] || die "sha256 mismatch for $WHEEL: expected $SHA256, got $got"
-echo "fetch-procgen: sha256 ok  $WHEEL"
+check_sha256 "$TMP" "$WHEEL" "$SHA256"
 
 mkdir -p "$DIR"
 "$PY" - "$TMP/$WHEEL" "$DIR" <<'PYEOF' || die "extraction failed"

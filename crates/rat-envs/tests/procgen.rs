@@ -8,7 +8,7 @@ use rat_envs::procgen::{DistributionMode, ProcgenOptions};
 use rat_envs::{Space, VecEnv};
 
 fn available() -> bool {
-    let ok = rat_envs::procgen::procgen_dir().join("libenv.so").is_file();
+    let ok = rat_envs::procgen::is_fetched();
     if !ok {
         println!("skipped: Procgen is not fetched (scripts/fetch-procgen.sh)");
     }

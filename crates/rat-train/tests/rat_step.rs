@@ -2,7 +2,10 @@
 //! with ratio clamping, advantage normalisation, the Kaczmarz correction, L2 clipping and SGD with
 //! momentum 1e-6, on small f64 Gaussian and categorical actors.
 
+mod common;
+
 use candle_core::{DType, Shape, Tensor};
+use common::grid;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rat_core::distributions::{Categorical, DiagGaussian};
@@ -39,17 +42,6 @@ fn categorical() -> anyhow::Result<CategoricalActor> {
         &rat_train::cli::test_device()?,
         &mut rng,
     )?)
-}
-
-fn grid(n: usize, k: f64, seed: f64) -> candle_core::Result<Tensor> {
-    Tensor::arange(
-        0u32,
-        n as u32,
-        &rat_train::cli::test_device().map_err(candle_core::Error::wrap)?,
-    )?
-    .to_dtype(DType::F64)?
-    .affine(k, seed)?
-    .sin()
 }
 
 /// A batch whose old policy is shifted from the current one, so the ratios differ from 1 and some

@@ -3,7 +3,10 @@
 //! two-column [ψ, φ] solve with the Kaczmarz correction vs an explicit LU solve, the exact joint
 //! variant vs a P x P solve, and the diagonal rule vs the materialised diagonal.
 
+mod common;
+
 use candle_core::{DType, Tensor};
+use common::grid;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rat_core::jacobian::ScoreJacobian;
@@ -30,17 +33,6 @@ fn net(space: &Space, dropout: f64, seed: u64) -> anyhow::Result<SharedActorCrit
         &rat_train::cli::test_device()?,
         &mut rng,
     )?)
-}
-
-fn grid(n: usize, k: f64, seed: f64) -> candle_core::Result<Tensor> {
-    Tensor::arange(
-        0u32,
-        n as u32,
-        &rat_train::cli::test_device().map_err(candle_core::Error::wrap)?,
-    )?
-    .to_dtype(DType::F64)?
-    .affine(k, seed)?
-    .sin()
 }
 
 /// A batch whose old policy comes from another network, so the ratios differ from 1.

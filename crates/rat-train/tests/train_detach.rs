@@ -276,7 +276,7 @@ fn the_resnet_configs_train_on_procgen() -> anyhow::Result<()> {
     // IMPALA ResNet on Procgen StarPilot through the factored conv Jacobian, separate and shared,
     // for two tiny iterations (the library comes from scripts/fetch-procgen.sh; without it the
     // test says so and passes).
-    if !rat_envs::procgen::procgen_dir().join("libenv.so").is_file() {
+    if !rat_envs::procgen::is_fetched() {
         println!("skipped: Procgen is not fetched (scripts/fetch-procgen.sh)");
         return Ok(());
     }

@@ -404,11 +404,11 @@ impl MaxPool2d {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{DType, Device, Tensor, Var};
+    use candle_core::{DType, Device, Result, Tensor, Var};
 
     use super::{Conv2d, unfold, unfold_rows};
 
-    fn rand(shape: &[usize], seed: u64) -> Tensor {
+    fn rand(shape: &[usize], seed: u64) -> Result<Tensor> {
         let n: usize = shape.iter().product();
         // A small LCG: deterministic values in (-1, 1) without extra dependencies.
         let mut s = seed;
@@ -420,77 +420,55 @@ mod tests {
                 ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
             })
             .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+        Tensor::from_vec(v, shape, &Device::Cpu)
     }
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        a.sub(b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
+    fn max_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
+        a.sub(b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()
     }
 
     /// The custom convolution and its input and weight gradients agree with candle's `conv2d`.
     #[test]
-    fn conv_matches_candle_conv2d() {
+    fn conv_matches_candle_conv2d() -> anyhow::Result<()> {
         for (stride, padding) in [(1, 1), (2, 1), (2, 0), (1, 0)] {
-            let x = Var::from_tensor(&rand(&[2, 3, 7, 6], 1)).unwrap();
-            let w = Var::from_tensor(&rand(&[4, 3, 3, 2], 2)).unwrap();
-            let bias = Var::from_tensor(&rand(&[4], 3)).unwrap();
-            let conv = Conv2d::new(w.clone(), bias.clone(), stride, padding).unwrap();
-            let y = conv.forward(x.as_tensor(), None).unwrap();
+            let x = Var::from_tensor(&rand(&[2, 3, 7, 6], 1)?)?;
+            let w = Var::from_tensor(&rand(&[4, 3, 3, 2], 2)?)?;
+            let bias = Var::from_tensor(&rand(&[4], 3)?)?;
+            let conv = Conv2d::new(w.clone(), bias.clone(), stride, padding)?;
+            let y = conv.forward(x.as_tensor(), None)?;
             let y_ref = x
                 .as_tensor()
-                .conv2d(w.as_tensor(), padding, stride, 1, 1)
-                .unwrap()
-                .broadcast_add(&bias.as_tensor().reshape((1, 4, 1, 1)).unwrap())
-                .unwrap();
+                .conv2d(w.as_tensor(), padding, stride, 1, 1)?
+                .broadcast_add(&bias.as_tensor().reshape((1, 4, 1, 1))?)?;
             assert_eq!(y.dims(), y_ref.dims());
-            assert!(max_diff(&y, &y_ref) < 1e-12);
-            let r = rand(y.dims(), 4);
-            let g = y.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
-            let g_ref = y_ref
-                .mul(&r)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            assert!(max_diff(&y, &y_ref)? < 1e-12);
+            let r = rand(y.dims(), 4)?;
+            let g = y.mul(&r)?.sum_all()?.backward()?;
+            let g_ref = y_ref.mul(&r)?.sum_all()?.backward()?;
             for v in [&x, &w, &bias] {
-                let (a, b) = (
-                    g.get(v.as_tensor()).unwrap(),
-                    g_ref.get(v.as_tensor()).unwrap(),
-                );
-                assert!(max_diff(a, b) < 1e-12, "stride {stride} padding {padding}");
+                let missing = || anyhow::anyhow!("no gradient");
+                let a = g.get(v.as_tensor()).ok_or_else(missing)?;
+                let b = g_ref.get(v.as_tensor()).ok_or_else(missing)?;
+                assert!(max_diff(a, b)? < 1e-12, "stride {stride} padding {padding}");
             }
         }
+        Ok(())
     }
 
     /// `unfold_rows` is `unfold` transposed to rows, with the column of ones.
     #[test]
-    fn unfold_rows_matches_unfold() {
-        let x = rand(&[3, 2, 6, 5], 5).to_dtype(DType::F32).unwrap();
-        let u = unfold(&x, (3, 2), 2, 1).unwrap();
-        let (b, c, kk, l) = u.dims4().unwrap();
-        let u = u.reshape((b, c * kk, l)).unwrap().transpose(1, 2).unwrap();
-        let ones = Tensor::ones((b, l, 1), DType::F32, &Device::Cpu).unwrap();
-        let want = Tensor::cat(&[&u, &ones], 2).unwrap();
-        let got = unfold_rows(&x, (3, 2), 2, 1, true).unwrap();
-        let d = got
-            .sub(&want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap();
-        assert_eq!(d.max(0).unwrap().to_scalar::<f32>().unwrap(), 0.0);
-        let got = unfold_rows(&x, (3, 2), 2, 1, false).unwrap();
+    fn unfold_rows_matches_unfold() -> anyhow::Result<()> {
+        let x = rand(&[3, 2, 6, 5], 5)?.to_dtype(DType::F32)?;
+        let u = unfold(&x, (3, 2), 2, 1)?;
+        let (b, c, kk, l) = u.dims4()?;
+        let u = u.reshape((b, c * kk, l))?.transpose(1, 2)?;
+        let ones = Tensor::ones((b, l, 1), DType::F32, &Device::Cpu)?;
+        let want = Tensor::cat(&[&u, &ones], 2)?;
+        let got = unfold_rows(&x, (3, 2), 2, 1, true)?;
+        let d = got.sub(&want)?.abs()?.flatten_all()?;
+        assert_eq!(d.max(0)?.to_scalar::<f32>()?, 0.0);
+        let got = unfold_rows(&x, (3, 2), 2, 1, false)?;
         assert_eq!(got.dims(), u.dims());
+        Ok(())
     }
 }

@@ -10,8 +10,9 @@ use rat_core::layers::{Broadcast, Conv2d, Dense, Layer, MaxPool2d, Recorder, Seq
 
 pub type Res<T> = anyhow::Result<T>;
 
-/// The device the tests run on: `RAT_TEST_DEVICE` = `cuda` (GPU 0) or a GPU index k needs a
-/// build with `--features cuda` (see scripts/build-cuda.sh); unset or anything else is the CPU.
+/// The device the tests run on, read as rat-train's `cli::test_device` reads it:
+/// `RAT_TEST_DEVICE` = `cuda` (GPU 0), a GPU index k, or -1 (the GPU when there is one) needs a
+/// build with `--features cuda` (see scripts/build-cuda.sh); unset or `cpu` is the CPU.
 /// One device for the whole test binary: candle tells devices apart by instance, so it is made
 /// once.
 pub fn dev() -> Device {
@@ -19,14 +20,15 @@ pub fn dev() -> Device {
     DEV.get_or_init(|| {
         let gpu = match std::env::var("RAT_TEST_DEVICE").as_deref().map(str::trim) {
             Ok("cuda") => Some(0),
-            Ok(s) => s.parse::<usize>().ok(),
+            Ok(s) => s.parse::<i64>().ok(),
             Err(_) => None,
         };
-        match gpu {
-            Some(k) => Device::new_cuda(k)
-                .expect("RAT_TEST_DEVICE names a GPU: needs --features cuda and a CUDA device"),
-            None => Device::Cpu,
-        }
+        let made = match gpu {
+            None => Ok(Device::Cpu),
+            Some(k) if k < 0 => Device::cuda_if_available(0),
+            Some(k) => Device::new_cuda(k as usize),
+        };
+        made.expect("RAT_TEST_DEVICE names a GPU: needs --features cuda and a CUDA device")
     })
     .clone()
 }

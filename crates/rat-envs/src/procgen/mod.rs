@@ -27,6 +27,12 @@ use crate::space::Space;
 
 pub use ffi::procgen_dir;
 
+/// Whether `scripts/fetch-procgen.sh` has put the library in [`procgen_dir`] (it may still fail
+/// to load; making an environment says why).
+pub fn is_fetched() -> bool {
+    procgen_dir().join("libenv.so").is_file()
+}
+
 /// The games.
 pub const GAMES: &[&str] = &[
     "bigfish",
