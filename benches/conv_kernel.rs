@@ -17,8 +17,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rat_core::jacobian::{FactoredJacobian, MaterialisedJacobian, ScoreJacobian};
 use rat_core::layers::Recorder;
-use rat_train::encoders::{Encoder, NetType};
 use rat_train::nets::CategoricalActor;
+use rat_train::nets::encoders::{Encoder, NetType};
 
 #[derive(Clone, Copy)]
 struct Case {

@@ -22,7 +22,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rat_train::config::{Algo, AlgoConfig, Config, KaczmarzKind, SigmaType};
 use rat_train::nets::{Actor, GaussianActor};
-use rat_train::update::{ActorBatch, ActorUpdate};
+use rat_train::rules::{ActorBatch, ActorUpdate};
 
 const B: usize = 1024;
 /// Small enough that the policy barely moves over a benchmark, so every step sees the same data.
@@ -60,7 +60,7 @@ fn rule(file: &str, mode: Option<KaczmarzKind>) -> anyhow::Result<Box<dyn ActorU
         algo_config,
         ..Config::default_rat()
     };
-    Ok(rat_train::detach::actor_update(&config)?)
+    Ok(rat_train::rules::actor_update(&config)?)
 }
 
 struct Setup {
@@ -269,19 +269,21 @@ fn main() -> anyhow::Result<()> {
 
 /// The shared network's joint updates on one Humanoid-sized minibatch, median ms.
 fn joint_table(runs: usize, dev: &Device) -> anyhow::Result<()> {
-    use rat_train::joint::JointBatch;
-    use rat_train::shared::joint_update;
-    use rat_train::shared_net::SharedActorCritic;
+    use rat_train::nets::shared::SharedActorCritic;
+    use rat_train::rules::joint::JointBatch;
+    use rat_train::rules::joint::joint_update;
     let dev = dev.clone();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let space = rat_envs::Space::uniform_box(17, -0.4, 0.4);
     let net = SharedActorCritic::new(
-        rat_train::encoders::Encoder::identity(376),
+        rat_train::nets::encoders::Encoder::identity(376),
         &space,
-        256,
-        2,
-        0.0,
-        true,
+        rat_train::nets::shared::TrunkSpec {
+            width: 256,
+            layers: 2,
+            dropout: 0.0,
+            popart: true,
+        },
         DType::F32,
         &dev,
         &mut rng,

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use rat_train::config::Config;
-use rat_train::detach::{RunOptions, run};
-use rat_train::png::{PALETTE, Series, plot_curves};
+use rat_train::io::png::{PALETTE, Series, plot_curves};
+use rat_train::loops::{RunOptions, detach::run};
 
 const USAGE: &str = "usage: compare --env_name <env> [--algos rat,fvp,diag,kfac,ppo] [--seeds 1,2] \
                      [--net mlp|cnn (configs/<algo>_<net>.yaml)] \
@@ -42,30 +42,27 @@ fn main() -> ExitCode {
     }
 }
 
-/// (steps, eprewmean, seconds) of every iteration in a run's progress.csv.
+/// (steps, eprewmean, seconds) of every iteration in a run's progress.csv, by column name.
 fn read_curve(dir: &Path) -> anyhow::Result<Vec<(f64, f64, f64)>> {
-    let text = std::fs::read_to_string(dir.join("progress.csv"))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let path = dir.join("progress.csv");
+    let mut reader = csv::Reader::from_path(&path)?;
+    let header = reader.headers()?.clone();
     let col = |name: &str| {
         header
             .iter()
-            .position(|h| *h == name)
-            .ok_or_else(|| anyhow::anyhow!("progress.csv has no {name}"))
+            .position(|h| h == name)
+            .ok_or_else(|| anyhow::anyhow!("{}: no column {name}", path.display()))
     };
     let (s, r, t) = (
         col("misc/serial_timesteps")?,
         col("eprewmean")?,
         col("misc/time_elapsed")?,
     );
-    lines
-        .map(|l| {
-            let v: Vec<&str> = l.split(',').collect();
-            let num = |i: usize| {
-                v.get(i)
-                    .and_then(|x| x.parse::<f64>().ok())
-                    .unwrap_or(f64::NAN)
-            };
+    reader
+        .records()
+        .map(|rec| {
+            let rec = rec?;
+            let num = |i: usize| rec.get(i).and_then(|x| x.parse().ok()).unwrap_or(f64::NAN);
             Ok((num(s), num(r), num(t)))
         })
         .collect()
@@ -88,16 +85,17 @@ fn compare() -> anyhow::Result<()> {
     let (mut env, mut out, mut from_csv, mut overrides) = (None, None, None, Vec::new());
     let mut from_logs: Option<Vec<PathBuf>> = None;
     let mut net = "mlp".to_string();
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
-            return Ok(());
-        }
-        let key = flag.trim_start_matches("--").replace('-', "_");
-        let value = args
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))?;
+    use rat_train::cli::{Item, items};
+    for item in items(std::env::args().skip(1), &[])? {
+        let (key, value) = match item {
+            Item::Help => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            Item::Flag(k, v) => (k, v),
+            Item::Switch(k) => anyhow::bail!("unexpected switch --{k}"),
+            Item::Positional(p) => anyhow::bail!("unexpected argument '{p}'\n{USAGE}"),
+        };
         match key.as_str() {
             "algos" => algos = value.split(',').map(str::to_string).collect(),
             "seeds" => seeds = value.split(',').map(str::parse).collect::<Result<_, _>>()?,
@@ -211,20 +209,19 @@ fn rows_from_logs(dirs: &[PathBuf]) -> anyhow::Result<Vec<Row>> {
 
 /// The rows of a `curves.csv`.
 fn read_rows(path: &Path) -> anyhow::Result<Vec<Row>> {
-    std::fs::read_to_string(path)?
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let v: Vec<&str> = l.split(',').collect();
-            anyhow::ensure!(v.len() == 5, "{}: bad row '{l}'", path.display());
-            let num = |x: &str| x.parse::<f64>().unwrap_or(f64::NAN);
-            Ok((
-                v[0].to_string(),
-                v[1].parse()?,
-                num(v[2]),
-                num(v[3]),
-                num(v[4]),
-            ))
+    #[derive(serde::Deserialize)]
+    struct Record {
+        algo: String,
+        seed: u64,
+        steps: f64,
+        eprewmean: f64,
+        seconds: f64,
+    }
+    csv::Reader::from_path(path)?
+        .deserialize()
+        .map(|r| {
+            let r: Record = r.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            Ok((r.algo, r.seed, r.steps, r.eprewmean, r.seconds))
         })
         .collect()
 }

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rat_train::runner::ActionMode;
+use rat_train::nets::ActionMode;
 
 const USAGE: &str = "usage: evaluate <model.safetensors> [--episodes n (10)] [--seed s (0)] \
                      [--stochastic] [--device k (-1)]";
@@ -24,43 +24,30 @@ fn main() -> ExitCode {
 }
 
 fn run() -> rat_train::Result<()> {
+    use rat_train::cli::{Item, integer, items};
     let (mut path, mut episodes, mut seed, mut mode, mut device) =
         (None, 10usize, 0u64, ActionMode::Mode, -1i64);
-    let mut args = std::env::args().skip(1);
     let bad = |m: String| rat_train::Error::Invalid(m);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| {
-            args.next()
-                .ok_or_else(|| bad(format!("{name} needs a value")))
-        };
-        match arg.as_str() {
-            "--episodes" => {
-                episodes = value("--episodes")?
-                    .parse()
-                    .map_err(|_| bad("--episodes: not a number".into()))?
-            }
-            "--seed" => {
-                seed = value("--seed")?
-                    .parse()
-                    .map_err(|_| bad("--seed: not a number".into()))?
-            }
-            "--device" => {
-                device = value("--device")?
-                    .parse()
-                    .map_err(|_| bad("--device: not a number".into()))?
-            }
-            "--stochastic" => mode = ActionMode::Sample,
-            "--help" | "-h" => {
+    for item in items(std::env::args().skip(1), &["stochastic"])? {
+        match item {
+            Item::Help => {
                 println!("{USAGE}");
                 return Ok(());
             }
-            p if !p.starts_with("--") && path.is_none() => path = Some(PathBuf::from(p)),
-            other => return Err(bad(format!("unexpected argument '{other}'"))),
+            Item::Switch(_) => mode = ActionMode::Sample,
+            Item::Flag(k, v) => match k.as_str() {
+                "episodes" => episodes = integer(&k, &v)?,
+                "seed" => seed = integer(&k, &v)?,
+                "device" => device = integer(&k, &v)?,
+                _ => return Err(bad(format!("unknown flag --{k}"))),
+            },
+            Item::Positional(p) if path.is_none() => path = Some(PathBuf::from(p)),
+            Item::Positional(p) => return Err(bad(format!("unexpected argument '{p}'"))),
         }
     }
     let path = path.ok_or_else(|| bad("no checkpoint given".into()))?;
     let device = rat_train::cli::device(device)?;
-    let eval = rat_train::evaluate::evaluate(&path, episodes, seed, mode, &device)?;
+    let eval = rat_train::loops::evaluate::evaluate(&path, episodes, seed, mode, &device)?;
     let (mean, std) = eval.mean_std();
     let mean_len = eval.lengths.iter().sum::<usize>() as f64 / eval.lengths.len() as f64;
     println!("{episodes} episodes: return {mean:.2} ± {std:.2} (mean length {mean_len:.1})");

@@ -24,7 +24,7 @@ fn run() -> rat_train::Result<()> {
         println!("{}", rat_train::cli::USAGE);
         return Ok(());
     };
-    let out = rat_train::detach::run(&cli.config, &cli.options)?;
+    let out = rat_train::loops::detach::run(&cli.config, &cli.options)?;
     let [rollout, actor, critic] = out.phase_seconds;
     println!(
         "per iteration: rollout {rollout:.2} s, actor updates {actor:.2} s, critic updates {critic:.2} s"

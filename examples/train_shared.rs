@@ -25,7 +25,7 @@ fn run() -> rat_train::Result<()> {
         println!("{}", rat_train::cli::USAGE);
         return Ok(());
     };
-    let out = rat_train::shared::run(&cli.config, &cli.options)?;
+    let out = rat_train::loops::shared::run(&cli.config, &cli.options)?;
     let [rollout, joint, _] = out.phase_seconds;
     println!("per iteration: rollout {rollout:.2} s, joint updates {joint:.2} s");
     println!(

@@ -84,15 +84,7 @@ impl ReferenceKaczmarz {
     /// a − J g, the corrected right-hand side (a unchanged before the first step). `a` is (b) or
     /// (b, k); the same correction goes into every column.
     pub fn correct(&self, jac: &dyn ScoreJacobian, a: &Tensor) -> Result<Tensor> {
-        let Some(g) = &self.buffer else {
-            return Ok(a.clone());
-        };
-        let c = jac.jvp(g)?;
-        Ok(if a.rank() == 1 {
-            a.sub(&c)?
-        } else {
-            a.broadcast_sub(&c.unsqueeze(1)?)?
-        })
+        reference_correction(jac, self.buffer(), a)
     }
 
     /// ψ = (K R / b + λI)⁻¹ (a − J g) and the direction Jᵀ(r ⊙ ψ)/b.
@@ -135,6 +127,25 @@ impl ReferenceKaczmarz {
     pub fn set_buffer(&mut self, buffer: Option<Vec<Tensor>>) {
         self.buffer = buffer;
     }
+}
+
+/// The reference's Kaczmarz right-hand side a − J g for a momentum buffer g (a unchanged when
+/// there is none yet, before the first step). `a` is (b) or (b, k); the same correction goes into
+/// every column. An optimiser that owns its buffer (rat-train's `Sgd`) calls this directly.
+pub fn reference_correction(
+    jac: &dyn ScoreJacobian,
+    buffer: Option<&[Tensor]>,
+    a: &Tensor,
+) -> Result<Tensor> {
+    let Some(g) = buffer else {
+        return Ok(a.clone());
+    };
+    let c = jac.jvp(g)?;
+    Ok(if a.rank() == 1 {
+        a.sub(&c)?
+    } else {
+        a.broadcast_sub(&c.unsqueeze(1)?)?
+    })
 }
 
 /// Textbook randomized block Kaczmarz on the N-sample regularised system.
@@ -270,7 +281,8 @@ impl Kaczmarz {
     }
 }
 
-fn check_damping(op: &'static str, damping: f64) -> Result<()> {
+/// An error naming `op` unless the damping λ is positive and finite.
+pub fn check_damping(op: &'static str, damping: f64) -> Result<()> {
     if damping.is_finite() && damping > 0.0 {
         Ok(())
     } else {

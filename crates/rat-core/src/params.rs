@@ -5,7 +5,8 @@
 //! [`Recorder`](crate::layers::Recorder) sites (or the parameter list handed to a materialised
 //! Jacobian); it defines the columns of J and must be the same everywhere a vector is flattened.
 
-use candle_core::{Shape, Tensor};
+use candle_core::backprop::GradStore;
+use candle_core::{Shape, Tensor, Var};
 
 use crate::error::{Result, shape_err};
 
@@ -139,4 +140,18 @@ pub fn tensor_is_finite(t: &Tensor) -> Result<bool> {
         .to_dtype(candle_core::DType::F64)?
         .to_scalar::<f64>()?;
     Ok(s == 0.0)
+}
+
+/// The gradients of `params` in a backward pass's `grads`, in their order; zeros for a parameter
+/// the loss does not depend on.
+pub fn gradients(grads: &GradStore, params: &[Var]) -> Result<Vec<Tensor>> {
+    Ok(params
+        .iter()
+        .map(|p| {
+            grads
+                .get(p.as_tensor())
+                .cloned()
+                .map_or_else(|| p.as_tensor().zeros_like(), Ok)
+        })
+        .collect::<candle_core::Result<_>>()?)
 }

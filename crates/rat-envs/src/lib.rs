@@ -24,6 +24,8 @@
 //! # Ok::<(), rat_envs::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod batch;
 pub mod classic;
 mod env;
@@ -34,6 +36,7 @@ pub mod mujoco;
 pub mod procgen;
 mod registry;
 mod space;
+pub mod testing;
 mod vec_env;
 
 pub use batch::BatchEnv;

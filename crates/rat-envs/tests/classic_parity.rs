@@ -8,7 +8,8 @@
 //! termination and by the time limit.
 //!
 //! The Python comes from `RAT_PARITY_PYTHON` (a virtual environment with
-//! `gymnasium==1.4.0`); without it the tests print a line saying they were skipped and pass.
+//! `gymnasium==1.4.0`); without it the tests print a line saying they were skipped and pass (and fail under
+//! `CI=true`).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -25,7 +26,7 @@ const REWARD_TOL: f64 = 1e-9;
 /// Runs the reference script on `spec`; `None` (and a printed line) when no Python is set.
 fn reference(spec: &str) -> Result<Option<Vec<Episode>>> {
     let Some(python) = std::env::var_os("RAT_PARITY_PYTHON") else {
-        println!("skipped: set RAT_PARITY_PYTHON (scripts/parity-venv.sh creates it)");
+        rat_envs::testing::skip("set RAT_PARITY_PYTHON (scripts/parity-venv.sh creates it)")?;
         return Ok(None);
     };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/parity/classic.py");

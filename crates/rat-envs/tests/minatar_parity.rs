@@ -16,7 +16,8 @@
 //!   of many random-policy episodes agree within sampling error (5 standard errors).
 //!
 //! The Python comes from `RAT_PARITY_PYTHON` (`scripts/parity-venv.sh` installs minatar there);
-//! without it the tests print a line saying they were skipped and pass.
+//! without it the tests print a line saying they were skipped and pass (and fail under
+//! `CI=true`).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -34,7 +35,7 @@ use serde_json::Value;
 
 fn reference(spec: &str) -> Result<Option<Vec<String>>> {
     let Some(python) = std::env::var_os("RAT_PARITY_PYTHON") else {
-        println!("skipped: set RAT_PARITY_PYTHON (scripts/parity-venv.sh creates it)");
+        rat_envs::testing::skip("set RAT_PARITY_PYTHON (scripts/parity-venv.sh creates it)")?;
         return Ok(None);
     };
     let script = concat!(
@@ -57,7 +58,9 @@ fn reference(spec: &str) -> Result<Option<Vec<String>>> {
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         if err.contains("No module named 'minatar'") {
-            println!("skipped: minatar is not installed in {python:?} (scripts/parity-venv.sh)");
+            rat_envs::testing::skip(&format!(
+                "minatar is not installed in {python:?} (scripts/parity-venv.sh)"
+            ))?;
             return Ok(None);
         }
         anyhow::bail!("{script} failed: {err}");

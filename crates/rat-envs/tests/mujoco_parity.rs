@@ -217,7 +217,7 @@ const REWARD_TOL: f64 = 1e-6;
 #[test]
 fn trajectories_match_gymnasium() -> anyhow::Result<()> {
     let Some(python) = std::env::var_os("RAT_PARITY_PYTHON").filter(|p| !p.is_empty()) else {
-        println!("skipped: set RAT_PARITY_PYTHON (scripts/parity-venv.sh creates it)");
+        rat_envs::testing::skip("set RAT_PARITY_PYTHON (scripts/parity-venv.sh creates it)")?;
         return Ok(());
     };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/parity/mujoco.py");

@@ -7,12 +7,12 @@ use rand_chacha::ChaCha8Rng;
 use rat_envs::procgen::{DistributionMode, ProcgenOptions};
 use rat_envs::{Space, VecEnv};
 
-fn available() -> bool {
-    let ok = rat_envs::procgen::is_fetched();
-    if !ok {
-        println!("skipped: Procgen is not fetched (scripts/fetch-procgen.sh)");
+fn available() -> Result<bool> {
+    if rat_envs::procgen::is_fetched() {
+        return Ok(true);
     }
-    ok
+    rat_envs::testing::skip("Procgen is not fetched (scripts/fetch-procgen.sh)")?;
+    Ok(false)
 }
 
 /// Every observation of a run, and its finished episodes as (return, length).
@@ -37,7 +37,7 @@ fn play(env: &mut VecEnv, steps: usize, seed: u64) -> Result<Played> {
 
 #[test]
 fn coinrun_runs_with_images_actions_and_episodes() -> Result<()> {
-    if !available() {
+    if !available()? {
         return Ok(());
     }
     let mut env = rat_envs::make("procgen:coinrun?threads=2", 4, 7)?;
@@ -79,7 +79,7 @@ fn coinrun_runs_with_images_actions_and_episodes() -> Result<()> {
 
 #[test]
 fn seeds_and_level_options_reach_the_library() -> Result<()> {
-    if !available() {
+    if !available()? {
         return Ok(());
     }
     let run = |id: &str, seed: u64| -> Result<Vec<Vec<f64>>> {
@@ -133,7 +133,7 @@ fn options_and_actions_are_checked() -> Result<()> {
             .iter()
             .any(|i| i == "procgen:starpilot")
     );
-    if !available() {
+    if !available()? {
         return Ok(());
     }
     let mut env = rat_envs::make("procgen:bigfish", 2, 0)?;

@@ -7,7 +7,7 @@
 use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rat_core::layers::{Conv2d, Dense, Layer, Recorder, Sequential, SiteKind};
+use rat_core::layers::{Conv2d, ConvGeometry, Dense, Layer, Recorder, Sequential, SiteKind};
 use rat_core::linalg;
 use rat_kfac::{Kfac, KfacOptions};
 
@@ -199,9 +199,23 @@ fn ekfac_scalings_are_the_mean_squared_projected_per_sample_gradients() -> anyho
 /// A small CNN: Conv(2→3, k3, s2, p1) on 5x5, ReLU, Conv(3→2, k2, s1, p0), Flatten, Dense(8→2).
 fn small_cnn(rng: &mut ChaCha8Rng, dev: &Device) -> anyhow::Result<Sequential> {
     Ok(Sequential::new(vec![
-        Layer::Conv2d(Conv2d::pytorch_init(2, 3, 3, 2, 1, DType::F64, dev, rng)?),
+        Layer::Conv2d(Conv2d::pytorch_init(
+            2,
+            3,
+            ConvGeometry::square(3, 2, 1),
+            DType::F64,
+            dev,
+            rng,
+        )?),
         Layer::Relu,
-        Layer::Conv2d(Conv2d::pytorch_init(3, 2, 2, 1, 0, DType::F64, dev, rng)?),
+        Layer::Conv2d(Conv2d::pytorch_init(
+            3,
+            2,
+            ConvGeometry::square(2, 1, 0),
+            DType::F64,
+            dev,
+            rng,
+        )?),
         Layer::Flatten,
         Layer::Dense(Dense::pytorch_init(8, 2, DType::F64, dev, rng)?),
     ]))

@@ -26,41 +26,67 @@ fn check(op: &'static str, t: usize, e: usize, lens: &[(&str, usize, usize)]) ->
     Ok(())
 }
 
+/// A rollout's raw trajectories, time-major (index t·E + e): what GAE needs and nothing more.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trajectory {
+    /// r_t, (T x E); a truncated episode's bootstrap γ·V(final obs) is already folded in.
+    pub rewards: Vec<f64>,
+    /// V(s_t), (T x E), unnormalised.
+    pub values: Vec<f64>,
+    /// The done flag the environment returned *before* step t (false at t = 0), (T x E).
+    pub dones_before: Vec<bool>,
+    /// V(s_T) of the observations after the last step, (E).
+    pub last_values: Vec<f64>,
+    /// The done flags returned by the last step, (E).
+    pub last_dones: Vec<bool>,
+    /// E, the number of environments.
+    pub num_envs: usize,
+}
+
+impl Trajectory {
+    /// Checks that the buffers are T x E, E and E long (T ≥ 1, E ≥ 1); returns T.
+    pub fn check(&self, op: &'static str) -> Result<usize> {
+        let e = self.num_envs;
+        if e == 0 || !self.rewards.len().is_multiple_of(e) {
+            return shape(
+                op,
+                format!(
+                    "{} rewards do not split into {e} environments",
+                    self.rewards.len()
+                ),
+            );
+        }
+        let t_len = self.rewards.len() / e;
+        let n = t_len * e;
+        check(
+            op,
+            t_len,
+            e,
+            &[
+                ("values", self.values.len(), n),
+                ("dones_before", self.dones_before.len(), n),
+                ("last_values", self.last_values.len(), e),
+                ("last_dones", self.last_dones.len(), e),
+            ],
+        )?;
+        Ok(t_len)
+    }
+}
+
 /// GAE(γ, λ) over a rollout of T steps of E environments, time-major (index t·E + e).
 ///
-/// `dones_before[t·E + e]` is the done flag the environment returned *before* step t (false at
-/// t = 0), `last_values` = V(s_T) and `last_dones` the flags returned by the final step. Going
-/// backwards, with nonterminal_t = 1 − (t = T−1 ? last_done : dones_before[t+1]) and
+/// Going backwards, with nonterminal_t = 1 − (t = T−1 ? last_done : dones_before[t+1]) and
 /// V_next = (t = T−1 ? last_value : V_{t+1}):
 ///
 /// δ_t = r_t + γ·V_next·nonterminal_t − V_t,   Â_t = δ_t + γλ·nonterminal_t·Â_{t+1},   R_t = Â_t + V_t.
 ///
 /// Termination cuts the bootstrap. Truncation is the caller's to fold into the reward
 /// (r ← r + γ·V(final obs), as the reference does) before calling this.
-#[allow(clippy::too_many_arguments)]
-pub fn gae(
-    rewards: &[f64],
-    values: &[f64],
-    dones_before: &[bool],
-    last_values: &[f64],
-    last_dones: &[bool],
-    num_envs: usize,
-    gamma: f64,
-    lambda: f64,
-) -> Result<Advantages> {
-    let (deltas, nonterminal) = deltas_and_masks(
-        "gae",
-        rewards,
-        values,
-        dones_before,
-        last_values,
-        last_dones,
-        num_envs,
-        gamma,
-    )?;
-    let e = num_envs;
-    let t_len = rewards.len() / e;
-    let mut adv = vec![0.0; rewards.len()];
+pub fn gae(traj: &Trajectory, gamma: f64, lambda: f64) -> Result<Advantages> {
+    let (deltas, nonterminal) = deltas_and_masks("gae", traj, gamma)?;
+    let e = traj.num_envs;
+    let t_len = traj.rewards.len() / e;
+    let mut adv = vec![0.0; traj.rewards.len()];
     let mut next = vec![0.0; e];
     for t in (0..t_len).rev() {
         for (j, acc) in next.iter_mut().enumerate() {
@@ -69,7 +95,7 @@ pub fn gae(
             adv[k] = *acc;
         }
     }
-    let returns = adv.iter().zip(values).map(|(a, v)| a + v).collect();
+    let returns = adv.iter().zip(&traj.values).map(|(a, v)| a + v).collect();
     Ok(Advantages {
         advantages: adv,
         returns,
@@ -78,62 +104,26 @@ pub fn gae(
 
 /// The one-step TD errors δ_t of [`gae`] (the reference's `adv_type: td` uses them as the
 /// advantages while keeping the GAE returns).
-#[allow(clippy::too_many_arguments)]
-pub fn td_errors(
-    rewards: &[f64],
-    values: &[f64],
-    dones_before: &[bool],
-    last_values: &[f64],
-    last_dones: &[bool],
-    num_envs: usize,
+pub fn td_errors(traj: &Trajectory, gamma: f64) -> Result<Vec<f64>> {
+    Ok(deltas_and_masks("td_errors", traj, gamma)?.0)
+}
+
+fn deltas_and_masks(
+    op: &'static str,
+    traj: &Trajectory,
     gamma: f64,
-) -> Result<Vec<f64>> {
-    Ok(deltas_and_masks(
-        "td_errors",
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let t_len = traj.check(op)?;
+    let e = traj.num_envs;
+    let Trajectory {
         rewards,
         values,
         dones_before,
         last_values,
         last_dones,
-        num_envs,
-        gamma,
-    )?
-    .0)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn deltas_and_masks(
-    op: &'static str,
-    rewards: &[f64],
-    values: &[f64],
-    dones_before: &[bool],
-    last_values: &[f64],
-    last_dones: &[bool],
-    e: usize,
-    gamma: f64,
-) -> Result<(Vec<f64>, Vec<f64>)> {
-    if e == 0 || !rewards.len().is_multiple_of(e) {
-        return shape(
-            op,
-            format!(
-                "{} rewards do not split into {e} environments",
-                rewards.len()
-            ),
-        );
-    }
-    let t_len = rewards.len() / e;
+        ..
+    } = traj;
     let n = t_len * e;
-    check(
-        op,
-        t_len,
-        e,
-        &[
-            ("values", values.len(), n),
-            ("dones_before", dones_before.len(), n),
-            ("last_values", last_values.len(), e),
-            ("last_dones", last_dones.len(), e),
-        ],
-    )?;
     let mut deltas = vec![0.0; n];
     let mut nonterminal = vec![0.0; n];
     for t in 0..t_len {

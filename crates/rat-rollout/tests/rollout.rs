@@ -1,7 +1,7 @@
 //! GAE, running statistics and PopArt against hand computations and independent formulas.
 
 use candle_core::{Device, Tensor};
-use rat_rollout::{ObsNormaliser, PopArt, RunningMeanStd, env_major, gae, td_errors};
+use rat_rollout::{ObsNormaliser, PopArt, RunningMeanStd, Trajectory, env_major, gae, td_errors};
 
 /// Â_t = Σ_l (γλ)^l δ_{t+l}, stopping after the first step whose successor is terminal.
 fn gae_by_sum(deltas: &[f64], nonterminal: &[f64], gl: f64) -> Vec<f64> {
@@ -28,25 +28,16 @@ fn gae_matches_the_discounted_sum_of_td_errors() -> anyhow::Result<()> {
     let dones_before = [false, false, false, false, false, true, false, false];
     let (last_values, last_dones) = ([0.7, 0.6], [false, true]);
     let (gamma, lambda) = (0.999, 0.95);
-    let out = gae(
-        &rewards,
-        &values,
-        &dones_before,
-        &last_values,
-        &last_dones,
-        2,
-        gamma,
-        lambda,
-    )?;
-    let deltas = td_errors(
-        &rewards,
-        &values,
-        &dones_before,
-        &last_values,
-        &last_dones,
-        2,
-        gamma,
-    )?;
+    let traj = Trajectory {
+        rewards: rewards.to_vec(),
+        values: values.to_vec(),
+        dones_before: dones_before.to_vec(),
+        last_values: last_values.to_vec(),
+        last_dones: last_dones.to_vec(),
+        num_envs: 2,
+    };
+    let out = gae(&traj, gamma, lambda)?;
+    let deltas = td_errors(&traj, gamma)?;
     for e in 0..2 {
         let col = |x: &[f64]| (0..4).map(|t| x[t * 2 + e]).collect::<Vec<_>>();
         let next_done: Vec<bool> = (0..4)
@@ -89,47 +80,29 @@ fn gae_matches_the_discounted_sum_of_td_errors() -> anyhow::Result<()> {
     Ok(())
 }
 
+fn trajectory(t: usize, values: usize, last_values: usize) -> Trajectory {
+    Trajectory {
+        rewards: vec![1.0; t],
+        values: vec![0.0; values],
+        dones_before: vec![false; t],
+        last_values: vec![0.0; last_values],
+        last_dones: vec![false; 2],
+        num_envs: 2,
+    }
+}
+
 #[test]
 fn gae_rejects_mismatched_buffers() {
-    assert!(
-        gae(
-            &[1.0; 6],
-            &[0.0; 5],
-            &[false; 6],
-            &[0.0; 2],
-            &[false; 2],
-            2,
-            0.99,
-            0.95
-        )
-        .is_err()
-    );
-    assert!(
-        gae(
-            &[1.0; 6],
-            &[0.0; 6],
-            &[false; 6],
-            &[0.0; 3],
-            &[false; 2],
-            2,
-            0.99,
-            0.95
-        )
-        .is_err()
-    );
-    assert!(
-        gae(
-            &[1.0; 5],
-            &[0.0; 5],
-            &[false; 5],
-            &[0.0; 2],
-            &[false; 2],
-            2,
-            0.99,
-            0.95
-        )
-        .is_err()
-    );
+    assert!(gae(&trajectory(6, 6, 2), 0.99, 0.95).is_ok());
+    // Too few values, too many last values, rewards that do not split into two environments.
+    for bad in [
+        trajectory(6, 5, 2),
+        trajectory(6, 6, 3),
+        trajectory(5, 5, 2),
+    ] {
+        assert!(gae(&bad, 0.99, 0.95).is_err());
+        assert!(td_errors(&bad, 0.99).is_err());
+    }
 }
 
 #[test]

@@ -1,13 +1,24 @@
-//! The command line of the training examples: the reference's flags in either spelling
-//! (`--env_name` / `--env-name`), any config key as `--key value`, and this port's run options.
+//! The one command-line parser of every example (`train_detach`, `train_shared`, `evaluate`,
+//! `compare`), on `lexopt`, with the same rules everywhere:
+//!
+//! * `--key value` and `--key=value`; `-` and `_` are the same in a key (`--env-name`,
+//!   `--env_name`);
+//! * a value that starts with `--` is an error naming the flag that wanted it (`--lr_pi --seed 1`
+//!   does not swallow `--seed`);
+//! * `--help` / `-h` anywhere asks for the usage text;
+//! * each program names its switches (flags without a value); every other flag takes one.
+//!
+//! [`parse`] is the training examples' command line: a config, any config key as
+//! `--key value`, and the run options.
 
 use std::path::PathBuf;
 
 use candle_core::Device;
 
 use crate::config::Config;
-use crate::detach::RunOptions;
 use crate::error::{Result, invalid};
+use crate::io::checkpoint;
+use crate::loops::RunOptions;
 
 /// The usage text of `train_detach`.
 pub const USAGE: &str = "\
@@ -77,53 +88,97 @@ pub fn device(k: i64) -> Result<Device> {
     })
 }
 
-/// Parses `args` (without the program name). `Ok(None)` means `--help` was asked for.
+/// One item of a command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// `--help` or `-h`.
+    Help,
+    /// A flag the program declared as a switch, by its key (`quiet`).
+    Switch(String),
+    /// A flag and its value, the key with `-` read as `_` (`env_name`, `CartPole-v1`).
+    Flag(String, String),
+    /// An argument that is not a flag (a checkpoint path).
+    Positional(String),
+}
+
+/// Splits `args` (without the program name) into [`Item`]s by the rules above; `switches` are
+/// the keys that take no value.
+pub fn items(args: impl IntoIterator<Item = String>, switches: &[&str]) -> Result<Vec<Item>> {
+    use lexopt::{Arg, ValueExt};
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut out = Vec::new();
+    let err = |e: lexopt::Error| crate::Error::Invalid(e.to_string());
+    while let Some(arg) = parser.next().map_err(err)? {
+        match arg {
+            Arg::Long("help") | Arg::Short('h') => out.push(Item::Help),
+            Arg::Long(name) => {
+                let name = name.to_string();
+                let key = name.replace('-', "_");
+                if switches.contains(&key.as_str()) {
+                    out.push(Item::Switch(key));
+                    continue;
+                }
+                let value = parser
+                    .value()
+                    .map_err(|_| crate::Error::Invalid(format!("--{name} needs a value")))?
+                    .into_string()
+                    .map_err(|v| crate::Error::Invalid(format!("--{name}: {v:?} is not UTF-8")))?;
+                if value.starts_with("--") {
+                    return invalid(format!(
+                        "--{name} needs a value, but the next argument is the flag '{value}'"
+                    ));
+                }
+                out.push(Item::Flag(key, value));
+            }
+            Arg::Short(c) => {
+                return invalid(format!("unknown flag '-{c}' (flags are --key value)"));
+            }
+            Arg::Value(v) => out.push(Item::Positional(v.string().map_err(err)?)),
+        }
+    }
+    Ok(out)
+}
+
+/// An integer flag value, or an error naming the flag.
+pub fn integer<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
+    value
+        .parse()
+        .map_err(|_| crate::Error::Invalid(format!("--{key}: '{value}' is not an integer")))
+}
+
+/// Parses the training examples' `args` (without the program name). `Ok(None)` means `--help`
+/// was asked for.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Cli>> {
     let mut config_path: Option<String> = None;
     let mut overrides: Vec<(String, String)> = Vec::new();
     let mut options = RunOptions::default();
-    let mut args = args.into_iter().peekable();
-    while let Some(arg) = args.next() {
-        let Some(flag) = arg.strip_prefix("--") else {
-            return invalid(format!("unexpected argument '{arg}'\n{USAGE}"));
-        };
-        let (key, inline) = match flag.split_once('=') {
-            Some((k, v)) => (k.replace('-', "_"), Some(v.to_string())),
-            None => (flag.replace('-', "_"), None),
-        };
-        match key.as_str() {
-            "help" | "h" => return Ok(None),
-            "quiet" => {
+    for item in items(args, &["quiet", "no_karzmarz", "no_kaczmarz"])? {
+        let (key, value) = match item {
+            Item::Help => return Ok(None),
+            Item::Switch(s) if s == "quiet" => {
                 options.verbose = false;
                 continue;
             }
-            "no_karzmarz" | "no_kaczmarz" => {
+            Item::Switch(_) => {
                 overrides.push(("is_karzmarz".into(), "false".into()));
                 continue;
             }
-            _ => {}
-        }
-        let value = match inline {
-            Some(v) => v,
-            None => args
-                .next()
-                .ok_or_else(|| crate::Error::Invalid(format!("--{key} needs a value")))?,
-        };
-        let number = |v: &str| -> Result<i64> {
-            v.parse()
-                .map_err(|_| crate::Error::Invalid(format!("--{key}: '{v}' is not an integer")))
+            Item::Positional(p) => return invalid(format!("unexpected argument '{p}'\n{USAGE}")),
+            Item::Flag(k, v) => (k, v),
         };
         match key.as_str() {
             "config" => config_path = Some(value),
-            "seed" => options.seed = Some(number(&value)?.max(0) as u64),
-            "device" => options.device = device(number(&value)?)?,
+            "seed" => options.seed = Some(integer::<i64>(&key, &value)?.max(0) as u64),
+            "device" => options.device = device(integer(&key, &value)?)?,
             "resume" => options.resume = Some(PathBuf::from(value)),
             "log_dir" => options.log_root = PathBuf::from(value),
-            "checkpoint_every" => options.checkpoint_every = number(&value)?.max(0) as usize,
-            "n_proc" if number(&value)? != 1 => {
+            "checkpoint_every" => {
+                options.checkpoint_every = integer::<i64>(&key, &value)?.max(0) as usize
+            }
+            "n_proc" if integer::<i64>(&key, &value)? != 1 => {
                 return invalid(
                     "--n_proc: only one process is supported (the reference's extra \
-                                processes are independent runs; start several instead)",
+                     processes are independent runs; start several instead)",
                 );
             }
             "n_proc" | "port_num" => {}
@@ -132,7 +187,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Cli>> {
     }
     let mut config = match (&config_path, &options.resume) {
         (Some(p), _) => Config::load(p)?,
-        (None, Some(ckpt)) => crate::checkpoint::config(&crate::checkpoint::load(ckpt)?)?,
+        (None, Some(ckpt)) => checkpoint::config(&checkpoint::load(ckpt)?)?,
         (None, None) => return invalid(format!("--config is required\n{USAGE}")),
     };
     for (k, v) in &overrides {

@@ -475,7 +475,7 @@ const SECTIONS: [&str; 4] = ["algo_config", "env_config", "nets_config", "log_co
 impl Config {
     /// Parses YAML text; `origin` names it in errors.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        serde_yaml::from_str(text).map_err(|e| ConfigError::Invalid {
+        serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Invalid {
             origin: origin.into(),
             msg: e.to_string(),
         })
@@ -498,12 +498,12 @@ impl Config {
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let key = key.trim_start_matches("--").replace('-', "_");
         let origin = format!("--{key} {value}");
-        let invalid = |e: serde_yaml::Error| ConfigError::Invalid {
+        let invalid = |e: serde_yaml_ng::Error| ConfigError::Invalid {
             origin: origin.clone(),
             msg: e.to_string(),
         };
-        let mut tree = serde_yaml::to_value(&*self).map_err(invalid)?;
-        let scalar: serde_yaml::Value = serde_yaml::from_str(value).map_err(invalid)?;
+        let mut tree = serde_yaml_ng::to_value(&*self).map_err(invalid)?;
+        let scalar: serde_yaml_ng::Value = serde_yaml_ng::from_str(value).map_err(invalid)?;
         let not_a_mapping = || ConfigError::Invalid {
             origin: origin.clone(),
             msg: "the config did not serialise to a mapping".into(),
@@ -528,14 +528,14 @@ impl Config {
                 .ok_or_else(not_a_mapping)?
                 .insert(key.as_str().into(), scalar);
         }
-        *self = serde_yaml::from_value(tree).map_err(invalid)?;
+        *self = serde_yaml_ng::from_value(tree).map_err(invalid)?;
         Ok(())
     }
 
     /// Every key [`set`](Self::set) accepts.
     pub fn keys() -> Vec<String> {
         // A config of plain fields always serialises; were it not to, there are no keys to list.
-        let tree = serde_yaml::to_value(Config::default_rat()).unwrap_or_default();
+        let tree = serde_yaml_ng::to_value(Config::default_rat()).unwrap_or_default();
         let mut keys = vec!["algo".to_string()];
         for s in SECTIONS {
             if let Some(m) = tree.get(s).and_then(|v| v.as_mapping()) {
@@ -558,7 +558,7 @@ impl Config {
 
     /// The YAML snapshot written to a run's log directory.
     pub fn to_yaml(&self) -> Result<String, ConfigError> {
-        serde_yaml::to_string(self).map_err(|e| ConfigError::Invalid {
+        serde_yaml_ng::to_string(self).map_err(|e| ConfigError::Invalid {
             origin: "config snapshot".into(),
             msg: e.to_string(),
         })

@@ -1,42 +1,30 @@
 //! # rat-train
 //!
-//! Configs, networks, update rules and the training loops of RAT:
+//! Configs, networks, update rules and the training loops of RAT, arranged by role:
 //!
-//! * [`config`] — the reference's YAML configs with CLI overrides ([`cli`]);
-//! * [`nets`] and [`agent`] — the reference's networks on `rat-core` layers;
-//! * [`update`] — the actor-rule interface; [`rat`] — the RAT step; [`diag`] — the
-//!   diagonal-Fisher step; [`fvp`] — FVP + conjugate gradient; [`kfac`] — K-FAC; [`pg`] and [`ppo`] — the yardsticks;
-//! * [`runner`] — rollouts; [`optim`] — Adam and the KL-adaptive learning rate;
-//! * [`detach`] — the `train_detach` loop; [`logger`], [`tensorboard`], [`checkpoint`] — its
-//!   outputs; [`evaluate`] — deterministic evaluation of a checkpoint; [`png`] — learning-curve
-//!   plots without dependencies.
+//! * [`config`] — the reference's YAML configs; [`cli`] — the one command-line parser of every
+//!   example;
+//! * [`nets`] — the networks on `rat-core` layers: policies, MLP actors and critic, image
+//!   encoders, the separate and shared agents, observation/PopArt preprocessing;
+//! * [`rules`] — the actor update rules (`rat`, `fvp`, `diag`, `kfac`, `pg`, `ppo`) behind
+//!   [`rules::ActorUpdate`], and the shared network's joint rules in [`rules::joint`];
+//! * [`optim`] — SGD, Adam and the KL-adaptive learning rate, each owning its checkpoint state;
+//! * [`loops`] — the `train_detach` and `train_shared` loops, the rollout, start-up and resume,
+//!   evaluation;
+//! * [`io`] — the run directory's outputs: `progress.csv`, TensorBoard, checkpoints, plots.
+//!
+//! Dependencies point one way: `loops` → `rules` → `nets` → `config`, and `io` is used by all of
+//! them but uses none of `loops`, `rules`' steps or `nets`.
 
 #![warn(missing_docs)]
 
-pub mod agent;
-pub mod checkpoint;
 pub mod cli;
 pub mod config;
-pub mod detach;
-pub mod diag;
-pub mod encoders;
 mod error;
-pub mod evaluate;
-pub mod fvp;
-mod iteration;
-pub mod joint;
-pub mod kfac;
-pub mod logger;
+pub mod io;
+pub mod loops;
 pub mod nets;
 pub mod optim;
-pub mod pg;
-pub mod png;
-pub mod ppo;
-pub mod rat;
-pub mod runner;
-pub mod shared;
-pub mod shared_net;
-pub mod tensorboard;
-pub mod update;
+pub mod rules;
 
 pub use error::{Error, Result};

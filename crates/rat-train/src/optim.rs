@@ -1,7 +1,84 @@
-//! The critic's optimiser and the actor's KL-adaptive learning rate.
+//! The optimisers, each owning its checkpoint state: [`Sgd`] (the reference's near-zero-momentum
+//! SGD, whose buffer RAT reads as its Kaczmarz vector), [`Adam`] (the critic's and PPO's), and the
+//! actor's KL-adaptive learning rate ([`KlAdaptiveLr`]).
 
-use candle_core::{Tensor, Var};
-use rat_core::Result;
+use std::collections::HashMap;
+
+use candle_core::{Shape, Tensor, Var};
+use rat_core::kaczmarz::REFERENCE_MOMENTUM;
+use rat_core::{Result, params};
+
+/// θ ← θ − lr·step for each parameter.
+pub fn apply_step(params: &[Var], step: &[Tensor], lr: f64) -> Result<()> {
+    for (p, d) in params.iter().zip(step) {
+        p.set(&p.as_tensor().sub(&d.affine(lr, 0.0)?)?)?;
+    }
+    Ok(())
+}
+
+/// The reference's SGD (`torch.optim.SGD` with momentum μ = 1e-6): buf ← ĝ on the first step,
+/// buf ← μ·buf + ĝ afterwards, θ ← θ − lr·buf. With so small a μ the buffer is ≈ the last
+/// clipped loss gradient, which is what RAT's Kaczmarz correction reads
+/// ([`rat_core::kaczmarz::reference_correction`]).
+#[derive(Debug, Clone)]
+pub struct Sgd {
+    momentum: f64,
+    buffer: Option<Vec<Tensor>>,
+}
+
+impl Default for Sgd {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sgd {
+    /// A fresh state (no buffer) with the reference's momentum.
+    pub fn new() -> Self {
+        Self {
+            momentum: REFERENCE_MOMENTUM,
+            buffer: None,
+        }
+    }
+
+    /// The momentum buffer (the last step's direction), once a step was taken.
+    pub fn buffer(&self) -> Option<&[Tensor]> {
+        self.buffer.as_deref()
+    }
+
+    /// One step of `params` along the loss gradient `grad` (already clipped).
+    pub fn step(&mut self, params: &[Var], grad: &[Tensor], lr: f64) -> Result<()> {
+        let next = match &self.buffer {
+            None => grad.to_vec(),
+            Some(buf) => {
+                let shapes: Vec<Shape> = buf.iter().map(|t| t.shape().clone()).collect();
+                params::check_shapes("Sgd::step", &shapes, grad)?;
+                params::axpy(self.momentum, buf, grad)?
+            }
+        };
+        apply_step(params, self.buffer.insert(next), lr)
+    }
+
+    /// The buffer as checkpoint entries `momentum_buffer.{i}` (none before the first step).
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        self.buffer
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, t)| (format!("momentum_buffer.{i}"), t.clone()))
+            .collect()
+    }
+
+    /// Restores what [`state`](Self::state) saved (no entries: a fresh buffer).
+    pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        let mut buf = Vec::new();
+        while let Some(t) = state.get(&format!("momentum_buffer.{}", buf.len())) {
+            buf.push(t.clone());
+        }
+        self.buffer = (!buf.is_empty()).then_some(buf);
+        Ok(())
+    }
+}
 
 /// Adam (Kingma & Ba 2015) as PyTorch implements it, without weight decay:
 ///
@@ -64,18 +141,66 @@ impl Adam {
         Ok(())
     }
 
-    /// The first and second moments, for a checkpoint.
+    /// The first and second moments.
     pub fn moments(&self) -> (&[Tensor], &[Tensor]) {
         (&self.m, &self.v)
     }
 
-    /// Restores the moments and step count from a checkpoint.
-    pub fn set_state(&mut self, m: Vec<Tensor>, v: Vec<Tensor>, t: u64) -> Result<()> {
+    /// The state as checkpoint entries: `m.{i}`, `v.{i}` and the step count `t` (f64).
+    pub fn state(&self) -> Result<Vec<(String, Tensor)>> {
+        let moments = |name: &str, xs: &[Tensor]| -> Vec<(String, Tensor)> {
+            xs.iter()
+                .enumerate()
+                .map(|(i, x)| (format!("{name}.{i}"), x.clone()))
+                .collect()
+        };
+        let mut out = moments("m", &self.m);
+        out.extend(moments("v", &self.v));
+        out.push((
+            "t".into(),
+            Tensor::new(&[self.t as f64], &candle_core::Device::Cpu)?,
+        ));
+        Ok(out)
+    }
+
+    /// Restores what [`state`](Self::state) saved, onto the parameters' device; every moment
+    /// must be present and shaped as the parameters.
+    pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        let device = self.m.first().map(|m| m.device().clone());
+        let load = |name: &str| -> Result<Vec<Tensor>> {
+            (0..self.m.len())
+                .map(|i| {
+                    let key = format!("{name}.{i}");
+                    let t = state
+                        .get(&key)
+                        .ok_or_else(|| missing("Adam::load_state", &key))?;
+                    Ok(match &device {
+                        Some(d) => t.to_device(d)?,
+                        None => t.clone(),
+                    })
+                })
+                .collect()
+        };
+        let (m, v) = (load("m")?, load("v")?);
+        let t = state
+            .get("t")
+            .ok_or_else(|| missing("Adam::load_state", "t"))?
+            .to_dtype(candle_core::DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?;
         let shapes: Vec<_> = self.m.iter().map(|x| x.shape().clone()).collect();
-        rat_core::params::check_shapes("Adam::set_state (m)", &shapes, &m)?;
-        rat_core::params::check_shapes("Adam::set_state (v)", &shapes, &v)?;
-        (self.m, self.v, self.t) = (m, v, t);
+        params::check_shapes("Adam::load_state (m)", &shapes, &m)?;
+        params::check_shapes("Adam::load_state (v)", &shapes, &v)?;
+        (self.m, self.v) = (m, v);
+        self.t = t.first().copied().unwrap_or(0.0) as u64;
         Ok(())
+    }
+}
+
+fn missing(op: &'static str, key: &str) -> rat_core::Error {
+    rat_core::Error::InvalidArgument {
+        op,
+        msg: format!("the checkpoint has no optimiser entry '{key}'"),
     }
 }
 

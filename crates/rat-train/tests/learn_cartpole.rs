@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use rat_train::config::Config;
-use rat_train::detach::{RunOptions, run};
-use rat_train::runner::ActionMode;
+use rat_train::loops::{RunOptions, detach::run};
+use rat_train::nets::ActionMode;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rat-test-{name}-{}", std::process::id()));
@@ -117,8 +117,8 @@ fn rat_solves_cartpole_and_writes_every_output() -> anyhow::Result<()> {
     );
 
     // config.yaml: the four sections, no `algo`.
-    let snapshot: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(out.log_dir.join("config.yaml"))?)?;
+    let snapshot: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(out.log_dir.join("config.yaml"))?)?;
     assert!(snapshot.get("algo").is_none());
     assert_eq!(
         snapshot["env_config"]["env_name"].as_str(),
@@ -139,7 +139,7 @@ fn rat_solves_cartpole_and_writes_every_output() -> anyhow::Result<()> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.to_string_lossy().contains("events.out.tfevents"))
         .expect("an event file");
-    let scalars = rat_train::tensorboard::read_scalars(&events)?;
+    let scalars = rat_train::io::tensorboard::read_scalars(&events)?;
     let steps: Vec<i64> = scalars
         .iter()
         .filter(|s| s.0 == "train/eprewmean")
@@ -148,7 +148,7 @@ fn rat_solves_cartpole_and_writes_every_output() -> anyhow::Result<()> {
     assert_eq!(steps, (0..out.iterations as i64).collect::<Vec<_>>());
 
     // The checkpoint runs deterministically.
-    let eval = rat_train::evaluate::evaluate(
+    let eval = rat_train::loops::evaluate::evaluate(
         &out.log_dir.join("model.safetensors"),
         3,
         7,

@@ -135,7 +135,7 @@ fn initial_log_std_and_shapes() -> anyhow::Result<()> {
 mod image_encoders {
     use super::*;
     use rat_core::layers::Layer;
-    use rat_train::encoders::{Encoder, NetType};
+    use rat_train::nets::encoders::{Encoder, NetType};
 
     /// The (out, in) shape of the encoder's last dense layer.
     fn last_dense(e: &Encoder) -> Vec<usize> {

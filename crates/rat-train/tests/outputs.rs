@@ -2,9 +2,10 @@
 //! TensorBoard records, Python-style names, summary statistics, Adam and the KL rule.
 
 use candle_core::{Tensor, Var};
-use rat_train::logger::{detach_log_dir, py_float, summary, timestamp};
+use rat_train::io::report::summary;
+use rat_train::io::run_log::{detach_log_dir, py_float, timestamp};
+use rat_train::io::tensorboard::{EventWriter, crc32c, masked_crc, read_scalars};
 use rat_train::optim::{Adam, KlAdaptiveLr};
-use rat_train::tensorboard::{EventWriter, crc32c, masked_crc, read_scalars};
 
 #[test]
 #[allow(clippy::manual_rotate)]
@@ -143,7 +144,7 @@ fn crc32_ieee(data: &[u8]) -> u32 {
 #[test]
 fn png_encoding_has_valid_chunks_and_stored_zlib_data() -> anyhow::Result<()> {
     let rgb = [255u8, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30];
-    let png = rat_train::png::encode_png(2, 2, &rgb);
+    let png = rat_train::io::png::encode_png(2, 2, &rgb);
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     // IHDR: 2 x 2, 8-bit RGB.
     assert_eq!(&png[12..16], b"IHDR");
@@ -180,14 +181,14 @@ fn png_encoding_has_valid_chunks_and_stored_zlib_data() -> anyhow::Result<()> {
 #[test]
 fn curves_plot_to_a_png_file() -> anyhow::Result<()> {
     let path = std::env::temp_dir().join(format!("rat-test-plot-{}.png", std::process::id()));
-    let s = rat_train::png::Series {
+    let s = rat_train::io::png::Series {
         label: "rat".into(),
-        color: rat_train::png::PALETTE[0],
+        color: rat_train::io::png::PALETTE[0],
         x: vec![0.0, 1000.0, 2000.0],
         mean: vec![10.0, 50.0, f64::NAN],
         std: vec![1.0, 5.0, 0.0],
     };
-    rat_train::png::plot_curves(&path, "test", "env steps", &[s])?;
+    rat_train::io::png::plot_curves(&path, "test", "env steps", &[s])?;
     let bytes = std::fs::read(&path)?;
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     assert_eq!(&bytes[16..24], &[0, 0, 3, 0x84, 0, 0, 2, 0x30]); // 900 x 560

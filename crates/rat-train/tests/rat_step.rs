@@ -13,7 +13,7 @@ use rat_core::jacobian::MaterialisedJacobian;
 use rat_core::{clip, linalg, params};
 use rat_train::config::{KaczmarzKind, NormObj, SigmaType};
 use rat_train::nets::{Actor, CategoricalActor, GaussianActor, Policy};
-use rat_train::rat::{ActorBatch, ActorUpdate, RatActor, RatParams};
+use rat_train::rules::rat::{ActorBatch, ActorUpdate, RatActor, RatParams};
 
 const LAMBDA: f64 = 0.1;
 const LR: f64 = 0.05;
@@ -217,7 +217,7 @@ fn two_diag_steps_equal_the_explicit_computation() -> anyhow::Result<()> {
             max_grad_norm: MAX_NORM,
             ..Default::default()
         };
-        let mut diag = rat_train::diag::DiagActor::new(&config)?;
+        let mut diag = rat_train::rules::diag::DiagActor::new(&config)?;
         let b1 = batch(0.3, 12, by_hand.as_ref())?;
         diag.step(stepped.as_ref(), &b1, LR)?;
         let d1 = explicit_diag_step(by_hand.as_ref(), &b1)?;
@@ -304,7 +304,7 @@ fn the_fisher_vector_product_equals_the_explicit_fisher() -> anyhow::Result<()> 
         let p = f.dims()[0];
         let v = grid(p, 0.37, 0.2)?;
         let policy = actor.policy(&bt.obs, None)?;
-        let got = rat_train::fvp::fisher_vector_product(
+        let got = rat_train::rules::fvp::fisher_vector_product(
             actor.as_ref(),
             &policy,
             &bt.obs,
@@ -334,7 +334,7 @@ fn an_fvp_step_equals_the_explicit_natural_gradient_step() -> anyhow::Result<()>
             cg_steps: 500,
             ..Default::default()
         };
-        let mut fvp = rat_train::fvp::FvpActor::new(&config)?;
+        let mut fvp = rat_train::rules::fvp::FvpActor::new(&config)?;
         let bt = batch(0.3, 12, by_hand.as_ref())?;
         let info = fvp.step(stepped.as_ref(), &bt, LR)?;
         // By hand: g = −Jᵀ(r ⊙ a ⊙ 1[0.1 < r < 10])/b, d = (F + λI)⁻¹ g, q = dᵀ(F + λI)d,
@@ -385,7 +385,7 @@ fn a_ppo_step_equals_the_hand_computed_clipped_surrogate_gradient() -> anyhow::R
             max_grad_norm: MAX_NORM,
             ..Default::default()
         };
-        let mut ppo = rat_train::ppo::PpoActor::new(&config)?;
+        let mut ppo = rat_train::rules::ppo::PpoActor::new(&config)?;
         let bt = batch(0.3, 12, by_hand.as_ref())?;
         ppo.step(stepped.as_ref(), &bt, LR)?;
 
@@ -439,7 +439,7 @@ fn a_pg_step_is_the_clipped_surrogate_gradient() -> anyhow::Result<()> {
         max_grad_norm: MAX_NORM,
         ..Default::default()
     };
-    let mut pg = rat_train::pg::PgActor::new(&config)?;
+    let mut pg = rat_train::rules::pg::PgActor::new(&config)?;
     let bt = batch(0.5, 12, &by_hand)?;
     pg.step(&stepped, &bt, LR)?;
     let b = bt.obs.dims()[0];

@@ -13,10 +13,10 @@ use rat_core::jacobian::ScoreJacobian;
 use rat_core::linalg;
 use rat_envs::Space;
 use rat_train::config::{AlgoConfig, JointMode, NormObj};
-use rat_train::encoders::Encoder;
-use rat_train::joint::{JointBatch, JointParams, JointPass, JointUpdate, RatJoint};
 use rat_train::nets::Policy;
-use rat_train::shared_net::{DropoutMasks, SharedActorCritic};
+use rat_train::nets::encoders::Encoder;
+use rat_train::nets::shared::{DropoutMasks, SharedActorCritic, TrunkSpec};
+use rat_train::rules::joint::{JointBatch, JointParams, JointPass, JointUpdate, RatJoint};
 
 const B: usize = 6;
 
@@ -25,10 +25,12 @@ fn net(space: &Space, dropout: f64, seed: u64) -> anyhow::Result<SharedActorCrit
     Ok(SharedActorCritic::new(
         Encoder::identity(3),
         space,
-        5,
-        2,
-        dropout,
-        true,
+        TrunkSpec {
+            width: 5,
+            layers: 2,
+            dropout,
+            popart: true,
+        },
         DType::F64,
         &rat_train::cli::test_device()?,
         &mut rng,
@@ -165,7 +167,7 @@ fn value_weights_equal_the_explicit_two_column_solve_with_the_kaczmarz_correctio
         let batch = batch(&n, &other, 0.9)?;
         let pass = JointPass::new(&n, &batch, Some((0.1, 10.0)))?;
         let r = pass.ratio_value();
-        let a = rat_train::update::normalise_advantages(&batch.advantages, &r, NormObj::Adv)?;
+        let a = rat_train::rules::normalise_advantages(&batch.advantages, &r, NormObj::Adv)?;
         let (psi, phi) = rule.transformed_weights(&pass.jac, &r, &a)?;
 
         let h = materialised_rows(&n, &batch)?;
@@ -270,7 +272,7 @@ fn reference_joint_steps_equal_a_hand_computation() -> anyhow::Result<()> {
                 .exp()?;
             let r = rho.clamp(0.1, 10.0)?;
             let inside = rho.ge(0.1)?.mul(&rho.le(10.0)?)?.to_dtype(DType::F64)?;
-            let a = rat_train::update::normalise_advantages(&batch.advantages, &r, NormObj::Adv)?;
+            let a = rat_train::rules::normalise_advantages(&batch.advantages, &r, NormObj::Adv)?;
             let h = materialised_rows(&n, &batch)?;
             let c = match &buf {
                 Some(g) => h.matmul(&g.unsqueeze(1)?)?.squeeze(1)?,

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 use rat_train::config::Config;
-use rat_train::detach::RunOptions;
-use rat_train::runner::ActionMode;
-use rat_train::shared::run;
+use rat_train::loops::RunOptions;
+use rat_train::loops::shared::run;
+use rat_train::nets::ActionMode;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rat-test-shared-{name}-{}", std::process::id()));
@@ -100,7 +100,7 @@ fn rat_joint_update_solves_cartpole_and_writes_the_shared_outputs() -> anyhow::R
         })
         .map(|e| e.path())
         .ok_or_else(|| anyhow::anyhow!("no TensorBoard event file"))?;
-    let scalars = rat_train::tensorboard::read_scalars(&tb)?;
+    let scalars = rat_train::io::tensorboard::read_scalars(&tb)?;
     for tag in ["train/curr_lr", "train/lr", "time/joint", "train/eprewmean"] {
         let n = scalars.iter().filter(|s| s.0 == tag).count();
         assert_eq!(n, out.iterations, "{tag} once per iteration");
@@ -109,7 +109,7 @@ fn rat_joint_update_solves_cartpole_and_writes_the_shared_outputs() -> anyhow::R
     assert!(out.log_dir.join("time.json").is_file());
 
     // The checkpoint evaluates (deterministic policy).
-    let eval = rat_train::evaluate::evaluate(
+    let eval = rat_train::loops::evaluate::evaluate(
         &out.log_dir.join("model.safetensors"),
         3,
         7,
@@ -233,11 +233,11 @@ fn shared_cnn_trains_on_minatar_with_every_joint_rule() -> anyhow::Result<()> {
         let out = run(&c, &options(&root, 3))?;
         assert_eq!(out.iterations, 3, "{name} {overrides:?}");
         let ckpt = out.log_dir.join("model.safetensors");
-        let eval = rat_train::evaluate::evaluate(
+        let eval = rat_train::loops::evaluate::evaluate(
             &ckpt,
             1,
             1,
-            rat_train::runner::ActionMode::Mode,
+            rat_train::nets::ActionMode::Mode,
             &rat_train::cli::test_device()?,
         )?;
         assert_eq!(eval.returns.len(), 1, "{name}: the checkpoint evaluates");

@@ -19,44 +19,12 @@ use std::collections::HashSet;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Shape, Tensor, Var};
 
+use super::blocks::{Block, ConvKernelMode, chunk_len, conv_kernel, conv_per_sample};
 use super::{ScoreJacobian, check_sample_vector, host};
 use crate::error::{Result, shape_err};
 use crate::layers::{Recorder, SiteKind, unfold_rows};
 use crate::linalg;
 use crate::params;
-
-/// How a convolution's contribution to the kernel J Jᵀ is computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ConvKernelMode {
-    /// The cheaper of the two, by flop count, per layer.
-    #[default]
-    Auto,
-    /// Σ_{p,q} (G_i G_jᵀ)_pq (Ũ_i Ũ_jᵀ)_pq over output positions: O((bL)² (out + D)) flops.
-    Gram,
-    /// Per-sample blocks G_iᵀ Ũ_i materialised, then their Gram matrix: O(b L out D + b² out D).
-    Materialise,
-}
-
-/// Elements of the largest temporary a conv block may allocate at once (64 Mi elements).
-const CHUNK_ELEMS: usize = 1 << 26;
-
-#[derive(Debug, Clone)]
-pub(super) enum Block {
-    Dense {
-        a: Tensor,
-        g: Tensor,
-    },
-    Conv {
-        u: Tensor,
-        g: Tensor,
-        weight_shape: Shape,
-        mode: ConvKernelMode,
-    },
-    Explicit {
-        g: Tensor,
-        shape: Shape,
-    },
-}
 
 /// J for a model built from [`crate::layers`], from one recorded forward and one backward pass.
 ///
@@ -264,41 +232,6 @@ fn resolve_conv_mode(
         "conv kernel mode"
     );
     chosen
-}
-
-/// Per-sample blocks G_iᵀ Ũ_i for samples [start, start + len), shape (len, out, D+1).
-fn conv_per_sample(u: &Tensor, g: &Tensor, start: usize, len: usize) -> Result<Tensor> {
-    let gc = g.narrow(0, start, len)?.transpose(1, 2)?.contiguous()?;
-    Ok(gc.matmul(&u.narrow(0, start, len)?)?)
-}
-
-/// Number of samples per chunk so that a temporary of `per_sample` elements each stays bounded.
-fn chunk_len(b: usize, per_sample: usize) -> usize {
-    (CHUNK_ELEMS / per_sample.max(1)).clamp(1, b)
-}
-
-pub(super) fn conv_kernel(u: &Tensor, g: &Tensor, mode: ConvKernelMode) -> Result<Tensor> {
-    let (b, l, d1) = u.dims3()?;
-    let out = g.dims()[2];
-    let mut rows = Vec::new();
-    match mode {
-        ConvKernelMode::Gram => {
-            let uf = u.reshape((b * l, d1))?;
-            let gf = g.reshape((b * l, out))?;
-            let step = chunk_len(b, l * b * l);
-            for start in (0..b).step_by(step) {
-                let len = step.min(b - start);
-                let gg = gf.narrow(0, start * l, len * l)?.matmul(&gf.t()?)?;
-                let uu = uf.narrow(0, start * l, len * l)?.matmul(&uf.t()?)?;
-                rows.push(gg.mul(&uu)?.reshape((len, l, b, l))?.sum(3)?.sum(1)?);
-            }
-        }
-        _ => {
-            let jc = conv_per_sample(u, g, 0, b)?.reshape((b, out * d1))?;
-            return Ok(jc.matmul(&jc.t()?)?);
-        }
-    }
-    Ok(Tensor::cat(&rows, 0)?)
 }
 
 impl ScoreJacobian for FactoredJacobian {

@@ -6,7 +6,7 @@
 use candle_core::{Device, Tensor};
 use faer::{MatMut, MatRef};
 
-use super::factored::{Block, conv_kernel};
+use super::blocks::{Block, conv_kernel};
 use crate::error::Result;
 use crate::linalg::{self, Field};
 

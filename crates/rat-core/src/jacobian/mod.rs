@@ -11,13 +11,15 @@
 //! forward and one backward pass, never forming J; [`MaterialisedJacobian`] holds J explicitly and
 //! is the reference the factored one is tested against.
 
+mod blocks;
 mod factored;
 mod host;
 mod materialised;
 
 use candle_core::{DType, Device, Shape, Tensor};
 
-pub use factored::{ConvKernelMode, FactoredJacobian};
+pub use blocks::ConvKernelMode;
+pub use factored::FactoredJacobian;
 pub use materialised::MaterialisedJacobian;
 
 use crate::error::Result;

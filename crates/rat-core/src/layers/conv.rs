@@ -4,20 +4,9 @@ use candle_core::{DType, Device, Tensor, Var};
 use rand::Rng;
 
 use super::im2col::{self, Geo};
-use super::recorder::{SiteKind, param_for};
+use super::recorder::{ConvGeometry, SiteKind, param_for};
 use super::{Recorder, Tangents, add_opt};
 use crate::error::{Result, arg_err, shape_err};
-
-/// Kernel size, stride and padding of a convolution (square stride and padding).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvGeometry {
-    /// (kh, kw).
-    pub kernel: (usize, usize),
-    /// Stride in both directions.
-    pub stride: usize,
-    /// Zero padding on every side.
-    pub padding: usize,
-}
 
 /// Checks the arguments of an unfold and returns its geometry.
 fn unfold_geo(x: &Tensor, kernel: (usize, usize), stride: usize, padding: usize) -> Result<Geo> {
@@ -160,19 +149,23 @@ impl Conv2d {
         })
     }
 
-    /// PyTorch's default `nn.Conv2d` initialisation: U(±1/√(in·kh·kw)) for weight and bias.
-    #[allow(clippy::too_many_arguments)]
+    /// PyTorch's default `nn.Conv2d(in_channels, out_channels, kernel, stride, padding)`
+    /// initialisation, U(±1/√(in·kh·kw)) for weight and bias, with `geometry`'s kernel, stride
+    /// and padding.
     pub fn pytorch_init(
         in_channels: usize,
         out_channels: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
+        geometry: ConvGeometry,
         dtype: DType,
         device: &Device,
         rng: &mut impl Rng,
     ) -> Result<Self> {
-        let fan_in = in_channels * kernel * kernel;
+        let ConvGeometry {
+            kernel: (kh, kw),
+            stride,
+            padding,
+        } = geometry;
+        let fan_in = in_channels * kh * kw;
         if fan_in == 0 || out_channels == 0 {
             return arg_err(
                 "Conv2d::pytorch_init",
@@ -186,8 +179,8 @@ impl Conv2d {
         let b: Vec<f64> = (0..out_channels)
             .map(|_| rng.random_range(-bound..bound))
             .collect();
-        let w = Tensor::from_vec(w, (out_channels, in_channels, kernel, kernel), device)?
-            .to_dtype(dtype)?;
+        let w =
+            Tensor::from_vec(w, (out_channels, in_channels, kh, kw), device)?.to_dtype(dtype)?;
         let b = Tensor::from_vec(b, out_channels, device)?.to_dtype(dtype)?;
         Self::new(
             Var::from_tensor(&w)?,

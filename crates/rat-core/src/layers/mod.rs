@@ -29,7 +29,7 @@ use candle_core::{Tensor, TensorId, Var};
 pub use broadcast::Broadcast;
 pub use conv::{Conv2d, MaxPool2d, unfold, unfold_rows};
 pub use dense::Dense;
-pub use recorder::{Recorder, Site, SiteKind};
+pub use recorder::{ConvGeometry, Recorder, Site, SiteKind};
 
 use crate::error::{Result, shape_err};
 

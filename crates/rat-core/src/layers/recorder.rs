@@ -2,8 +2,29 @@
 
 use candle_core::{Tensor, Var};
 
-use super::conv::ConvGeometry;
 use crate::error::Result;
+
+/// Kernel size, stride and padding of a convolution (square stride and padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// (kh, kw).
+    pub kernel: (usize, usize),
+    /// Stride in both directions.
+    pub stride: usize,
+    /// Zero padding on every side.
+    pub padding: usize,
+}
+
+impl ConvGeometry {
+    /// A k x k kernel with `stride` and `padding`.
+    pub const fn square(kernel: usize, stride: usize, padding: usize) -> Self {
+        Self {
+            kernel: (kernel, kernel),
+            stride,
+            padding,
+        }
+    }
+}
 
 /// What kind of parameter block a [`Site`] is, with the layer input it recorded.
 #[derive(Debug, Clone)]

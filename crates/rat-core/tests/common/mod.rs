@@ -6,7 +6,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rat_core::distributions::{Categorical, DiagGaussian};
 use rat_core::jacobian::ScoreJacobian;
-use rat_core::layers::{Broadcast, Conv2d, Dense, Layer, MaxPool2d, Recorder, Sequential};
+use rat_core::layers::{
+    Broadcast, Conv2d, ConvGeometry, Dense, Layer, MaxPool2d, Recorder, Sequential,
+};
 
 pub type Res<T> = anyhow::Result<T>;
 
@@ -181,11 +183,18 @@ pub fn small_cnn(
     dtype: DType,
 ) -> Res<Sequential> {
     let dev = dev();
-    let c1 = Conv2d::pytorch_init(in_ch, 4, 3, 2, 1, dtype, &dev, rng)?;
+    let c1 = Conv2d::pytorch_init(in_ch, 4, ConvGeometry::square(3, 2, 1), dtype, &dev, rng)?;
     let h1 = (hw + 2 - 3) / 2 + 1;
     let h2 = (h1 - 3) / 2 + 1;
     let inner = Sequential::new(vec![
-        Layer::Conv2d(Conv2d::pytorch_init(4, 4, 3, 1, 1, dtype, &dev, rng)?),
+        Layer::Conv2d(Conv2d::pytorch_init(
+            4,
+            4,
+            ConvGeometry::square(3, 1, 1),
+            dtype,
+            &dev,
+            rng,
+        )?),
         Layer::Relu,
     ]);
     Ok(Sequential::new(vec![

@@ -8,143 +8,9 @@ use rat_core::Result;
 use rat_core::distributions::{Categorical, DiagGaussian};
 use rat_core::layers::{Broadcast, Dense, Layer, Recorder, Sequential, Tangents};
 
+use super::encoders::Encoder;
+use super::policy::{Actor, Policy, PolicyTangent};
 use crate::config::SigmaType;
-use crate::encoders::Encoder;
-
-/// A policy at a batch of states: the distribution an actor outputs.
-#[derive(Debug, Clone)]
-pub enum Policy {
-    /// Continuous actions (b, act_dim), pre-squash.
-    Gaussian(DiagGaussian),
-    /// Discrete actions (b) of dtype u32.
-    Categorical(Categorical),
-}
-
-impl Policy {
-    /// log π(a_i | s_i), (b).
-    pub fn log_prob(&self, actions: &Tensor) -> Result<Tensor> {
-        match self {
-            Policy::Gaussian(d) => d.log_prob(actions),
-            Policy::Categorical(d) => d.log_prob(actions),
-        }
-    }
-
-    /// Entropy per sample, (b).
-    pub fn entropy(&self) -> Result<Tensor> {
-        match self {
-            Policy::Gaussian(d) => d.entropy(),
-            Policy::Categorical(d) => d.entropy(),
-        }
-    }
-
-    /// KL(self ‖ other) per sample, (b); the two must be of the same family.
-    pub fn kl(&self, other: &Policy) -> Result<Tensor> {
-        match (self, other) {
-            (Policy::Gaussian(p), Policy::Gaussian(q)) => p.kl(q),
-            (Policy::Categorical(p), Policy::Categorical(q)) => p.kl(q),
-            _ => Err(rat_core::Error::InvalidArgument {
-                op: "Policy::kl",
-                msg: "a Gaussian and a categorical policy".into(),
-            }),
-        }
-    }
-
-    /// The policy at the rows `idx` (u32 indices); a shared log-σ row stays shared.
-    pub fn select(&self, idx: &Tensor) -> Result<Policy> {
-        Ok(match self {
-            Policy::Gaussian(d) => {
-                // A state-independent log-σ is one row (or a broadcast view of one): keep one row.
-                let log_std = if d.log_std().dims()[0] == 1 || d.log_std().stride()[0] == 0 {
-                    d.log_std().narrow(0, 0, 1)?.contiguous()?
-                } else {
-                    d.log_std().index_select(idx, 0)?
-                };
-                Policy::Gaussian(DiagGaussian::new(d.mean().index_select(idx, 0)?, log_std)?)
-            }
-            Policy::Categorical(d) => {
-                Policy::Categorical(Categorical::new(&d.log_probs().index_select(idx, 0)?)?)
-            }
-        })
-    }
-
-    /// The same policy with its tensors detached (the "old" policy of an update).
-    pub fn detach(&self) -> Result<Policy> {
-        Ok(match self {
-            Policy::Gaussian(d) => {
-                Policy::Gaussian(DiagGaussian::new(d.mean().detach(), d.log_std().detach())?)
-            }
-            Policy::Categorical(d) => {
-                Policy::Categorical(Categorical::new(&d.log_probs().detach())?)
-            }
-        })
-    }
-}
-
-/// The directional derivative of a policy's raw outputs along a parameter tangent v (J_out v).
-#[derive(Debug, Clone)]
-pub enum PolicyTangent {
-    /// Tangents of μ and log σ, both (b, d).
-    Gaussian {
-        /// μ̇.
-        mean: Tensor,
-        /// (log σ)˙.
-        log_std: Tensor,
-    },
-    /// Tangent of the logits (b, n).
-    Categorical(Tensor),
-}
-
-impl Policy {
-    /// For the exact Fisher-vector product (`rat_core::fisher::exact_fvp`): outputs whose
-    /// Jacobian carries the Fisher, computed with the parameters in the autograd graph, and the
-    /// output-space Fisher metric applied to `tangent`, in the same layout.
-    ///
-    /// Gaussian: outputs [μ, log σ] (b, 2d), metric (μ̇/σ², 2·(log σ)˙). Categorical: outputs the
-    /// log-probabilities (b, n), metric (diag p − p pᵀ) l̇ — since log p = l − lse(l), the
-    /// log-probabilities' Jacobian J_l − 1 pᵀ J_l gives the same J_lᵀ (diag p − p pᵀ) J_l.
-    pub fn fisher_outputs(&self, tangent: &PolicyTangent) -> Result<(Tensor, Tensor)> {
-        match (self, tangent) {
-            (Policy::Gaussian(d), PolicyTangent::Gaussian { mean, log_std }) => {
-                let (mm, ms) = d.fisher_metric(mean, log_std)?;
-                let ls = d.log_std().broadcast_as(d.mean().shape())?;
-                Ok((
-                    Tensor::cat(&[d.mean(), &ls], 1)?,
-                    Tensor::cat(&[&mm, &ms], 1)?,
-                ))
-            }
-            (Policy::Categorical(d), PolicyTangent::Categorical(t)) => {
-                Ok((d.log_probs().clone(), d.fisher_metric(t)?))
-            }
-            _ => Err(rat_core::Error::InvalidArgument {
-                op: "Policy::fisher_outputs",
-                msg: "the tangent is of another policy family".into(),
-            }),
-        }
-    }
-}
-
-/// Zeros shaped like `like` where forward mode reported an identically-zero tangent.
-fn or_zeros(t: Option<Tensor>, like: &Tensor) -> Result<Tensor> {
-    Ok(match t {
-        Some(t) => t,
-        None => like.zeros_like()?,
-    })
-}
-
-/// An actor network: a policy per state, built from `rat-core` layers so that a forward pass with
-/// a recorder gives the factored score Jacobian.
-pub trait Actor {
-    /// The policy at `obs` (b, obs_dim); with a recorder, every parameter block is recorded in
-    /// the order of [`params`](Actor::params).
-    fn policy(&self, obs: &Tensor, rec: Option<&mut Recorder>) -> Result<Policy>;
-
-    /// The trainable parameters, in J's column order.
-    fn params(&self) -> Vec<Var>;
-
-    /// J_out v at `obs`: the directional derivative of the policy's raw outputs along the
-    /// parameter tangents (forward mode, no autograd graph).
-    fn policy_tangent(&self, obs: &Tensor, v: &Tangents) -> Result<PolicyTangent>;
-}
 
 /// The reference's `build_mlp`: Linear(in → h₀), ReLU, then Linear(h_{j−1} → h_j), ReLU for each
 /// further width. An empty list is the identity. Returns the trunk and its output width.
@@ -461,4 +327,12 @@ pub fn value_head(
     let w = Tensor::from_vec(w, (1, h), device)?.to_dtype(dtype)?;
     let b = Tensor::new(&b, device)?.to_dtype(dtype)?;
     Dense::new(Var::from_tensor(&w)?, Var::from_tensor(&b)?)
+}
+
+/// Zeros shaped like `like` where forward mode reported an identically-zero tangent.
+fn or_zeros(t: Option<Tensor>, like: &Tensor) -> Result<Tensor> {
+    Ok(match t {
+        Some(t) => t,
+        None => like.zeros_like()?,
+    })
 }

@@ -12,10 +12,11 @@ use candle_core::{DType, Tensor, Var};
 use rat_core::jacobian::ScoreJacobian;
 use rat_core::{Result, clip};
 
+use super::score::{ScorePass, rms, scalar};
+use super::update::{ActorBatch, ActorUpdate, StepInfo};
 use crate::config::AlgoConfig;
 use crate::nets::Actor;
 use crate::optim::Adam;
-use crate::update::{ActorBatch, ActorUpdate, ScorePass, StepInfo, rms, scalar};
 
 /// The PPO rule and its Adam state.
 #[derive(Debug, Clone)]
@@ -86,48 +87,30 @@ impl ActorUpdate for PpoActor {
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        let Some(adam) = &self.adam else {
-            return Vec::new();
-        };
-        let (m, v) = adam.moments();
-        let mut out: Vec<(String, Tensor)> = m
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (format!("adam.m.{i}"), t.clone()))
-            .chain(
-                v.iter()
-                    .enumerate()
-                    .map(|(i, t)| (format!("adam.v.{i}"), t.clone())),
-            )
-            .collect();
-        if let Ok(t) = Tensor::new(&[adam.t as f64], &candle_core::Device::Cpu) {
-            out.push(("adam.t".into(), t));
-        }
-        out
+        let state = self.adam.as_ref().map(Adam::state).transpose();
+        // Adam's state is plain tensors; a failure here would be an allocation failure.
+        state
+            .ok()
+            .flatten()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (format!("adam.{k}"), v))
+            .collect()
     }
 
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
-        let collect = |name: &str| -> Vec<Tensor> {
-            (0..)
-                .map_while(|i| state.get(&format!("adam.{name}.{i}")).cloned())
-                .collect()
-        };
-        let (m, v) = (collect("m"), collect("v"));
-        if m.is_empty() {
+        let adam: HashMap<String, Tensor> = state
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("adam.").map(|k| (k.to_string(), v.clone())))
+            .collect();
+        if adam.is_empty() {
             return Ok(());
         }
-        let t = state
-            .get("adam.t")
-            .map(|t| t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>())
-            .transpose()?
-            .and_then(|v| v.first().copied())
-            .unwrap_or(0.0);
         // Adam's moments are created lazily from the parameters' shapes; build from m's.
-        let vars = m
-            .iter()
+        let vars = (0..)
+            .map_while(|i| adam.get(&format!("m.{i}")))
             .map(|x| Var::from_tensor(&x.zeros_like()?))
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let adam = self.adam(&vars)?;
-        adam.set_state(m, v, t as u64)
+        self.adam(&vars)?.load_state(&adam)
     }
 }

@@ -15,10 +15,12 @@ use rand_chacha::ChaCha8Rng;
 use rat_core::{Error, Result, clip};
 use rat_kfac::{Kfac, KfacOptions};
 
+use super::score::ScorePass;
+use super::update::{ActorBatch, ActorUpdate, StepInfo};
 use crate::config::{AlgoConfig, KfacStats, NormObj};
 use crate::nets::Actor;
-use crate::runner::{ActionMode, select_actions};
-use crate::update::{ActorBatch, ActorUpdate, ScorePass, StepInfo, apply_step};
+use crate::nets::policy::{ActionMode, select_actions};
+use crate::optim::apply_step;
 
 /// The K-FAC rule and its optimiser state.
 #[derive(Debug, Clone)]
@@ -102,7 +104,7 @@ impl ActorUpdate for KfacActor {
             }
             self.kfac.update_scales(&pass.rec, grads)?;
         }
-        let (loss_pi, grad) = crate::fvp::clamped_surrogate_gradient(
+        let (loss_pi, grad) = super::fvp::clamped_surrogate_gradient(
             &pass,
             actor,
             batch,

@@ -4,13 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::progress::Progress;
+use super::report::{IterationReport, TB_TAGS};
+use super::tensorboard::EventWriter;
 use crate::config::Config;
 use crate::error::{Result, io};
-use crate::tensorboard::EventWriter;
 
 /// A float as Python's `str` writes it for the values that appear in log names
 /// (`0.0`, `0.1`, `0.05`, `1e-05`).
@@ -56,7 +58,7 @@ pub fn timestamp() -> String {
 
 /// An enum's config spelling (`rat`, `fisher_clip`, `mu_shared`).
 fn name(x: &impl serde::Serialize) -> String {
-    serde_yaml::to_string(x)
+    serde_yaml_ng::to_string(x)
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
 }
@@ -118,24 +120,6 @@ pub fn shared_log_dir(root: &Path, c: &Config, seed: u64) -> PathBuf {
         path_safe(&c.env_config.env_name),
         timestamp()
     ))
-}
-
-/// min, max, mean, lower median and unbiased variance of a sample (NaN when empty).
-pub fn summary(x: &[f64]) -> (f64, f64, f64, f64, f64) {
-    if x.is_empty() {
-        return (f64::NAN, f64::NAN, f64::NAN, f64::NAN, f64::NAN);
-    }
-    let n = x.len() as f64;
-    let mean = x.iter().sum::<f64>() / n;
-    let var = if x.len() > 1 {
-        x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        f64::NAN
-    };
-    let mut sorted = x.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let med = sorted[(sorted.len() - 1) / 2];
-    (sorted[0], sorted[sorted.len() - 1], mean, med, var)
 }
 
 /// `progress.csv` (header = the first row's keys, sorted) plus the stdout table.
@@ -247,51 +231,53 @@ impl RunLog {
     /// Writes `config.yaml`: the four sections after overrides, keys sorted (`algo` is not saved,
     /// as in the reference).
     pub fn write_config(&self, c: &Config) -> Result<()> {
-        let mut tree = serde_yaml::to_value(c).map_err(|e| crate::Error::Invalid(e.to_string()))?;
+        let mut tree =
+            serde_yaml_ng::to_value(c).map_err(|e| crate::Error::Invalid(e.to_string()))?;
         if let Some(m) = tree.as_mapping_mut() {
             m.remove("algo");
         }
-        let sorted: BTreeMap<String, BTreeMap<String, serde_yaml::Value>> =
-            serde_yaml::from_value(tree).map_err(|e| crate::Error::Invalid(e.to_string()))?;
+        let sorted: BTreeMap<String, BTreeMap<String, serde_yaml_ng::Value>> =
+            serde_yaml_ng::from_value(tree).map_err(|e| crate::Error::Invalid(e.to_string()))?;
         let text =
-            serde_yaml::to_string(&sorted).map_err(|e| crate::Error::Invalid(e.to_string()))?;
+            serde_yaml_ng::to_string(&sorted).map_err(|e| crate::Error::Invalid(e.to_string()))?;
         let path = self.dir.join("config.yaml");
         std::fs::write(&path, text).map_err(io(&path))
     }
 
-    /// TensorBoard scalars of one iteration: `tags` maps CSV keys of `row` to TensorBoard tags;
-    /// `extra` are (tag, value) pairs that are not CSV columns.
-    pub fn scalars(
+    /// Logs one iteration: its TensorBoard scalars (every iteration), its `progress.csv` row
+    /// (every `log_interval` iterations, with the table on stdout when `verbose`) and the
+    /// progress line (when `verbose`).
+    pub fn iteration(
         &mut self,
-        row: &BTreeMap<String, f64>,
-        tags: &[(&str, &str)],
-        extra: &[(&str, f64)],
-        step: usize,
+        report: &IterationReport,
+        log_interval: usize,
+        verbose: bool,
     ) -> Result<()> {
-        for (key, tag) in tags {
+        let row = report.row();
+        let step = report.iteration as i64;
+        for (key, tag) in TB_TAGS {
             if let Some(v) = row.get(*key) {
-                self.tb.scalar(tag, *v, step as i64)?;
+                self.tb.scalar(tag, *v, step)?;
             }
         }
-        for (tag, v) in extra {
-            self.tb.scalar(tag, *v, step as i64)?;
+        for (tag, v) in &report.phases {
+            self.tb.scalar(tag, *v, step)?;
         }
-        self.tb.flush()
-    }
-
-    /// A CSV row, and its stdout table when `print`.
-    pub fn row(&mut self, row: &BTreeMap<String, f64>, print: bool) -> Result<()> {
-        if print {
-            self.progress.clear();
-            print!("{}", table(row));
+        self.tb.flush()?;
+        let every = log_interval.max(1);
+        if (report.iteration + 1).is_multiple_of(every) {
+            if verbose {
+                self.progress.clear();
+                print!("{}", table(&row));
+            }
+            self.csv.write(&row)?;
         }
-        self.csv.write(row)
-    }
-
-    /// Updates the terminal progress line (or prints a plain line every `every` iterations when
-    /// stderr is not a terminal).
-    pub fn progress(&mut self, it: usize, fps: f64, eprewmean: f64, every: usize) {
-        self.progress.update(it, fps, eprewmean, every);
+        if verbose {
+            let ret = row.get("eprewmean").copied().unwrap_or(f64::NAN);
+            self.progress
+                .update(report.iteration, report.fps, ret, log_interval);
+        }
+        Ok(())
     }
 
     /// Writes `time.json`: per-iteration update seconds, their mean, mean per minibatch step,
@@ -318,50 +304,6 @@ impl RunLog {
     /// Ends the progress line.
     pub fn finish(&mut self) {
         self.progress.clear();
-    }
-}
-
-/// A one-line progress bar on a terminal; silent otherwise (the caller prints plain lines).
-struct Progress {
-    total: usize,
-    tty: bool,
-    drawn: bool,
-}
-
-impl Progress {
-    fn new(total: usize) -> Self {
-        Self {
-            total,
-            tty: std::io::stderr().is_terminal(),
-            drawn: false,
-        }
-    }
-
-    fn update(&mut self, it: usize, fps: f64, ret: f64, every: usize) {
-        let done = it + 1;
-        if self.tty {
-            let width = 30;
-            let filled = (done * width / self.total.max(1)).min(width);
-            eprint!(
-                "\r[{}{}] {done}/{} it | {fps:.0} steps/s | return {ret:.1}   ",
-                "#".repeat(filled),
-                ".".repeat(width - filled),
-                self.total
-            );
-            self.drawn = true;
-        } else if done.is_multiple_of(every.max(1)) || done == self.total {
-            eprintln!(
-                "it {done}/{} | {fps:.0} steps/s | return {ret:.1}",
-                self.total
-            );
-        }
-    }
-
-    fn clear(&mut self) {
-        if self.drawn {
-            eprint!("\r{}\r", " ".repeat(80));
-            self.drawn = false;
-        }
     }
 }
 

@@ -14,9 +14,10 @@ use rat_core::clip::PostGrad;
 use rat_core::layers::Tangents;
 use rat_core::{Result, fisher, params};
 
+use super::score::{ScorePass, normalise_advantages, scalar};
+use super::update::{ActorBatch, ActorUpdate, StepInfo};
 use crate::config::{AlgoConfig, GradKind, NormObj, PostGradKind};
 use crate::nets::{Actor, Policy};
-use crate::update::{ActorBatch, ActorUpdate, ScorePass, StepInfo, normalise_advantages, scalar};
 
 /// The FVP rule and its SGD state.
 #[derive(Debug, Clone)]
@@ -29,7 +30,7 @@ pub struct FvpActor {
     grad: GradKind,
     post_grad: PostGrad,
     cg: CgOptions,
-    sgd: crate::update::Sgd,
+    sgd: crate::optim::Sgd,
 }
 
 impl FvpActor {
@@ -53,7 +54,7 @@ impl FvpActor {
                 max_iters: c.cg_steps,
                 ..CgOptions::default()
             },
-            sgd: crate::update::Sgd::new()?,
+            sgd: crate::optim::Sgd::new(),
         })
     }
 

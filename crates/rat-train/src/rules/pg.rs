@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use candle_core::Tensor;
 use rat_core::{Result, clip};
 
+use super::score::{ScorePass, normalise_advantages, scalar};
+use super::update::{ActorBatch, ActorUpdate, StepInfo};
 use crate::config::{AlgoConfig, NormObj};
 use crate::nets::Actor;
-use crate::update::{ActorBatch, ActorUpdate, ScorePass, StepInfo, normalise_advantages, scalar};
 
 /// The plain-gradient rule and its SGD state.
 #[derive(Debug, Clone)]
@@ -21,7 +22,7 @@ pub struct PgActor {
     clamp: Option<(f64, f64)>,
     ent_coef: f64,
     max_grad_norm: f64,
-    sgd: crate::update::Sgd,
+    sgd: crate::optim::Sgd,
 }
 
 impl PgActor {
@@ -32,7 +33,7 @@ impl PgActor {
             clamp: c.clamp_ratio.then_some((c.min_ratio, c.max_ratio)),
             ent_coef: c.ent_coef,
             max_grad_norm: c.max_grad_norm,
-            sgd: crate::update::Sgd::new()?,
+            sgd: crate::optim::Sgd::new(),
         })
     }
 }

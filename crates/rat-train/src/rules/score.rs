@@ -1,67 +1,14 @@
-//! The interface every actor update rule implements, so that the training loop does not change
-//! when a rule is added.
-
-use std::collections::HashMap;
+//! What every score-based rule computes first for a minibatch ([`ScorePass`]), and the small
+//! pieces the rules share: advantage scaling, the entropy gradient, the parameter step.
 
 use candle_core::Tensor;
 use rat_core::Result;
 use rat_core::jacobian::ScoreJacobian;
 
-use crate::nets::{Actor, Policy};
-
-/// One actor minibatch: normalised observations, actions, advantages and the old policy
-/// (recomputed after the observation-normaliser update, as the reference does).
-#[derive(Debug, Clone)]
-pub struct ActorBatch {
-    /// Observations (b, obs_dim).
-    pub obs: Tensor,
-    /// Pre-squash actions (b, act_dim), or action indices (b) of dtype u32.
-    pub actions: Tensor,
-    /// Advantages (b), PopArt-normalised.
-    pub advantages: Tensor,
-    /// The old policy at `obs`, detached.
-    pub old: Policy,
-    /// The samples' positions in the rollout (rules that keep per-sample state use them).
-    pub block: Vec<usize>,
-}
-
-/// What one step reports (the reference's per-minibatch log values).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StepInfo {
-    /// KL(π_old ‖ π_θ), before the step.
-    pub kl: f64,
-    /// Mean entropy, before the step.
-    pub entropy: f64,
-    /// Global L2 norm of the loss gradient before clipping.
-    pub grad_norm: f64,
-    /// Largest (clamped) ratio.
-    pub ratio_max: f64,
-    /// Smallest (clamped) ratio.
-    pub ratio_min: f64,
-    /// The policy term of the loss.
-    pub loss_pi: f64,
-}
-
-/// An actor update rule: its optimiser state and one step per minibatch.
-pub trait ActorUpdate {
-    /// The rule's name as in `algo` (`rat`, `diag`, …).
-    fn name(&self) -> &'static str;
-
-    /// Called once per iteration before the actor passes, with the rollout's size and its
-    /// advantages (N), for rules that work on the whole rollout. The default does nothing.
-    fn begin_rollout(&mut self, _n: usize, _advantages: &Tensor) -> Result<()> {
-        Ok(())
-    }
-
-    /// One step on `batch`, updating `actor`'s parameters in place with learning rate `lr`.
-    fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo>;
-
-    /// The optimiser state to checkpoint, by name.
-    fn state(&self) -> Vec<(String, Tensor)>;
-
-    /// Restores what [`state`](Self::state) saved (names absent from `state` leave a fresh state).
-    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()>;
-}
+use super::update::{ActorBatch, StepInfo};
+use crate::config::NormObj;
+use crate::nets::Actor;
+use crate::nets::Policy;
 
 /// What every score-based rule computes first for a minibatch (ALGORITHMS.md 2.2 steps 1–3): one
 /// recorded forward pass, one backward pass of Σ log π for the factored Jacobian, and the
@@ -157,12 +104,7 @@ impl ScorePass {
 }
 
 /// a = Ã / (s + 1e-8) with Ã = A − mean(A) and s chosen by `norm_obj` (ALGORITHMS.md 2.2 step 4).
-pub fn normalise_advantages(
-    adv: &Tensor,
-    ratio: &Tensor,
-    norm_obj: crate::config::NormObj,
-) -> Result<Tensor> {
-    use crate::config::NormObj;
+pub fn normalise_advantages(adv: &Tensor, ratio: &Tensor, norm_obj: NormObj) -> Result<Tensor> {
     let centred = adv.broadcast_sub(&adv.mean_all()?)?;
     let s = match norm_obj {
         NormObj::Adv => rms(&centred)?,
@@ -176,51 +118,5 @@ pub fn normalise_advantages(
 /// depend on a parameter).
 pub fn entropy_grad(actor: &dyn Actor, obs: &Tensor) -> Result<Vec<Tensor>> {
     let h = actor.policy(obs, None)?.entropy()?.mean_all()?;
-    let g = h.backward()?;
-    Ok(actor
-        .params()
-        .iter()
-        .map(|p| {
-            g.get(p.as_tensor())
-                .cloned()
-                .map_or_else(|| p.as_tensor().zeros_like(), Ok)
-        })
-        .collect::<candle_core::Result<_>>()?)
-}
-
-/// The reference's SGD (momentum 1e-6, buffer = the first clipped gradient, then
-/// buf ← 1e-6·buf + ĝ, θ ← θ − lr·buf) for rules that do not use the buffer as a Kaczmarz vector.
-#[derive(Debug, Clone)]
-pub struct Sgd(rat_core::kaczmarz::ReferenceKaczmarz);
-
-impl Sgd {
-    /// A fresh state (no buffer).
-    pub fn new() -> Result<Self> {
-        // The damping argument is unused by the momentum step.
-        Ok(Self(rat_core::kaczmarz::ReferenceKaczmarz::new(1.0)?))
-    }
-
-    /// One step of `params` along the loss-gradient direction `d`.
-    pub fn step(&mut self, params: &[candle_core::Var], d: &[Tensor], lr: f64) -> Result<()> {
-        apply_step(params, self.0.momentum_step(d)?, lr)
-    }
-
-    /// The buffer as checkpoint entries.
-    pub fn state(&self) -> Vec<(String, Tensor)> {
-        crate::rat::momentum_state(&self.0)
-    }
-
-    /// Restores [`state`](Self::state).
-    pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
-        crate::rat::load_momentum_state(&mut self.0, state);
-        Ok(())
-    }
-}
-
-/// θ ← θ − lr·step for each parameter.
-pub fn apply_step(params: &[candle_core::Var], step: &[Tensor], lr: f64) -> Result<()> {
-    for (p, d) in params.iter().zip(step) {
-        p.set(&p.as_tensor().sub(&d.affine(lr, 0.0)?)?)?;
-    }
-    Ok(())
+    rat_core::params::gradients(&h.backward()?, &actor.params())
 }

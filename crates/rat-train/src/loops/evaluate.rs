@@ -7,11 +7,10 @@ use candle_core::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::agent::Agent;
-use crate::checkpoint;
+use super::rollout::Squash;
 use crate::error::{Result, invalid};
-use crate::runner::{ActionMode, RolloutModel, Squash, select_actions};
-use crate::shared_net::SharedAgent;
+use crate::io::checkpoint;
+use crate::nets::{ActionMode, Agent, RolloutModel, SharedAgent, select_actions};
 
 /// Episode returns and lengths of an evaluation.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,13 +14,14 @@ use std::collections::HashMap;
 
 use candle_core::Tensor;
 use rat_core::jacobian::{FactoredJacobian, ScoreJacobian};
-use rat_core::kaczmarz::{ExactKaczmarz, ReferenceKaczmarz};
+use rat_core::kaczmarz::{ExactKaczmarz, check_damping, reference_correction};
 use rat_core::{Result, clip, params, woodbury};
 
+use super::score::{ScorePass, entropy_grad, normalise_advantages, rms, scalar};
+pub use super::update::{ActorBatch, ActorUpdate, StepInfo};
 use crate::config::{AlgoConfig, KaczmarzKind, NormObj};
 use crate::nets::Actor;
-pub use crate::update::{ActorBatch, ActorUpdate, StepInfo};
-use crate::update::{ScorePass, apply_step, entropy_grad, normalise_advantages, rms, scalar};
+use crate::optim::Sgd;
 
 /// The hyperparameters of the step, from `algo_config`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,16 +75,17 @@ struct ExactState {
 pub struct RatActor {
     /// The hyperparameters.
     pub params: RatParams,
-    sgd: ReferenceKaczmarz,
+    sgd: Sgd,
     exact: Option<ExactState>,
 }
 
 impl RatActor {
     /// A fresh state (no momentum buffer yet).
     pub fn new(params: RatParams) -> Result<Self> {
+        check_damping("RatActor::new", params.damping)?;
         Ok(Self {
             params,
-            sgd: ReferenceKaczmarz::new(params.damping)?,
+            sgd: Sgd::new(),
             exact: None,
         })
     }
@@ -130,7 +132,7 @@ impl RatActor {
         }
         let a = normalise_advantages(&batch.advantages, ratio, self.params.norm_obj)?;
         let a = if self.params.kaczmarz {
-            self.sgd.correct(jac, &a)?
+            reference_correction(jac, self.sgd.buffer(), &a)?
         } else {
             a
         };
@@ -176,37 +178,15 @@ impl ActorUpdate for RatActor {
             grad = params::axpy(-self.params.ent_coef, &ent, &grad)?;
         }
         let (clipped, grad_norm) = clip::clip_grad_norm(&grad, self.params.max_grad_norm)?;
-        apply_step(pass.jac.params(), self.sgd.momentum_step(&clipped)?, lr)?;
+        self.sgd.step(pass.jac.params(), &clipped, lr)?;
         pass.info(grad_norm, loss_pi)
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        momentum_state(&self.sgd)
+        self.sgd.state()
     }
 
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
-        load_momentum_state(&mut self.sgd, state);
-        Ok(())
+        self.sgd.load_state(state)
     }
-}
-
-/// An SGD momentum buffer as checkpoint entries `momentum_buffer.{i}`.
-pub(crate) fn momentum_state(sgd: &ReferenceKaczmarz) -> Vec<(String, Tensor)> {
-    sgd.buffer()
-        .map(|buf| {
-            buf.iter()
-                .enumerate()
-                .map(|(i, t)| (format!("momentum_buffer.{i}"), t.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Restores what [`momentum_state`] saved (none: a fresh buffer).
-pub(crate) fn load_momentum_state(sgd: &mut ReferenceKaczmarz, state: &HashMap<String, Tensor>) {
-    let mut buf = Vec::new();
-    while let Some(t) = state.get(&format!("momentum_buffer.{}", buf.len())) {
-        buf.push(t.clone());
-    }
-    sgd.set_buffer((!buf.is_empty()).then_some(buf));
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
@@ -78,4 +78,46 @@ pub fn tensor_rng(t: &Tensor) -> Result<ChaCha8Rng> {
     rng.set_stream(u64::from(w[8]) | (u64::from(w[9]) << 32));
     rng.set_word_pos((0..4).fold(0u128, |acc, k| acc | (u128::from(w[10 + k]) << (32 * k))));
     Ok(rng)
+}
+
+/// The tensor `name` of a checkpoint, or an error naming it.
+pub fn checkpoint_tensor<'a>(t: &'a HashMap<String, Tensor>, name: &str) -> Result<&'a Tensor> {
+    t.get(name).ok_or_else(|| {
+        crate::Error::Invalid(format!(
+            "checkpoint has no tensor '{name}' (another config?)"
+        ))
+    })
+}
+
+/// Network parameters as checkpoint entries `{prefix}.{i}`.
+pub fn param_tensors(prefix: &str, params: &[Var]) -> Vec<(String, Tensor)> {
+    params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("{prefix}.{i}"), p.as_tensor().clone()))
+        .collect()
+}
+
+/// Restores what [`param_tensors`] saved; every entry must be present and of the right shape.
+pub fn load_params(t: &HashMap<String, Tensor>, prefix: &str, params: &[Var]) -> Result<()> {
+    for (i, p) in params.iter().enumerate() {
+        let v = checkpoint_tensor(t, &format!("{prefix}.{i}"))?;
+        if v.shape() != p.shape() {
+            return invalid(format!(
+                "checkpoint tensor {prefix}.{i} is {:?}, the network's is {:?} (another config?)",
+                v.shape(),
+                p.shape()
+            ));
+        }
+        p.set(&v.to_dtype(p.dtype())?.to_device(p.device())?)?;
+    }
+    Ok(())
+}
+
+/// Entries renamed `{prefix}{name}` (an optimiser's state under `optim.actor.`, …).
+pub fn with_prefix(prefix: &str, entries: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    entries
+        .into_iter()
+        .map(|(k, v)| (format!("{prefix}{k}"), v))
+        .collect()
 }

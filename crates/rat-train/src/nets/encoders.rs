@@ -17,7 +17,7 @@
 
 use candle_core::{DType, Device};
 use rand::Rng;
-use rat_core::layers::{Conv2d, Dense, Layer, MaxPool2d, Sequential};
+use rat_core::layers::{Conv2d, ConvGeometry, Dense, Layer, MaxPool2d, Sequential};
 
 use crate::error::{Result, invalid};
 
@@ -168,7 +168,14 @@ impl Builder<'_> {
 
     fn conv(&mut self, out: usize, k: usize, s: usize, p: usize, rng: &mut impl Rng) -> Result<()> {
         let [h, w] = self.out_size("convolution", k, s, p)?;
-        let c = Conv2d::pytorch_init(self.shape[0], out, k, s, p, self.dtype, self.device, rng)?;
+        let c = Conv2d::pytorch_init(
+            self.shape[0],
+            out,
+            ConvGeometry::square(k, s, p),
+            self.dtype,
+            self.device,
+            rng,
+        )?;
         self.layers.push(Layer::Conv2d(c));
         self.shape = [out, h, w];
         Ok(())
@@ -183,7 +190,16 @@ impl Builder<'_> {
 
     fn res_block(&mut self, rng: &mut impl Rng) -> Result<()> {
         let d = self.shape[0];
-        let mut conv = || Conv2d::pytorch_init(d, d, 3, 1, 1, self.dtype, self.device, rng);
+        let mut conv = || {
+            Conv2d::pytorch_init(
+                d,
+                d,
+                ConvGeometry::square(3, 1, 1),
+                self.dtype,
+                self.device,
+                rng,
+            )
+        };
         let inner = Sequential::new(vec![
             Layer::Conv2d(conv()?),
             Layer::Relu,

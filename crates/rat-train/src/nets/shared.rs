@@ -1,5 +1,5 @@
 //! The shared actor–critic of `train_shared` (ALGORITHMS.md 7.4): an optional image encoder
-//! (see [`encoders`](crate::encoders)) and an MLP trunk feeding a policy head (Gaussian mean with
+//! (see [`encoders`](super::encoders)) and an MLP trunk feeding a policy head (Gaussian mean with
 //! a state-independent log σ, or categorical logits) and a PopArt value head, with dropout after
 //! every hidden ReLU of the MLP trunk when configured.
 //!
@@ -16,12 +16,27 @@ use rat_core::distributions::{Categorical, DiagGaussian};
 use rat_core::layers::{Broadcast, Dense, Recorder, Sequential};
 use rat_envs::Space;
 
-use crate::agent::{Preprocess, load_params, param_tensors};
+use super::encoders::{Encoder, NetType};
+use super::mlp::value_head;
+use super::policy::Policy;
+use super::preprocess::{Preprocess, RolloutModel};
 use crate::config::{Config, SigmaType};
-use crate::encoders::{Encoder, NetType};
 use crate::error::{Result, invalid};
-use crate::nets::{Policy, value_head};
-use crate::runner::RolloutModel;
+use crate::io::checkpoint::{load_params, param_tensors};
+
+/// The shared trunk and heads (`nets_config`'s `hidden_size`, `num_layers`, `dropout`;
+/// `algo_config.with_popart`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrunkSpec {
+    /// Width of every hidden layer.
+    pub width: usize,
+    /// Number of hidden layers after the encoder.
+    pub layers: usize,
+    /// Dropout probability after every hidden ReLU, in [0, 1).
+    pub dropout: f64,
+    /// Whether the value head is PopArt's.
+    pub popart: bool,
+}
 
 /// Inverted-dropout masks, one (b, h) tensor of 0 and 1/(1 − p) per hidden layer.
 #[derive(Debug, Clone)]
@@ -50,20 +65,22 @@ pub struct SharedActorCritic {
 
 impl SharedActorCritic {
     /// A network reading observations through `encoder` ([`Encoder::identity`] for the
-    /// reference's MLP), then `layers` hidden layers of `width`, for `act_space` actions;
-    /// PyTorch's default initialisation (PopArt's for the value head when `popart`).
-    #[allow(clippy::too_many_arguments)]
+    /// reference's MLP), then the trunk `spec` describes, for `act_space` actions; PyTorch's
+    /// default initialisation (PopArt's for the value head when `spec.popart`).
     pub fn new(
         encoder: Encoder,
         act_space: &Space,
-        width: usize,
-        layers: usize,
-        dropout: f64,
-        popart: bool,
+        spec: TrunkSpec,
         dtype: DType,
         device: &Device,
         rng: &mut impl Rng,
     ) -> Result<Self> {
+        let TrunkSpec {
+            width,
+            layers,
+            dropout,
+            popart,
+        } = spec;
         if !(0.0..1.0).contains(&dropout) {
             return invalid(format!("dropout must be in [0, 1), got {dropout}"));
         }
@@ -228,10 +245,12 @@ impl SharedAgent {
         let net = SharedActorCritic::new(
             encoder,
             act_space,
-            nets.hidden_size,
-            nets.num_layers,
-            nets.dropout,
-            config.algo_config.with_popart,
+            TrunkSpec {
+                width: nets.hidden_size,
+                layers: nets.num_layers,
+                dropout: nets.dropout,
+                popart: config.algo_config.with_popart,
+            },
             DType::F32,
             device,
             rng,

@@ -12,9 +12,10 @@ use candle_core::Tensor;
 use rat_core::jacobian::ScoreJacobian;
 use rat_core::{Result, clip};
 
+use super::score::ScorePass;
+use super::update::{ActorBatch, ActorUpdate, StepInfo};
 use crate::config::{AlgoConfig, NormObj};
 use crate::nets::Actor;
-use crate::update::{ActorBatch, ActorUpdate, ScorePass, StepInfo};
 
 /// The diagonal-Fisher rule and its SGD state.
 #[derive(Debug, Clone)]
@@ -25,7 +26,7 @@ pub struct DiagActor {
     ent_coef: f64,
     max_grad_norm: f64,
     /// SGD with the reference's momentum 1e-6 (its buffer is not used as a Kaczmarz vector).
-    sgd: crate::update::Sgd,
+    sgd: crate::optim::Sgd,
 }
 
 impl DiagActor {
@@ -37,7 +38,7 @@ impl DiagActor {
             clamp: c.clamp_ratio.then_some((c.min_ratio, c.max_ratio)),
             ent_coef: c.ent_coef,
             max_grad_norm: c.max_grad_norm,
-            sgd: crate::update::Sgd::new()?,
+            sgd: crate::optim::Sgd::new(),
         })
     }
 }
@@ -51,7 +52,7 @@ impl ActorUpdate for DiagActor {
         let pass = ScorePass::new(actor, batch, self.clamp)?;
         let b = pass.jac.num_samples() as f64;
         let (loss_pi, grad) =
-            crate::pg::surrogate_gradient(&pass, actor, batch, self.norm_obj, self.ent_coef)?;
+            super::pg::surrogate_gradient(&pass, actor, batch, self.norm_obj, self.ent_coef)?;
         let diag = pass.jac.sq_col_sums()?;
         let d = grad
             .iter()

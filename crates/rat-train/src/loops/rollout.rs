@@ -1,87 +1,21 @@
 //! Rollout collection (ALGORITHMS.md 6.1–6.3): T steps of E environments with the frozen
 //! observation normaliser, pre-squash actions stored and `tanh(a)·high[0]` sent to the
-//! environment, the time-limit bootstrap folded into the reward, then GAE.
+//! environment, the time-limit bootstrap folded into the reward. The rollout returns the raw
+//! trajectories; [`advantages`] turns them into GAE advantages and returns.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use rand::Rng;
-use rand_distr::{Distribution, StandardNormal};
 use rat_envs::{Space, StepBuffers, VecEnv};
+use rat_rollout::{Advantages, PopArtStats, Trajectory};
 
-use crate::agent::Preprocess;
 use crate::config::AdvType;
 use crate::error::{Result, invalid};
-use crate::nets::Policy;
+use crate::nets::{ActionMode, Preprocess, RolloutModel, select_actions};
 
 /// Discount γ, hard-coded in the reference (no config key).
 pub const GAMMA: f64 = 0.999;
 /// GAE λ, hard-coded in the reference.
 pub const LAMBDA: f64 = 0.95;
-
-/// How actions are chosen from a policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActionMode {
-    /// Draw from the policy (training).
-    Sample,
-    /// The mean (Gaussian) or the most likely action (categorical): deterministic evaluation.
-    Mode,
-}
-
-/// Actions (n x act_dim, row-major; one index per row for a categorical policy) from a policy
-/// evaluated at n states. Gaussian: a = μ + exp(log σ)·ξ, ξ ~ N(0, I), pre-squash.
-pub fn select_actions(policy: &Policy, mode: ActionMode, rng: &mut impl Rng) -> Result<Vec<f32>> {
-    match policy {
-        Policy::Gaussian(d) => {
-            let mean = d.mean().to_dtype(DType::F32)?;
-            let log_std = d
-                .log_std()
-                .broadcast_as(mean.shape())?
-                .to_dtype(DType::F32)?;
-            let mean = mean.flatten_all()?.to_vec1::<f32>()?;
-            if mode == ActionMode::Mode {
-                return Ok(mean);
-            }
-            let log_std = log_std.flatten_all()?.to_vec1::<f32>()?;
-            Ok(mean
-                .iter()
-                .zip(&log_std)
-                .map(|(&m, &s)| {
-                    let xi: f32 = StandardNormal.sample(rng);
-                    m + s.exp() * xi
-                })
-                .collect())
-        }
-        Policy::Categorical(d) => {
-            let logp = d.log_probs().to_dtype(DType::F32)?;
-            let k = logp.dims()[1];
-            let logp = logp.flatten_all()?.to_vec1::<f32>()?;
-            Ok(logp
-                .chunks(k)
-                .map(|row| match mode {
-                    ActionMode::Mode => argmax(row) as f32,
-                    ActionMode::Sample => {
-                        let u: f32 = rng.random();
-                        let mut acc = 0.0;
-                        row.iter()
-                            .position(|&lp| {
-                                acc += lp.exp();
-                                u < acc
-                            })
-                            .unwrap_or(k - 1) as f32
-                    }
-                })
-                .collect())
-        }
-    }
-}
-
-fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
-            if x > best.1 { (i, x) } else { best }
-        })
-        .0
-}
 
 /// What the environment receives for pre-squash actions: tanh(a)·scale for a box (the reference
 /// squashes with the first component of the upper bound only), the index itself when discrete.
@@ -112,17 +46,16 @@ impl Squash {
     }
 }
 
-/// One rollout, env-major (index e·T + t), as the reference flattens it.
+/// One rollout: observations and actions env-major (index e·T + t), as the reference flattens
+/// them, and the raw trajectories time-major, for [`advantages`].
 #[derive(Debug, Clone)]
 pub struct Rollout {
     /// Raw observations (N x obs_dim).
     pub obs: Vec<f64>,
     /// Pre-squash actions (N x act_dim), or indices (N).
     pub actions: Vec<f32>,
-    /// Advantages (N), unnormalised.
-    pub advantages: Vec<f64>,
-    /// Returns R = Â + V (N), unnormalised.
-    pub returns: Vec<f64>,
+    /// Rewards (with the truncation bootstrap), values and done flags, time-major.
+    pub trajectory: Trajectory,
     /// (return, length) of every episode that ended during the rollout, in completion order.
     pub episodes: Vec<(f64, usize)>,
 }
@@ -130,30 +63,28 @@ pub struct Rollout {
 impl Rollout {
     /// N = E·T.
     pub fn len(&self) -> usize {
-        self.advantages.len()
+        self.trajectory.rewards.len()
     }
 
     /// Whether the rollout is empty.
     pub fn is_empty(&self) -> bool {
-        self.advantages.is_empty()
+        self.trajectory.rewards.is_empty()
     }
 }
 
-/// What a rollout needs of an agent: its preprocessing, its policy and its values.
-pub trait RolloutModel {
-    /// The observation normaliser, PopArt statistics and widths.
-    fn pre(&self) -> &Preprocess;
-
-    /// The policy at network inputs `obs` (no recording).
-    fn policy(&self, obs: &Tensor) -> Result<Policy>;
-
-    /// Unnormalised values V(s) of network inputs `obs` (n), on the host.
-    fn values(&self, obs: &Tensor) -> Result<Vec<f64>>;
-
-    /// Raw observation rows → the networks' input.
-    fn normalise(&self, raw: &[f64], device: &Device) -> Result<Tensor> {
-        self.pre().normalise(raw, device)
-    }
+/// GAE(γ = 0.999, λ = 0.95) of a rollout's trajectories (`adv_type: td`: the one-step TD errors
+/// as the advantages, the GAE returns kept), reordered env-major like the rollout's rows.
+pub fn advantages(traj: &Trajectory, adv_type: AdvType) -> Result<Advantages> {
+    let est = rat_rollout::gae(traj, GAMMA, LAMBDA)?;
+    let advantages = match adv_type {
+        AdvType::Gae => est.advantages,
+        AdvType::Td => rat_rollout::td_errors(traj, GAMMA)?,
+    };
+    let e = traj.num_envs;
+    Ok(Advantages {
+        advantages: rat_rollout::env_major(&advantages, e, 1)?,
+        returns: rat_rollout::env_major(&est.returns, e, 1)?,
+    })
 }
 
 /// Steps a [`VecEnv`] with an agent, keeping the current observations and done flags between
@@ -164,13 +95,11 @@ pub struct Runner {
     dones: Vec<bool>,
     buf: StepBuffers,
     squash: Squash,
-    /// The advantage estimator.
-    pub adv_type: AdvType,
 }
 
 impl Runner {
     /// Resets the environments (the first reset seeds them) and wraps them.
-    pub fn new(mut env: VecEnv, adv_type: AdvType) -> Result<Self> {
+    pub fn new(mut env: VecEnv) -> Result<Self> {
         let mut buf = env.buffers();
         env.reset(&mut buf.obs)?;
         Ok(Self {
@@ -179,7 +108,6 @@ impl Runner {
             dones: vec![false; env.num_envs()],
             env,
             buf,
-            adv_type,
         })
     }
 
@@ -188,8 +116,8 @@ impl Runner {
         &self.env
     }
 
-    /// Collects `nsteps` steps of every environment with the agent's policy (sampled) and
-    /// computes GAE(γ = 0.999, λ = 0.95) with the agent's unnormalised values.
+    /// Collects `nsteps` steps of every environment with the agent's policy (sampled), folding
+    /// γ·V(final obs) into the reward of a truncated (not terminated) episode.
     pub fn run(
         &mut self,
         agent: &dyn RolloutModel,
@@ -238,34 +166,75 @@ impl Runner {
             (0..e).for_each(|i| self.dones[i] = self.buf.done(i));
         }
         let last_values = agent.values(&agent.normalise(&self.obs, device)?)?;
-        let est = rat_rollout::gae(
-            &rewards,
-            &values,
-            &dones_before,
-            &last_values,
-            &self.dones,
-            e,
-            GAMMA,
-            LAMBDA,
-        )?;
-        let advantages = match self.adv_type {
-            AdvType::Gae => est.advantages,
-            AdvType::Td => rat_rollout::td_errors(
-                &rewards,
-                &values,
-                &dones_before,
-                &last_values,
-                &self.dones,
-                e,
-                GAMMA,
-            )?,
-        };
         Ok(Rollout {
             obs: rat_rollout::env_major(&obs, e, d)?,
             actions: rat_rollout::env_major(&actions, e, ad)?,
-            advantages: rat_rollout::env_major(&advantages, e, 1)?,
-            returns: rat_rollout::env_major(&est.returns, e, 1)?,
+            trajectory: Trajectory {
+                rewards,
+                values,
+                dones_before,
+                last_values,
+                last_dones: self.dones.clone(),
+                num_envs: e,
+            },
             episodes,
         })
     }
+}
+
+/// Advantages and returns on PopArt's normalised scale (mean shift included), with `stats` the
+/// statistics after this rollout's update (identity when PopArt is off).
+pub fn normalised(est: &Advantages, stats: PopArtStats) -> Advantages {
+    let norm = |x: &[f64]| x.iter().map(|&v| stats.normalise(v)).collect();
+    Advantages {
+        advantages: norm(&est.advantages),
+        returns: norm(&est.returns),
+    }
+}
+
+/// A rollout as the updates consume it: normalised observations, actions, and the normalised
+/// advantages and returns on the device (and on the host, for the log).
+pub struct RolloutTensors {
+    /// Network inputs (N, obs_dim), normalised with the updated normaliser.
+    pub obs: Tensor,
+    /// Pre-squash actions (N, act_dim), or indices (N) of dtype u32.
+    pub actions: Tensor,
+    /// Advantages (N), f32.
+    pub adv: Tensor,
+    /// Returns (N), f32: the critic's targets.
+    pub ret: Tensor,
+    /// The same advantages and returns in f64 on the host.
+    pub host: Advantages,
+}
+
+impl RolloutTensors {
+    /// The tensors of `rollout` with advantages and returns `est`, through `pre`.
+    pub fn new(
+        rollout: &Rollout,
+        est: Advantages,
+        pre: &Preprocess,
+        discrete: bool,
+        device: &Device,
+    ) -> Result<Self> {
+        let obs = pre.normalise(&rollout.obs, device)?;
+        let n = rollout.actions.len() / pre.act_dim.max(1);
+        let actions = if discrete {
+            let v: Vec<u32> = rollout.actions.iter().map(|&a| a as u32).collect();
+            Tensor::from_vec(v, n, device)?
+        } else {
+            Tensor::from_slice(&rollout.actions, (n, pre.act_dim), device)?
+        };
+        Ok(Self {
+            adv: f32_tensor(&est.advantages, device)?,
+            ret: f32_tensor(&est.returns, device)?,
+            host: est,
+            obs,
+            actions,
+        })
+    }
+}
+
+fn f32_tensor(x: &[f64], device: &Device) -> Result<Tensor> {
+    let v: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    Ok(Tensor::from_vec(v, x.len(), device)?)
 }

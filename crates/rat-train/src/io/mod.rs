@@ -1,0 +1,11 @@
+//! A run's outputs: the run directory and its files ([`run_log`]: `progress.csv`, `config.yaml`,
+//! `time.json`), what one iteration reports and the TensorBoard tag table ([`report`]), the
+//! progress line ([`progress`]), the TensorBoard writer ([`tensorboard`]), checkpoints
+//! ([`checkpoint`]) and learning-curve plots ([`png`]).
+
+pub mod checkpoint;
+pub mod png;
+pub mod progress;
+pub mod report;
+pub mod run_log;
+pub mod tensorboard;

@@ -1,0 +1,224 @@
+//! `train_detach`: a separate actor and critic (ALGORITHMS.md 1.2). [`run`] is the whole loop,
+//! one iteration at a time:
+//!
+//! rollout → GAE → PopArt (normalise R and A) → observation normaliser → recompute the old
+//! policy → all actor passes → KL-adaptive lr → all critic passes → log (and checkpoint).
+//!
+//! The actor rule is any [`ActorUpdate`](crate::rules::ActorUpdate); this loop does not change when one is added.
+
+use std::time::Instant;
+
+use candle_core::{DType, Tensor};
+use rand::seq::SliceRandom;
+
+use super::options::{Outcome, RunOptions, iterations};
+use super::rollout::{RolloutTensors, Runner, advantages, normalised};
+use super::start::{
+    LoopState, Start, index_tensor, open_log, prefixed, run_dir, start, train_tensors,
+};
+use crate::config::Config;
+use crate::error::{Result, invalid};
+use crate::io::checkpoint::{self, with_prefix};
+use crate::io::report::IterationReport;
+use crate::io::run_log::detach_log_dir;
+use crate::nets::{Actor, ActorNet, Agent, Critic};
+use crate::optim::{Adam, KlAdaptiveLr};
+use crate::rules::{ActorBatch, StepInfo, actor_update};
+
+/// The critic's global gradient-norm clip.
+const CRITIC_MAX_GRAD_NORM: f64 = 5.0;
+
+/// Runs `train_detach` with `config` to its budget and returns what it reached.
+pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
+    check(config)?;
+    let Start {
+        restored,
+        seed,
+        mut rng,
+        env,
+    } = start(config, opts)?;
+    let (a, device) = (&config.algo_config, &opts.device);
+    let t = config.env_config.nsteps;
+    let n = config.env_config.num_envs * t;
+    let mut agent = Agent::new(
+        config,
+        env.observation_space(),
+        env.image_shape(),
+        env.action_space(),
+        device,
+        &mut rng,
+    )?;
+    let discrete = matches!(agent.actor, ActorNet::Categorical(_));
+    let mut runner = Runner::new(env)?;
+    let mut update = actor_update(config)?;
+    let mut critic_opt = Adam::new(&agent.critic.params())?;
+    let mut state = LoopState::new(a.lr_pi);
+    if let Some(tensors) = &restored {
+        agent.load(tensors)?;
+        update.load_state(&prefixed(tensors, "optim.actor.", device)?)?;
+        critic_opt.load_state(&prefixed(tensors, "optim.critic.", device)?)?;
+        rng = state.restore(tensors)?;
+    }
+    let log_dir = run_dir(opts, || detach_log_dir(&opts.log_root, config, seed));
+    let count = |v: Vec<candle_core::Var>| v.iter().map(|p| p.elem_count()).sum::<usize>();
+    let params = format!(
+        "actor {}, critic {}",
+        count(agent.actor.params()),
+        count(agent.critic.params())
+    );
+    let mut log = open_log(config, opts, &log_dir, restored.is_some(), &params)?;
+    let (pi_b, v_b) = (n / a.pi_minibatches, n / a.v_minibatches);
+    let steps_per_iteration = a.pi_epochs * n.div_ceil(pi_b);
+    let mut indices: Vec<usize> = (0..n).collect();
+    let (session_start, first) = (Instant::now(), state.iteration);
+    let mut phase_sums = [0.0f64; 3];
+    for it in first..iterations(config) {
+        // Rollout with the frozen normaliser, then GAE on the unnormalised values.
+        let t0 = Instant::now();
+        let rollout = runner.run(&agent, t, device, &mut rng)?;
+        let rollout_seconds = t0.elapsed().as_secs_f64();
+        state.push_episodes(&rollout.episodes);
+        let est = advantages(&rollout.trajectory, a.adv_type)?;
+
+        // PopArt first (R and A on the updated statistics, the critic's head rescaled), then the
+        // observation normaliser; the updates see the rollout through both.
+        let stats = agent.update_popart(&est.returns)?;
+        agent.pre.update_obs_norm(&rollout.obs)?;
+        let data = RolloutTensors::new(
+            &rollout,
+            normalised(&est, stats),
+            &agent.pre,
+            discrete,
+            device,
+        )?;
+        // The ratio's denominator: the current network on the new normalisation (ratio 1 at the
+        // first step), as the reference recomputes it.
+        let old = agent.actor.policy(&data.obs, None)?.detach()?;
+
+        // Actor passes: pi_epochs x pi_minibatches steps of the rule.
+        let t_actor = Instant::now();
+        update.begin_rollout(n, &data.adv)?;
+        let lr_used = state.lr;
+        let mut step = StepInfo::NONE;
+        for _ in 0..a.pi_epochs {
+            indices.shuffle(&mut rng);
+            for chunk in indices.chunks(pi_b) {
+                let idx = index_tensor(chunk, device)?;
+                let batch = ActorBatch {
+                    obs: data.obs.index_select(&idx, 0)?,
+                    actions: data.actions.index_select(&idx, 0)?,
+                    advantages: data.adv.index_select(&idx, 0)?,
+                    old: old.select(&idx)?,
+                    block: chunk.to_vec(),
+                };
+                step = update.step(&agent.actor, &batch, state.lr)?;
+            }
+        }
+        let actor_seconds = t_actor.elapsed().as_secs_f64();
+        state.times.push(actor_seconds);
+
+        // The KL-adaptive learning rate, on the last minibatch's KL.
+        if a.use_kl_adaptive_lr && step.kl.is_finite() {
+            state.lr = KlAdaptiveLr::SEPARATE.apply(state.lr, step.kl);
+        }
+
+        // Critic passes: v_epochs x v_minibatches Adam steps on the PopArt targets.
+        let t_critic = Instant::now();
+        let mut loss_v = f64::NAN;
+        for _ in 0..a.v_epochs {
+            indices.shuffle(&mut rng);
+            for chunk in indices.chunks(v_b) {
+                let idx = index_tensor(chunk, device)?;
+                let (obs, ret) = (
+                    data.obs.index_select(&idx, 0)?,
+                    data.ret.index_select(&idx, 0)?,
+                );
+                loss_v = critic_step(&agent.critic, &mut critic_opt, &obs, &ret, a.lr_v)?;
+            }
+        }
+        let critic_seconds = t_critic.elapsed().as_secs_f64();
+
+        // Log, and checkpoint when due.
+        let fps = n as f64 / t0.elapsed().as_secs_f64();
+        let phases = [rollout_seconds, actor_seconds, critic_seconds];
+        phase_sums.iter_mut().zip(phases).for_each(|(s, v)| *s += v);
+        state.iteration = it + 1;
+        state.elapsed += t0.elapsed().as_secs_f64();
+        let report = IterationReport {
+            iteration: it,
+            batch: n,
+            fps,
+            elapsed: state.elapsed,
+            actions: &rollout.actions,
+            advantages: &data.host.advantages,
+            returns: &data.host.returns,
+            episodes: &state.episodes,
+            step,
+            loss_v,
+            learning_rates: [("lr_pi", lr_used), ("lr_v", a.lr_v)],
+            phases: vec![
+                ("time/rollout", rollout_seconds),
+                ("time/actor", actor_seconds),
+                ("time/critic", critic_seconds),
+            ],
+        };
+        log.iteration(&report, config.log_config.log_interval, opts.verbose)?;
+        if state.checkpoint_due(config, opts) {
+            let mut tensors = agent.tensors()?;
+            tensors.extend(with_prefix("optim.actor.", update.state()));
+            tensors.extend(with_prefix("optim.critic.", critic_opt.state()?));
+            tensors.extend(train_tensors(config, seed, &state, &rng)?);
+            checkpoint::save(&log_dir.join("model.safetensors"), tensors)?;
+            log.write_times(&state.times, steps_per_iteration)?;
+        }
+    }
+    log.finish();
+    Ok(state.outcome(
+        log_dir,
+        n,
+        steps_per_iteration,
+        first,
+        session_start,
+        phase_sums,
+    ))
+}
+
+/// One critic step: Adam on mean((v(s) − R)²) with the global gradient norm clipped to 5.
+/// Returns the loss before the step.
+pub fn critic_step(
+    critic: &Critic,
+    opt: &mut Adam,
+    obs: &Tensor,
+    target: &Tensor,
+    lr: f64,
+) -> Result<f64> {
+    let loss = critic.forward(obs)?.sub(target)?.sqr()?.mean_all()?;
+    let grads = loss.backward()?;
+    let params = critic.params();
+    let g = rat_core::params::gradients(&grads, &params)?;
+    let (clipped, _) = rat_core::clip::clip_grad_norm(&g, CRITIC_MAX_GRAD_NORM)?;
+    opt.step(&params, &clipped, lr)?;
+    Ok(loss.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}
+
+fn check(config: &Config) -> Result<()> {
+    let (a, e) = (&config.algo_config, &config.env_config);
+    let n = e.num_envs * e.nsteps;
+    if n == 0 {
+        return invalid("num_envs and nsteps must be positive");
+    }
+    for (name, m) in [
+        ("pi_minibatches", a.pi_minibatches),
+        ("v_minibatches", a.v_minibatches),
+    ] {
+        if m == 0 || m > n {
+            return invalid(format!(
+                "{name} = {m} must be in 1..={n} (the rollout size)"
+            ));
+        }
+    }
+    if !(a.lr_pi > 0.0 && a.lr_v > 0.0) {
+        return invalid("lr_pi and lr_v must be positive");
+    }
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! The training loops and what they share.
+//!
+//! * [`detach`] — `train_detach`: a separate actor and critic, read top to bottom in
+//!   [`detach::run`];
+//! * [`shared`] — `train_shared`: one shared actor–critic with joint updates;
+//! * [`rollout`] — the environment steps of one iteration and the advantages;
+//! * [`start`] — start-up (seed, environments, resume) and the counters carried between
+//!   iterations;
+//! * [`evaluate`] — deterministic evaluation of a checkpoint;
+//! * [`options`] — [`RunOptions`], [`Outcome`] and the iteration count of a budget.
+
+pub mod detach;
+pub mod evaluate;
+pub mod options;
+pub mod rollout;
+pub mod shared;
+pub mod start;
+
+pub use options::{Outcome, RunOptions, iterations};

@@ -1,0 +1,65 @@
+//! How to run ([`RunOptions`]: everything that is not in the config), what a finished run
+//! reports ([`Outcome`]) and how many iterations a budget is ([`iterations`]).
+
+use std::path::PathBuf;
+
+use candle_core::Device;
+
+use crate::config::Config;
+
+/// How to run (everything that is not in the config).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The seed; `None` draws one in [0, 10⁶) as the reference does.
+    pub seed: Option<u64>,
+    /// Where the networks live.
+    pub device: Device,
+    /// The root of the log directories (`logs`).
+    pub log_root: PathBuf,
+    /// Continue from this checkpoint (its run directory is reused).
+    pub resume: Option<PathBuf>,
+    /// Save a checkpoint every this many iterations (0: only at the end).
+    pub checkpoint_every: usize,
+    /// Print the stdout tables and progress lines.
+    pub verbose: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            seed: None,
+            device: Device::Cpu,
+            log_root: PathBuf::from("logs"),
+            resume: None,
+            checkpoint_every: 50,
+            verbose: true,
+        }
+    }
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The run directory.
+    pub log_dir: PathBuf,
+    /// Iterations run in total (including those before a resume).
+    pub iterations: usize,
+    /// Environment steps in total.
+    pub timesteps: usize,
+    /// Returns of the last ≤100 finished episodes.
+    pub episode_returns: Vec<f64>,
+    /// Their mean (`eprewmean`; NaN if none finished).
+    pub eprewmean: f64,
+    /// Median actor-update seconds per minibatch step.
+    pub median_step_seconds: f64,
+    /// Environment steps per second over this session's iterations.
+    pub fps: f64,
+    /// Mean seconds per iteration spent in the rollout, the actor passes and the critic passes.
+    pub phase_seconds: [f64; 3],
+}
+
+/// The iteration count of a budget: ⌊budget / N⌋ + 2, as the reference's loops run.
+pub fn iterations(config: &Config) -> usize {
+    let n = config.env_config.num_envs * config.env_config.nsteps;
+    config.env_config.timesteps_per_proc / n.max(1) + 2
+}

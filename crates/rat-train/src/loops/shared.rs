@@ -1,0 +1,197 @@
+//! `train_shared`: one shared actor–critic network (ALGORITHMS.md 1.3). [`run`] is the whole
+//! loop, one iteration at a time:
+//!
+//! rollout → GAE → PopArt (normalise R and A) → observation normaliser → recompute the old
+//! policy → `epochs` passes of joint updates over all parameters → KL-adaptive lr (on the KL
+//! measured after the last step) → log (and checkpoint).
+//!
+//! There is no critic phase: the value loss is part of every joint step. The rule is any
+//! [`JointUpdate`](crate::rules::joint::JointUpdate) (`rat`, `diag`, `kfac`, `ekfac`).
+
+use std::time::Instant;
+
+use candle_core::Tensor;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use super::options::{Outcome, RunOptions, iterations};
+use super::rollout::{RolloutTensors, Runner, advantages, normalised};
+use super::start::{
+    LoopState, Start, index_tensor, open_log, prefixed, run_dir, start, train_tensors,
+};
+use crate::config::Config;
+use crate::error::{Result, invalid};
+use crate::io::checkpoint::{self, with_prefix};
+use crate::io::report::IterationReport;
+use crate::io::run_log::shared_log_dir;
+use crate::nets::SharedAgent;
+use crate::optim::KlAdaptiveLr;
+use crate::rules::StepInfo;
+use crate::rules::joint::{JointBatch, joint_update};
+
+/// Runs `train_shared` with `config` to its budget and returns what it reached.
+pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
+    check(config)?;
+    let Start {
+        restored,
+        seed,
+        mut rng,
+        env,
+    } = start(config, opts)?;
+    let (a, device) = (&config.algo_config, &opts.device);
+    let t = config.env_config.nsteps;
+    let n = config.env_config.num_envs * t;
+    let mut agent = SharedAgent::new(
+        config,
+        env.observation_space(),
+        env.image_shape(),
+        env.action_space(),
+        device,
+        &mut rng,
+    )?;
+    let discrete = matches!(env.action_space(), rat_envs::Space::Discrete { .. });
+    let mut runner = Runner::new(env)?;
+    let mut update = joint_update(config)?;
+    let mut state = LoopState::new(a.lr);
+    if let Some(tensors) = &restored {
+        agent.load(tensors)?;
+        update.load_state(&prefixed(tensors, "optim.joint.", device)?)?;
+        rng = state.restore(tensors)?;
+    }
+    let log_dir = run_dir(opts, || shared_log_dir(&opts.log_root, config, seed));
+    let count: usize = agent.net.params().iter().map(|p| p.elem_count()).sum();
+    let mut log = open_log(
+        config,
+        opts,
+        &log_dir,
+        restored.is_some(),
+        &count.to_string(),
+    )?;
+    let b = n / a.minibatches;
+    let steps_per_iteration = a.epochs * n.div_ceil(b);
+    let kl_rule = KlAdaptiveLr::shared(a.lr);
+    let mut indices: Vec<usize> = (0..n).collect();
+    let (session_start, first) = (Instant::now(), state.iteration);
+    let mut phase_sums = [0.0f64; 3];
+    for it in first..iterations(config) {
+        // Rollout with the frozen normaliser, then GAE on the unnormalised values.
+        let t0 = Instant::now();
+        let rollout = runner.run(&agent, t, device, &mut rng)?;
+        let rollout_seconds = t0.elapsed().as_secs_f64();
+        state.push_episodes(&rollout.episodes);
+        let est = advantages(&rollout.trajectory, a.adv_type)?;
+
+        // PopArt (the value head rescaled), then the observation normaliser.
+        let stats = agent.update_popart(&est.returns)?;
+        agent.pre.update_obs_norm(&rollout.obs)?;
+        let data = RolloutTensors::new(
+            &rollout,
+            normalised(&est, stats),
+            &agent.pre,
+            discrete,
+            device,
+        )?;
+        let old = agent.net.forward(&data.obs, None, None)?.policy.detach()?;
+
+        // Joint passes: epochs x minibatches steps over all parameters, each with fresh
+        // value-target noise and dropout masks.
+        let t_joint = Instant::now();
+        let lr_used = state.lr;
+        let (mut step, mut loss_v) = (StepInfo::NONE, f64::NAN);
+        for _ in 0..a.epochs {
+            indices.shuffle(&mut rng);
+            for chunk in indices.chunks(b) {
+                let idx = index_tensor(chunk, device)?;
+                let batch = JointBatch {
+                    obs: data.obs.index_select(&idx, 0)?,
+                    actions: data.actions.index_select(&idx, 0)?,
+                    advantages: data.adv.index_select(&idx, 0)?,
+                    returns: data.ret.index_select(&idx, 0)?,
+                    old: old.select(&idx)?,
+                    noise: normal_noise(chunk.len(), device, &mut rng)?,
+                    masks: agent.net.sample_masks(chunk.len(), device, &mut rng)?,
+                };
+                let info = update.step(&agent.net, &batch, state.lr)?;
+                (step, loss_v) = (info.step, info.loss_v);
+            }
+        }
+        // The KL-adaptive learning rate on the KL after the last step (timed with the updates,
+        // as the shared script times it).
+        if a.use_kl_adaptive_lr && step.kl.is_finite() {
+            state.lr = kl_rule.apply(state.lr, step.kl);
+        }
+        let joint_seconds = t_joint.elapsed().as_secs_f64();
+        state.times.push(joint_seconds);
+
+        // Log, and checkpoint when due.
+        let fps = n as f64 / t0.elapsed().as_secs_f64();
+        phase_sums[0] += rollout_seconds;
+        phase_sums[1] += joint_seconds;
+        state.iteration = it + 1;
+        state.elapsed += t0.elapsed().as_secs_f64();
+        let report = IterationReport {
+            iteration: it,
+            batch: n,
+            fps,
+            elapsed: state.elapsed,
+            actions: &rollout.actions,
+            advantages: &data.host.advantages,
+            returns: &data.host.returns,
+            episodes: &state.episodes,
+            step,
+            loss_v,
+            learning_rates: [("curr_lr", lr_used), ("lr", state.lr)],
+            phases: vec![
+                ("time/rollout", rollout_seconds),
+                ("time/joint", joint_seconds),
+            ],
+        };
+        log.iteration(&report, config.log_config.log_interval, opts.verbose)?;
+        if state.checkpoint_due(config, opts) {
+            let mut tensors = agent.tensors()?;
+            tensors.extend(with_prefix("optim.joint.", update.state()));
+            tensors.extend(train_tensors(config, seed, &state, &rng)?);
+            checkpoint::save(&log_dir.join("model.safetensors"), tensors)?;
+            log.write_times(&state.times, steps_per_iteration)?;
+        }
+    }
+    log.finish();
+    Ok(state.outcome(
+        log_dir,
+        n,
+        steps_per_iteration,
+        first,
+        session_start,
+        phase_sums,
+    ))
+}
+
+fn check(config: &Config) -> Result<()> {
+    let (a, e) = (&config.algo_config, &config.env_config);
+    let n = e.num_envs * e.nsteps;
+    if n == 0 {
+        return invalid("num_envs and nsteps must be positive");
+    }
+    if a.minibatches == 0 || a.minibatches > n {
+        return invalid(format!(
+            "minibatches = {} must be in 1..={n} (the rollout size)",
+            a.minibatches
+        ));
+    }
+    if a.lr.is_nan() || a.lr <= 0.0 {
+        return invalid("lr must be positive");
+    }
+    Ok(())
+}
+
+/// ε ~ N(0, 1) for the sampled value targets, (b) in f32.
+fn normal_noise(b: usize, device: &candle_core::Device, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    let eps: Vec<f32> = (0..b)
+        .map(|_| {
+            let x: f64 = StandardNormal.sample(rng);
+            x as f32
+        })
+        .collect();
+    Ok(Tensor::from_vec(eps, b, device)?)
+}

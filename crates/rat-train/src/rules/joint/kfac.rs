@@ -1,0 +1,89 @@
+//! [`KfacJoint`]: K-FAC (or EK-FAC) for the shared network, its Fisher from the joint objective.
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+use rat_core::clip;
+use rat_kfac::{Kfac, KfacOptions};
+
+use super::pass::JointPass;
+use super::update::{JointBatch, JointInfo, JointParams, JointUpdate};
+use crate::config::AlgoConfig;
+use crate::error::{Result, invalid};
+use crate::nets::SharedActorCritic;
+use crate::optim::apply_step;
+use crate::rules::scalar;
+
+/// K-FAC (or EK-FAC) for the shared network.
+#[derive(Debug, Clone)]
+pub struct KfacJoint {
+    /// The hyperparameters.
+    pub params: JointParams,
+    kfac: Kfac,
+    sites: usize,
+}
+
+impl KfacJoint {
+    /// A fresh state with K-FAC's reference defaults and `algo_config.kfac_damping`.
+    pub fn new(c: &AlgoConfig, eigen_corrected: bool) -> Result<Self> {
+        if c.weight_decay != 0.0 {
+            return invalid(format!(
+                "weight_decay {} is not supported by kfac; use 0.0",
+                c.weight_decay
+            ));
+        }
+        Ok(Self {
+            params: JointParams::from_config(c),
+            kfac: Kfac::new(KfacOptions {
+                eigen_corrected,
+                damping: c.kfac_damping,
+                ..KfacOptions::default()
+            })?,
+            sites: 0,
+        })
+    }
+}
+
+impl JointUpdate for KfacJoint {
+    fn name(&self) -> &'static str {
+        if self.kfac.opts.eigen_corrected {
+            "ekfac"
+        } else {
+            "kfac"
+        }
+    }
+
+    fn step(&mut self, net: &SharedActorCritic, batch: &JointBatch, lr: f64) -> Result<JointInfo> {
+        let p = self.params;
+        let pass = JointPass::new(net, batch, p.clamp)?;
+        self.sites = pass.rec.sites().len();
+        self.kfac.update_a(&pass.rec)?;
+        if self.kfac.refresh_due() {
+            self.kfac.update_g(&pass.rec, &pass.grads)?;
+        }
+        self.kfac.update_scales(&pass.rec, &pass.grads)?;
+        let (loss, loss_pi, loss_v) =
+            pass.surrogate_loss(batch, p.norm_obj, p.ent_coef, p.vf_coef)?;
+        let g = pass.gradient(&loss)?;
+        let (clipped, grad_norm) = clip::clip_grad_norm(&g, p.max_grad_norm)?;
+        let (d, _nu) = self.kfac.precondition(&pass.rec, &clipped, lr)?;
+        apply_step(pass.params(), self.kfac.momentum_step(&d)?, lr)?;
+        pass.info(net, batch, grad_norm, loss_pi, loss_v)
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let mut out = self.kfac.state();
+        if let Ok(t) = Tensor::new(&[self.sites as f64], &candle_core::Device::Cpu) {
+            out.push(("sites".into(), t));
+        }
+        out
+    }
+
+    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        let Some(t) = state.get("sites") else {
+            return Ok(());
+        };
+        self.sites = scalar(&t.flatten_all()?.narrow(0, 0, 1)?.squeeze(0)?)? as usize;
+        Ok(self.kfac.load_state(state, self.sites)?)
+    }
+}

@@ -1,0 +1,118 @@
+//! [`RatJoint`]: RAT for the shared network, in the reference's form or the exact regularised
+//! natural gradient of the combined loss (see the [module overview](super)).
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+use rat_core::jacobian::{FactoredJacobian, ScoreJacobian};
+use rat_core::kaczmarz::{check_damping, reference_correction};
+use rat_core::{clip, params, woodbury};
+
+use super::pass::JointPass;
+use super::update::{JointBatch, JointInfo, JointParams, JointUpdate};
+use crate::config::JointMode;
+use crate::error::Result;
+use crate::nets::SharedActorCritic;
+use crate::optim::Sgd;
+use crate::rules::{normalise_advantages, scalar};
+
+/// RAT for the shared network: SGD (momentum 1e-6) whose buffer is the Kaczmarz vector.
+#[derive(Debug, Clone)]
+pub struct RatJoint {
+    /// The hyperparameters.
+    pub params: JointParams,
+    sgd: Sgd,
+}
+
+impl RatJoint {
+    /// A fresh state.
+    pub fn new(params: JointParams) -> Result<Self> {
+        check_damping("RatJoint::new", params.damping)?;
+        Ok(Self {
+            params,
+            sgd: Sgd::new(),
+        })
+    }
+
+    /// The SGD momentum buffer (the Kaczmarz vector), once a step was taken.
+    pub fn momentum_buffer(&self) -> Option<&[Tensor]> {
+        self.sgd.buffer()
+    }
+
+    /// [ψ, φ] = (H Hᵀ R / b + λI)⁻¹ [a − c, 1 − c] with c = H g (g the momentum buffer, when the
+    /// Kaczmarz correction is on and a buffer exists).
+    pub fn transformed_weights(
+        &self,
+        jac: &FactoredJacobian,
+        ratio: &Tensor,
+        a: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let b = jac.num_samples();
+        let rhs = Tensor::stack(&[a, &a.ones_like()?], 1)?;
+        let g = self.sgd.buffer().filter(|_| self.params.kaczmarz);
+        let rhs = reference_correction(jac, g, &rhs)?;
+        let sol = woodbury::transform_advantages(&jac.kernel()?, ratio, &rhs, self.params.damping)?;
+        debug_assert_eq!(sol.dims(), [b, 2]);
+        Ok((
+            sol.narrow(1, 0, 1)?.squeeze(1)?,
+            sol.narrow(1, 1, 1)?.squeeze(1)?,
+        ))
+    }
+
+    /// (F_R + λI)⁻¹ g with F_R = Hᵀ R H / b, through (g − Hᵀ y)/λ, y = (H Hᵀ + λ b R⁻¹)⁻¹ H g.
+    pub fn regularised_natural_gradient(
+        jac: &FactoredJacobian,
+        ratio: &Tensor,
+        g: &[Tensor],
+        damping: f64,
+    ) -> Result<Vec<Tensor>> {
+        let b = jac.num_samples() as f64;
+        // (K/b + λR⁻¹) φ = H g gives y = φ/b; transform_advantages returns ψ = R⁻¹φ.
+        let psi = woodbury::transform_advantages(&jac.kernel()?, ratio, &jac.jvp(g)?, damping)?;
+        let y = psi.mul(ratio)?.affine(1.0 / b, 0.0)?;
+        let hty = jac.vjp(&y)?;
+        Ok(params::scale(&params::axpy(-1.0, &hty, g)?, 1.0 / damping)?)
+    }
+}
+
+impl JointUpdate for RatJoint {
+    fn name(&self) -> &'static str {
+        "rat"
+    }
+
+    fn step(&mut self, net: &SharedActorCritic, batch: &JointBatch, lr: f64) -> Result<JointInfo> {
+        let p = self.params;
+        let pass = JointPass::new(net, batch, p.clamp)?;
+        let r = pass.ratio_value();
+        let (grad, loss_pi, loss_v) = match p.mode {
+            JointMode::Reference => {
+                let a = normalise_advantages(&batch.advantages, &r, p.norm_obj)?;
+                let (psi, phi) = self.transformed_weights(&pass.jac, &r, &a)?;
+                let loss_pi = pass.ratio.mul(&psi)?.mean_all()?.neg()?;
+                let loss_v = pass.value_loss(&batch.returns, Some(&phi))?;
+                let loss = loss_pi
+                    .sub(&pass.entropy.affine(p.ent_coef, 0.0)?)?
+                    .add(&loss_v.affine(p.vf_coef, 0.0)?)?;
+                (pass.gradient(&loss)?, scalar(&loss_pi)?, scalar(&loss_v)?)
+            }
+            JointMode::Exact => {
+                let (loss, loss_pi, loss_v) =
+                    pass.surrogate_loss(batch, p.norm_obj, p.ent_coef, p.vf_coef)?;
+                let g = pass.gradient(&loss)?;
+                let x = Self::regularised_natural_gradient(&pass.jac, &r, &g, p.damping)?;
+                (x, loss_pi, loss_v)
+            }
+        };
+        let (clipped, grad_norm) = clip::clip_grad_norm(&grad, p.max_grad_norm)?;
+        self.sgd.step(pass.params(), &clipped, lr)?;
+        pass.info(net, batch, grad_norm, loss_pi, loss_v)
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        self.sgd.state()
+    }
+
+    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        Ok(self.sgd.load_state(state)?)
+    }
+}
