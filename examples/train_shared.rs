@@ -12,7 +12,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     match run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::from(rat_train::cli::EXIT_INTERRUPTED),
+        Ok(false) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -20,11 +21,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> rat_train::Result<()> {
-    let Some(cli) = rat_train::cli::parse(std::env::args().skip(1))? else {
+/// Trains; returns whether a signal stopped the run early.
+fn run() -> rat_train::Result<bool> {
+    let Some(mut cli) = rat_train::cli::parse(std::env::args().skip(1))? else {
         println!("{}", rat_train::cli::USAGE);
-        return Ok(());
+        return Ok(false);
     };
+    cli.options.stop = Some(rat_train::cli::stop_on_signals()?);
     let out = rat_train::loops::shared::run(&cli.config, &cli.options)?;
     let [rollout, joint, _] = out.phase_seconds;
     println!("per iteration: rollout {rollout:.2} s, joint updates {joint:.2} s");
@@ -39,5 +42,12 @@ fn run() -> rat_train::Result<()> {
         out.median_step_seconds * 1e3,
         out.log_dir.display()
     );
-    Ok(())
+    if out.interrupted {
+        eprintln!(
+            "stopped by a signal after iteration {}; resume with --resume {}",
+            out.iterations,
+            out.log_dir.join("model.safetensors").display()
+        );
+    }
+    Ok(out.interrupted)
 }

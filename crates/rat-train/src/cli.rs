@@ -12,6 +12,8 @@
 //! `--key value`, and the run options.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use candle_core::Device;
 
@@ -194,4 +196,27 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Cli>> {
         config.set(k, v)?;
     }
     Ok(Some(Cli { config, options }))
+}
+
+/// The exit status of a run stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// A flag that the first SIGINT (Ctrl-C) or SIGTERM sets, for [`RunOptions::stop`]: the run then
+/// finishes its iteration, writes a final checkpoint and its logs, and returns with
+/// `interrupted` set. A second signal exits at once with status 130.
+pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag before this signal sets it: the second signal
+        // of either kind ends the process.
+        signal_hook::flag::register_conditional_shutdown(
+            sig,
+            i32::from(EXIT_INTERRUPTED),
+            stop.clone(),
+        )
+        .and_then(|_| signal_hook::flag::register(sig, stop.clone()))
+        .map_err(|e| crate::Error::Invalid(format!("cannot install a signal handler: {e}")))?;
+    }
+    Ok(stop)
 }

@@ -46,7 +46,10 @@ pub fn config(t: &HashMap<String, Tensor>) -> Result<Config> {
     let text = t
         .get("train.config")
         .ok_or_else(|| crate::Error::Invalid("checkpoint has no train.config".into()))?;
-    Ok(Config::from_yaml(&tensor_text(text)?, "checkpoint")?)
+    let mut config = Config::from_yaml(&tensor_text(text)?, "checkpoint")?;
+    // A stored config lists every key; none of them was given by the user of this run.
+    config.given.clear();
+    Ok(config)
 }
 
 /// A ChaCha8 generator's exact position: seed (8 words), stream (2), word position (4).

@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::progress::Progress;
 use super::report::{IterationReport, TB_TAGS};
-use super::tensorboard::EventWriter;
-use crate::config::Config;
+use super::tensorboard::{self, EventWriter};
+use crate::config::{Config, Trainer};
 use crate::error::{Result, io};
 
 /// A float as Python's `str` writes it for the values that appear in log names
@@ -130,6 +130,31 @@ pub struct ProgressCsv {
 }
 
 impl ProgressCsv {
+    /// Keeps the header and the rows of iterations before `iteration` (`misc/nupdates` <
+    /// `iteration`) of `dir/progress.csv`, if there is one.
+    pub fn truncate(dir: &Path, iteration: usize) -> Result<()> {
+        let path = dir.join("progress.csv");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(());
+        };
+        let mut lines = text.lines();
+        let Some(header) = lines.next() else {
+            return Ok(());
+        };
+        let col = header.split(',').position(|h| h == "misc/nupdates");
+        let mut out = format!("{header}\n");
+        for line in lines {
+            let it = col
+                .and_then(|c| line.split(',').nth(c))
+                .and_then(|v| v.parse::<f64>().ok());
+            if it.is_some_and(|it| it < iteration as f64) {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        std::fs::write(&path, out).map_err(io(&path))
+    }
+
     /// Opens `dir/progress.csv`; `append` keeps an existing file (a resumed run) and its header.
     pub fn open(dir: &Path, append: bool) -> Result<Self> {
         let path = dir.join("progress.csv");
@@ -217,27 +242,50 @@ pub struct RunLog {
 }
 
 impl RunLog {
-    /// Creates `dir` and opens the CSV (appending when `resume`) and a new TensorBoard file.
-    pub fn create(dir: &Path, resume: bool, total_iterations: usize) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    /// Opens the outputs in the existing run directory `dir`: a new CSV and TensorBoard file;
+    /// or, when resuming at iteration `resumed_at`, the CSV and every event file cut back to the
+    /// iterations before it (the ones after the checkpoint will be run again) and a new event
+    /// file.
+    pub fn create(dir: &Path, resumed_at: Option<usize>, total_iterations: usize) -> Result<Self> {
+        if let Some(it) = resumed_at {
+            ProgressCsv::truncate(dir, it)?;
+            for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+                let path = entry.map_err(io(dir))?.path();
+                let is_events = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("events.out.tfevents."));
+                if is_events {
+                    tensorboard::truncate(&path, it as i64)?;
+                }
+            }
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
-            csv: ProgressCsv::open(dir, resume)?,
+            csv: ProgressCsv::open(dir, resumed_at.is_some())?,
             tb: EventWriter::create(dir)?,
             progress: Progress::new(total_iterations),
         })
     }
 
-    /// Writes `config.yaml`: the four sections after overrides, keys sorted (`algo` is not saved,
-    /// as in the reference).
-    pub fn write_config(&self, c: &Config) -> Result<()> {
+    /// Writes `config.yaml`: the four sections after overrides, keys sorted, without the keys
+    /// only the other loop reads (`algo` is not saved, as in the reference).
+    pub fn write_config(&self, c: &Config, trainer: Trainer) -> Result<()> {
         let mut tree =
             serde_yaml_ng::to_value(c).map_err(|e| crate::Error::Invalid(e.to_string()))?;
         if let Some(m) = tree.as_mapping_mut() {
             m.remove("algo");
         }
-        let sorted: BTreeMap<String, BTreeMap<String, serde_yaml_ng::Value>> =
+        let mut sorted: BTreeMap<String, BTreeMap<String, serde_yaml_ng::Value>> =
             serde_yaml_ng::from_value(tree).map_err(|e| crate::Error::Invalid(e.to_string()))?;
+        // The keys only the other loop reads are not this run's settings.
+        let other = match trainer {
+            Trainer::Detach => Trainer::Shared,
+            Trainer::Shared => Trainer::Detach,
+        };
+        for section in sorted.values_mut() {
+            section.retain(|k, _| !other.own_keys().contains(&k.as_str()));
+        }
         let text =
             serde_yaml_ng::to_string(&sorted).map_err(|e| crate::Error::Invalid(e.to_string()))?;
         let path = self.dir.join("config.yaml");
@@ -245,12 +293,13 @@ impl RunLog {
     }
 
     /// Logs one iteration: its TensorBoard scalars (every iteration), its `progress.csv` row
-    /// (every `log_interval` iterations, with the table on stdout when `verbose`) and the
-    /// progress line (when `verbose`).
+    /// (every `log_interval` iterations and at the `last`, with the table on stdout when
+    /// `verbose`) and the progress line (when `verbose`).
     pub fn iteration(
         &mut self,
         report: &IterationReport,
         log_interval: usize,
+        last: bool,
         verbose: bool,
     ) -> Result<()> {
         let row = report.row();
@@ -265,7 +314,7 @@ impl RunLog {
         }
         self.tb.flush()?;
         let every = log_interval.max(1);
-        if (report.iteration + 1).is_multiple_of(every) {
+        if last || (report.iteration + 1).is_multiple_of(every) {
             if verbose {
                 self.progress.clear();
                 print!("{}", table(&row));

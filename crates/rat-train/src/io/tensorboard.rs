@@ -128,9 +128,8 @@ impl EventWriter {
     }
 }
 
-/// Reads back the scalars of an event file as (tag, step, value), checking every CRC; for
-/// tests and tools.
-pub fn read_scalars(path: &Path) -> Result<Vec<(String, i64, f32)>> {
+/// The records of an event file (each an `Event` message), checking every CRC.
+fn records(path: &Path) -> Result<Vec<Vec<u8>>> {
     let data = std::fs::read(path).map_err(io(path))?;
     let bad = |msg: &str| crate::Error::Invalid(format!("{}: {msg}", path.display()));
     let mut out = Vec::new();
@@ -152,12 +151,39 @@ pub fn read_scalars(path: &Path) -> Result<Vec<(String, i64, f32)>> {
         if le_u32(crc) != masked_crc(body) {
             return Err(bad("data CRC mismatch"));
         }
-        if let Some(s) = parse_scalar(body) {
-            out.push(s);
-        }
+        out.push(body.to_vec());
         pos += 16 + len;
     }
     Ok(out)
+}
+
+/// Reads back the scalars of an event file as (tag, step, value), checking every CRC; for
+/// tests and tools.
+pub fn read_scalars(path: &Path) -> Result<Vec<(String, i64, f32)>> {
+    Ok(records(path)?
+        .iter()
+        .filter_map(|r| parse_scalar(r))
+        .collect())
+}
+
+/// Drops the scalars of steps ≥ `step` from an event file (rewritten atomically), so that a
+/// resumed run does not log the iterations after its checkpoint twice.
+pub fn truncate(path: &Path, step: i64) -> Result<()> {
+    let kept: Vec<Vec<u8>> = records(path)?
+        .into_iter()
+        .filter(|r| parse_scalar(r).is_none_or(|(_, s, _)| s < step))
+        .collect();
+    let tmp = path.with_extension("truncating");
+    let file = File::create(&tmp).map_err(io(&tmp))?;
+    let mut w = EventWriter {
+        path: tmp.clone(),
+        out: BufWriter::new(file),
+    };
+    for r in &kept {
+        w.record(r)?;
+    }
+    w.flush()?;
+    std::fs::rename(&tmp, path).map_err(io(path))
 }
 
 /// Little-endian value of up to 8 bytes.

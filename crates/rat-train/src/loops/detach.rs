@@ -16,8 +16,8 @@ use super::rollout::{RolloutTensors, Runner, advantages, normalised};
 use super::start::{
     LoopState, Start, index_tensor, open_log, prefixed, run_dir, start, train_tensors,
 };
-use crate::config::Config;
-use crate::error::{Result, invalid};
+use crate::config::{Config, Trainer};
+use crate::error::Result;
 use crate::io::checkpoint::{self, with_prefix};
 use crate::io::report::IterationReport;
 use crate::io::run_log::detach_log_dir;
@@ -30,13 +30,12 @@ const CRITIC_MAX_GRAD_NORM: f64 = 5.0;
 
 /// Runs `train_detach` with `config` to its budget and returns what it reached.
 pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
-    check(config)?;
     let Start {
         restored,
         seed,
         mut rng,
         env,
-    } = start(config, opts)?;
+    } = start(config, opts, Trainer::Detach)?;
     let (a, device) = (&config.algo_config, &opts.device);
     let t = config.env_config.nsteps;
     let n = config.env_config.num_envs * t;
@@ -59,20 +58,21 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         critic_opt.load_state(&prefixed(tensors, "optim.critic.", device)?)?;
         rng = state.restore(tensors)?;
     }
-    let log_dir = run_dir(opts, || detach_log_dir(&opts.log_root, config, seed));
+    let log_dir = run_dir(opts, || detach_log_dir(&opts.log_root, config, seed))?;
     let count = |v: Vec<candle_core::Var>| v.iter().map(|p| p.elem_count()).sum::<usize>();
     let params = format!(
         "actor {}, critic {}",
         count(agent.actor.params()),
         count(agent.critic.params())
     );
-    let mut log = open_log(config, opts, &log_dir, restored.is_some(), &params)?;
+    let mut log = open_log(config, opts, &log_dir, &restored, Trainer::Detach, &params)?;
     let (pi_b, v_b) = (n / a.pi_minibatches, n / a.v_minibatches);
     let steps_per_iteration = a.pi_epochs * n.div_ceil(pi_b);
     let mut indices: Vec<usize> = (0..n).collect();
     let (session_start, first) = (Instant::now(), state.iteration);
     let mut phase_sums = [0.0f64; 3];
-    for it in first..iterations(config) {
+    let total = iterations(config);
+    for it in first..total {
         // Rollout with the frozen normaliser, then GAE on the unnormalised values.
         let t0 = Instant::now();
         let rollout = runner.run(&agent, t, device, &mut rng)?;
@@ -162,8 +162,10 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
                 ("time/critic", critic_seconds),
             ],
         };
-        log.iteration(&report, config.log_config.log_interval, opts.verbose)?;
-        if state.checkpoint_due(config, opts) {
+        // A stop request (Ctrl-C, SIGTERM) ends the run after this iteration, logged and saved.
+        let last = it + 1 == total || opts.stop_requested();
+        log.iteration(&report, config.log_config.log_interval, last, opts.verbose)?;
+        if last || state.checkpoint_due(opts) {
             let mut tensors = agent.tensors()?;
             tensors.extend(with_prefix("optim.actor.", update.state()));
             tensors.extend(with_prefix("optim.critic.", critic_opt.state()?));
@@ -171,16 +173,21 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
             checkpoint::save(&log_dir.join("model.safetensors"), tensors)?;
             log.write_times(&state.times, steps_per_iteration)?;
         }
+        if last {
+            break;
+        }
     }
     log.finish();
-    Ok(state.outcome(
+    let mut outcome = state.outcome(
         log_dir,
         n,
         steps_per_iteration,
         first,
         session_start,
         phase_sums,
-    ))
+    );
+    outcome.interrupted = state.iteration < total;
+    Ok(outcome)
 }
 
 /// One critic step: Adam on mean((v(s) − R)²) with the global gradient norm clipped to 5.
@@ -199,26 +206,4 @@ pub fn critic_step(
     let (clipped, _) = rat_core::clip::clip_grad_norm(&g, CRITIC_MAX_GRAD_NORM)?;
     opt.step(&params, &clipped, lr)?;
     Ok(loss.to_dtype(DType::F64)?.to_scalar::<f64>()?)
-}
-
-fn check(config: &Config) -> Result<()> {
-    let (a, e) = (&config.algo_config, &config.env_config);
-    let n = e.num_envs * e.nsteps;
-    if n == 0 {
-        return invalid("num_envs and nsteps must be positive");
-    }
-    for (name, m) in [
-        ("pi_minibatches", a.pi_minibatches),
-        ("v_minibatches", a.v_minibatches),
-    ] {
-        if m == 0 || m > n {
-            return invalid(format!(
-                "{name} = {m} must be in 1..={n} (the rollout size)"
-            ));
-        }
-    }
-    if !(a.lr_pi > 0.0 && a.lr_v > 0.0) {
-        return invalid("lr_pi and lr_v must be positive");
-    }
-    Ok(())
 }

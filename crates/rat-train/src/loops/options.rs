@@ -2,6 +2,8 @@
 //! reports ([`Outcome`]) and how many iterations a budget is ([`iterations`]).
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::Device;
 
@@ -22,6 +24,18 @@ pub struct RunOptions {
     pub checkpoint_every: usize,
     /// Print the stdout tables and progress lines.
     pub verbose: bool,
+    /// When set (by a SIGINT/SIGTERM handler, see `examples/train_detach.rs`), the run ends after
+    /// the iteration in progress: logged, checkpointed, [`Outcome::interrupted`] set.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl RunOptions {
+    /// Whether a stop was requested.
+    pub fn stop_requested(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
 }
 
 impl Default for RunOptions {
@@ -33,6 +47,7 @@ impl Default for RunOptions {
             resume: None,
             checkpoint_every: 50,
             verbose: true,
+            stop: None,
         }
     }
 }
@@ -56,6 +71,8 @@ pub struct Outcome {
     pub fps: f64,
     /// Mean seconds per iteration spent in the rollout, the actor passes and the critic passes.
     pub phase_seconds: [f64; 3],
+    /// Whether the run stopped early on request (its last iteration is checkpointed).
+    pub interrupted: bool,
 }
 
 /// The iteration count of a budget: ⌊budget / N⌋ + 2, as the reference's loops run.

@@ -20,8 +20,8 @@ use super::rollout::{RolloutTensors, Runner, advantages, normalised};
 use super::start::{
     LoopState, Start, index_tensor, open_log, prefixed, run_dir, start, train_tensors,
 };
-use crate::config::Config;
-use crate::error::{Result, invalid};
+use crate::config::{Config, Trainer};
+use crate::error::Result;
 use crate::io::checkpoint::{self, with_prefix};
 use crate::io::report::IterationReport;
 use crate::io::run_log::shared_log_dir;
@@ -32,13 +32,12 @@ use crate::rules::joint::{JointBatch, joint_update};
 
 /// Runs `train_shared` with `config` to its budget and returns what it reached.
 pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
-    check(config)?;
     let Start {
         restored,
         seed,
         mut rng,
         env,
-    } = start(config, opts)?;
+    } = start(config, opts, Trainer::Shared)?;
     let (a, device) = (&config.algo_config, &opts.device);
     let t = config.env_config.nsteps;
     let n = config.env_config.num_envs * t;
@@ -59,13 +58,14 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         update.load_state(&prefixed(tensors, "optim.joint.", device)?)?;
         rng = state.restore(tensors)?;
     }
-    let log_dir = run_dir(opts, || shared_log_dir(&opts.log_root, config, seed));
+    let log_dir = run_dir(opts, || shared_log_dir(&opts.log_root, config, seed))?;
     let count: usize = agent.net.params().iter().map(|p| p.elem_count()).sum();
     let mut log = open_log(
         config,
         opts,
         &log_dir,
-        restored.is_some(),
+        &restored,
+        Trainer::Shared,
         &count.to_string(),
     )?;
     let b = n / a.minibatches;
@@ -74,7 +74,8 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
     let mut indices: Vec<usize> = (0..n).collect();
     let (session_start, first) = (Instant::now(), state.iteration);
     let mut phase_sums = [0.0f64; 3];
-    for it in first..iterations(config) {
+    let total = iterations(config);
+    for it in first..total {
         // Rollout with the frozen normaliser, then GAE on the unnormalised values.
         let t0 = Instant::now();
         let rollout = runner.run(&agent, t, device, &mut rng)?;
@@ -147,42 +148,31 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
                 ("time/joint", joint_seconds),
             ],
         };
-        log.iteration(&report, config.log_config.log_interval, opts.verbose)?;
-        if state.checkpoint_due(config, opts) {
+        // A stop request (Ctrl-C, SIGTERM) ends the run after this iteration, logged and saved.
+        let last = it + 1 == total || opts.stop_requested();
+        log.iteration(&report, config.log_config.log_interval, last, opts.verbose)?;
+        if last || state.checkpoint_due(opts) {
             let mut tensors = agent.tensors()?;
             tensors.extend(with_prefix("optim.joint.", update.state()));
             tensors.extend(train_tensors(config, seed, &state, &rng)?);
             checkpoint::save(&log_dir.join("model.safetensors"), tensors)?;
             log.write_times(&state.times, steps_per_iteration)?;
         }
+        if last {
+            break;
+        }
     }
     log.finish();
-    Ok(state.outcome(
+    let mut outcome = state.outcome(
         log_dir,
         n,
         steps_per_iteration,
         first,
         session_start,
         phase_sums,
-    ))
-}
-
-fn check(config: &Config) -> Result<()> {
-    let (a, e) = (&config.algo_config, &config.env_config);
-    let n = e.num_envs * e.nsteps;
-    if n == 0 {
-        return invalid("num_envs and nsteps must be positive");
-    }
-    if a.minibatches == 0 || a.minibatches > n {
-        return invalid(format!(
-            "minibatches = {} must be in 1..={n} (the rollout size)",
-            a.minibatches
-        ));
-    }
-    if a.lr.is_nan() || a.lr <= 0.0 {
-        return invalid("lr must be positive");
-    }
-    Ok(())
+    );
+    outcome.interrupted = state.iteration < total;
+    Ok(outcome)
 }
 
 /// ε ~ N(0, 1) for the sampled value targets, (b) in f32.

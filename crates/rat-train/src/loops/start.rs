@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use rat_envs::VecEnv;
 
 use super::options::{Outcome, RunOptions, iterations};
-use crate::config::Config;
+use crate::config::{Config, RESUMABLE_KEYS, Trainer};
 use crate::error::{Result, invalid};
 use crate::io::checkpoint;
 use crate::io::run_log::RunLog;
@@ -29,10 +29,15 @@ pub(crate) struct Start {
     pub env: VecEnv,
 }
 
-/// Loads the checkpoint to resume (if any), picks the seed (the checkpoint's, the option's or a
-/// random one in [0, 10⁶) as the reference does) and creates the environments.
-pub(crate) fn start(config: &Config, opts: &RunOptions) -> Result<Start> {
+/// Checks `config` for `trainer` (before anything is created), loads the checkpoint to resume
+/// (if any) and checks that the run it continues is this one, picks the seed (the checkpoint's,
+/// the option's or a random one in [0, 10⁶) as the reference does) and creates the environments.
+pub(crate) fn start(config: &Config, opts: &RunOptions, trainer: Trainer) -> Result<Start> {
+    config.validate(trainer)?;
     let restored = opts.resume.as_deref().map(checkpoint::load).transpose()?;
+    if let (Some(t), Some(path)) = (&restored, &opts.resume) {
+        check_resume(config, t, opts.seed, path)?;
+    }
     let seed = match (&restored, opts.seed) {
         (Some(t), _) => scalar_u64(t, "train.seed")?,
         (None, Some(s)) => s,
@@ -56,25 +61,91 @@ pub(crate) fn start(config: &Config, opts: &RunOptions) -> Result<Start> {
     })
 }
 
-/// The run directory: the checkpoint's own when resuming, else `fresh()` (a new one).
-pub(crate) fn run_dir(opts: &RunOptions, fresh: impl FnOnce() -> PathBuf) -> PathBuf {
-    match &opts.resume {
-        Some(path) => path.parent().unwrap_or(Path::new(".")).to_path_buf(),
-        None => fresh(),
+/// A resume continues the checkpoint's run: only the keys in [`RESUMABLE_KEYS`] may differ from
+/// the checkpoint's config, and a seed, if given, must be the checkpoint's.
+fn check_resume(
+    config: &Config,
+    t: &HashMap<String, Tensor>,
+    seed: Option<u64>,
+    path: &Path,
+) -> Result<()> {
+    let saved = checkpoint::config(t)?;
+    let changed: Vec<String> = saved
+        .differences(config)
+        .into_iter()
+        .filter(|(key, ..)| !RESUMABLE_KEYS.contains(&key.as_str()))
+        .map(|(key, was, now)| format!("{key}: {was} in the checkpoint, {now} now"))
+        .collect();
+    if !changed.is_empty() {
+        return invalid(format!(
+            "--resume {}: a resume continues the same run, so only {} may change; this one \
+             changes {}. Start a new run (with --config) to train with other settings.",
+            path.display(),
+            RESUMABLE_KEYS.join(" and "),
+            changed.join("; ")
+        ));
+    }
+    let saved_seed = scalar_u64(t, "train.seed")?;
+    match seed {
+        Some(s) if s != saved_seed => invalid(format!(
+            "--resume {}: --seed {s} differs from the checkpoint's seed {saved_seed}; a resume \
+             keeps its run's seed",
+            path.display()
+        )),
+        _ => Ok(()),
     }
 }
 
-/// Opens the run's log (appending on a resume), writes `config.yaml` and, when verbose, says
-/// where it logs; `params` describes the parameter count.
+/// The run directory: the checkpoint's own when resuming; else `fresh` (a new one), created
+/// here and exclusively, with a suffix (`-1`, `-2`, …) when another run already has that name,
+/// so that two runs never share a directory.
+pub(crate) fn run_dir(opts: &RunOptions, fresh: impl FnOnce() -> PathBuf) -> Result<PathBuf> {
+    match &opts.resume {
+        Some(path) => Ok(path.parent().unwrap_or(Path::new(".")).to_path_buf()),
+        None => create_unique_dir(&fresh()),
+    }
+}
+
+/// Creates `dir`, or `dir-1`, `dir-2`, … if taken, atomically; returns the one created.
+pub fn create_unique_dir(dir: &Path) -> Result<PathBuf> {
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(crate::error::io(parent))?;
+    }
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    for k in 0..10_000 {
+        let candidate = match (k, &name) {
+            (0, _) | (_, None) => dir.to_path_buf(),
+            (k, Some(n)) => dir.with_file_name(format!("{n}-{k}")),
+        };
+        match std::fs::create_dir(&candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(crate::error::io(&candidate)(e)),
+        }
+    }
+    invalid(format!(
+        "{}: 10000 runs of this name already exist",
+        dir.display()
+    ))
+}
+
+/// Opens the run's log, writes `config.yaml` and, when verbose, says where it logs; `params`
+/// describes the parameter count. On a resume the logs are cut back to the checkpoint's
+/// iteration first, so that the iterations after it are not logged twice.
 pub(crate) fn open_log(
     config: &Config,
     opts: &RunOptions,
     log_dir: &Path,
-    resumed: bool,
+    restored: &Option<HashMap<String, Tensor>>,
+    trainer: Trainer,
     params: &str,
 ) -> Result<RunLog> {
-    let log = RunLog::create(log_dir, resumed, iterations(config))?;
-    log.write_config(config)?;
+    let resumed_at = match restored {
+        Some(t) => Some(counters(t)?.0),
+        None => None,
+    };
+    let log = RunLog::create(log_dir, resumed_at, iterations(config))?;
+    log.write_config(config, trainer)?;
     if opts.verbose {
         println!("device: {:?}", opts.device);
         println!("Number of parameters: {params}");
@@ -141,11 +212,7 @@ impl LoopState {
     /// Restores what [`tensors`](Self::tensors) and [`train_tensors`] saved; returns the RNG
     /// at the checkpoint's position.
     pub fn restore(&mut self, t: &HashMap<String, Tensor>) -> Result<ChaCha8Rng> {
-        let c = f64s(get(t, "train.counters")?)?;
-        if c.len() != 3 {
-            return invalid("checkpoint train.counters must be 3 values");
-        }
-        (self.iteration, self.lr, self.elapsed) = (c[0] as usize, c[1], c[2]);
+        (self.iteration, self.lr, self.elapsed) = counters(t)?;
         self.times = f64s(get(t, "train.times")?)?;
         if let Some(ep) = t.get("train.episodes") {
             self.episodes = f64s(ep)?
@@ -156,11 +223,11 @@ impl LoopState {
         checkpoint::tensor_rng(get(t, "train.rng")?)
     }
 
-    /// Whether a checkpoint is due after the iteration just counted: at the end of the run and
-    /// every `checkpoint_every` iterations.
-    pub fn checkpoint_due(&self, config: &Config, opts: &RunOptions) -> bool {
+    /// Whether a periodic checkpoint is due after the iteration just counted (every
+    /// `checkpoint_every` iterations; the loops also save after their last one).
+    pub fn checkpoint_due(&self, opts: &RunOptions) -> bool {
         let every = opts.checkpoint_every;
-        self.iteration == iterations(config) || (every > 0 && self.iteration.is_multiple_of(every))
+        every > 0 && self.iteration.is_multiple_of(every)
     }
 
     /// What the run reached, with this session's first iteration, its start and phase sums.
@@ -193,6 +260,7 @@ impl LoopState {
                 .unwrap_or(f64::NAN),
             fps: (session * n) as f64 / start.elapsed().as_secs_f64(),
             phase_seconds: phase_sums.map(|s| s / session.max(1) as f64),
+            interrupted: false,
         }
     }
 }
@@ -247,4 +315,13 @@ pub(crate) fn prefixed(
                 .map(|s| Ok((s.to_string(), v.to_device(device)?)))
         })
         .collect()
+}
+
+/// A checkpoint's (iteration, learning rate, elapsed seconds).
+fn counters(t: &HashMap<String, Tensor>) -> Result<(usize, f64, f64)> {
+    let c = f64s(get(t, "train.counters")?)?;
+    if c.len() != 3 {
+        return invalid("checkpoint train.counters must be 3 values");
+    }
+    Ok((c[0] as usize, c[1], c[2]))
 }

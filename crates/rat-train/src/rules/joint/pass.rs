@@ -72,7 +72,10 @@ impl JointPass {
 
     /// ∇θ `loss`, a scalar built on this pass's graph, one tensor per parameter.
     pub fn gradient(&self, loss: &Tensor) -> Result<Vec<Tensor>> {
-        Ok(rat_core::params::gradients(&loss.backward()?, self.params())?)
+        Ok(rat_core::params::gradients(
+            &loss.backward()?,
+            self.params(),
+        )?)
     }
 
     /// mean(w ⊙ (v − R)²) in the graph, for per-sample weights `w` (None: the plain MSE).

@@ -6,9 +6,14 @@
 //! reads YAML 1.2, so booleans and numbers here also accept those spellings. Unknown keys are
 //! rejected with the key named. Every default below is the reference's (`rat_mlp.yaml`).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
+
+mod validate;
+
+pub use validate::{MAX_PARAMETERS, MIN_MINIBATCH, Trainer};
 
 /// Errors of loading or overriding a config.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +33,29 @@ pub enum ConfigError {
         origin: String,
         /// serde's message (names the key).
         msg: String,
+    },
+    /// A value out of its range, or inconsistent with another.
+    #[error("config key {key} = {value} is not accepted: expected {accepted}")]
+    Rejected {
+        /// The key.
+        key: String,
+        /// Its value.
+        value: String,
+        /// What is accepted.
+        accepted: String,
+    },
+    /// A key only the other training loop reads.
+    #[error(
+        "config key {key} is read by {reads}, not by {runs}: remove it, or use a config for {runs} \
+         (configs/*_shared.yaml for train_shared, the others for train_detach)"
+    )]
+    OtherTrainer {
+        /// The key.
+        key: String,
+        /// The loop that reads it.
+        reads: String,
+        /// The loop being run.
+        runs: String,
     },
     /// An override names no config key.
     #[error("unknown option --{key}; config keys: {known}")]
@@ -165,35 +193,75 @@ pub enum JointMode {
     Exact,
 }
 
+/// A YAML 1.1 scalar as PyYAML reads it: the native value, or text such as `True`, `1e6`,
+/// `10_000_000`; anything else is an error that says what was found and what is accepted.
 macro_rules! yaml11 {
-    ($name:ident, $t:ty, $parse:expr) => {
+    ($name:ident, $t:ty, $what:expr, $from_text:expr, $from_number:expr) => {
         fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
             #[derive(Deserialize)]
             #[serde(untagged)]
-            enum Either {
+            enum Scalar {
                 Native($t),
+                Number(f64),
                 Text(String),
+                Other(serde::de::IgnoredAny),
             }
-            match Either::deserialize(d)? {
-                Either::Native(v) => Ok(v),
-                Either::Text(s) => {
-                    let parse: fn(&str) -> Option<$t> = $parse;
-                    parse(&s).ok_or_else(|| {
-                        serde::de::Error::custom(format!("cannot read '{s}' as {}", stringify!($t)))
-                    })
-                }
-            }
+            let from_text: fn(&str) -> Option<$t> = $from_text;
+            let from_number: fn(f64) -> Option<$t> = $from_number;
+            let found = match Scalar::deserialize(d)? {
+                Scalar::Native(v) => return Ok(v),
+                Scalar::Number(x) => match from_number(x) {
+                    Some(v) => return Ok(v),
+                    None => format!("{x}"),
+                },
+                Scalar::Text(s) => match from_text(s.trim()) {
+                    Some(v) => return Ok(v),
+                    None => format!("'{s}'"),
+                },
+                Scalar::Other(_) => "a list or mapping".to_string(),
+            };
+            Err(serde::de::Error::custom(format!(
+                "{found} is not accepted: expected {}",
+                $what
+            )))
         }
     };
 }
 
-yaml11!(de_bool, bool, |s| match s {
-    "True" | "TRUE" | "true" | "yes" | "Yes" | "on" | "On" => Some(true),
-    "False" | "FALSE" | "false" | "no" | "No" | "off" | "Off" => Some(false),
-    _ => None,
-});
-yaml11!(de_usize, usize, |s| s.replace('_', "").parse().ok());
-yaml11!(de_f64, f64, |s| s.replace('_', "").parse().ok());
+/// A whole number of at most 2⁵³ written as a float (`1e6`, `2.0`).
+fn whole(x: f64) -> Option<usize> {
+    (x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x <= 9_007_199_254_740_992.0)
+        .then_some(x as usize)
+}
+
+yaml11!(
+    de_bool,
+    bool,
+    "True or False",
+    |s| match s {
+        "True" | "TRUE" | "true" | "yes" | "Yes" | "on" | "On" => Some(true),
+        "False" | "FALSE" | "false" | "no" | "No" | "off" | "Off" => Some(false),
+        _ => None,
+    },
+    |_| None
+);
+yaml11!(
+    de_usize,
+    usize,
+    "a non-negative whole number (1000000, 1e6, 1_000_000)",
+    |s| {
+        let s = s.replace('_', "");
+        s.parse().ok().or_else(|| s.parse().ok().and_then(whole))
+    },
+    whole
+);
+yaml11!(
+    de_f64,
+    f64,
+    "a number (0.05, 5e-2)",
+    |s| s.replace('_', "").parse().ok(),
+    Some
+);
 
 /// `algo_config`: the update rule's hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -451,7 +519,7 @@ impl Default for LogConfig {
 }
 
 /// A whole training configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The update rule.
@@ -468,17 +536,53 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log_config: LogConfig,
+    /// The keys a file or an override gave explicitly (not the defaults), so that a key the
+    /// chosen loop does not read can be refused ([`Config::validate`]).
+    #[serde(skip)]
+    pub given: BTreeSet<String>,
+}
+
+/// Two configs are equal when their settings are, whichever keys were given explicitly.
+impl PartialEq for Config {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.algo,
+            &self.algo_config,
+            &self.env_config,
+            &self.nets_config,
+            &self.log_config,
+        ) == (
+            &other.algo,
+            &other.algo_config,
+            &other.env_config,
+            &other.nets_config,
+            &other.log_config,
+        )
+    }
 }
 
 const SECTIONS: [&str; 4] = ["algo_config", "env_config", "nets_config", "log_config"];
 
+/// The keys a resume may change: the budget (to train longer) and the logging cadence. Every
+/// other setting is the run's own; changing it would silently not apply (the learning rate the KL
+/// rule adapted, the optimiser state) or not fit the checkpoint (networks, environment, rule).
+pub const RESUMABLE_KEYS: &[&str] = &["timesteps_per_proc", "log_interval"];
+
 impl Config {
-    /// Parses YAML text; `origin` names it in errors.
+    /// Parses YAML text; `origin` names it in errors, which name the key and the value.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Invalid {
+        let invalid = |msg: String| ConfigError::Invalid {
             origin: origin.into(),
-            msg: e.to_string(),
-        })
+            msg,
+        };
+        let mut config: Config = match serde_yaml_ng::from_str(text) {
+            Ok(c) => c,
+            Err(e) => return Err(invalid(locate(text).unwrap_or_else(|| e.to_string()))),
+        };
+        let tree: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        config.given = given_keys(&tree);
+        Ok(config)
     }
 
     /// Loads a config file. A bare name (`rat_mlp.yaml`) that is not an existing path resolves
@@ -528,8 +632,47 @@ impl Config {
                 .ok_or_else(not_a_mapping)?
                 .insert(key.as_str().into(), scalar);
         }
+        let given = std::mem::take(&mut self.given);
         *self = serde_yaml_ng::from_value(tree).map_err(invalid)?;
+        self.given = given;
+        self.given.insert(key);
         Ok(())
+    }
+
+    /// Every setting that differs between `self` and `other`, as (key, self's value, other's
+    /// value), keys named as in the YAML (`algo`, `lr_pi`, …).
+    pub fn differences(&self, other: &Config) -> Vec<(String, String, String)> {
+        let (a, b) = (self.flat(), other.flat());
+        a.iter()
+            .filter(|(k, v)| b.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone(), b.get(k).cloned().unwrap_or_default()))
+            .collect()
+    }
+
+    /// Every setting as key → its YAML text.
+    fn flat(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        let Ok(tree) = serde_yaml_ng::to_value(self) else {
+            return out;
+        };
+        let text = |v: &serde_yaml_ng::Value| {
+            serde_yaml_ng::to_string(v)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        if let Some(algo) = tree.get("algo") {
+            out.insert("algo".to_string(), text(algo));
+        }
+        for section in SECTIONS {
+            if let Some(m) = tree.get(section).and_then(|v| v.as_mapping()) {
+                for (k, v) in m {
+                    if let Some(k) = k.as_str() {
+                        out.insert(k.to_string(), text(v));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Every key [`set`](Self::set) accepts.
@@ -553,6 +696,7 @@ impl Config {
             env_config: EnvConfig::default(),
             nets_config: NetsConfig::default(),
             log_config: LogConfig::default(),
+            given: BTreeSet::new(),
         }
     }
 
@@ -576,4 +720,51 @@ fn resolve(name: &Path) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../configs")
         .join(name)
+}
+
+/// The keys a YAML tree sets (`algo` and every key of the four sections).
+fn given_keys(tree: &serde_yaml_ng::Value) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    if tree.get("algo").is_some() {
+        keys.insert("algo".to_string());
+    }
+    for section in SECTIONS {
+        if let Some(m) = tree.get(section).and_then(|v| v.as_mapping()) {
+            keys.extend(m.keys().filter_map(|k| k.as_str().map(str::to_string)));
+        }
+    }
+    keys
+}
+
+/// For a file that does not deserialise: the first key whose value is refused, as
+/// `section.key: <why>`, found by setting the file's keys one at a time on the defaults.
+fn locate(text: &str) -> Option<String> {
+    let tree: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).ok()?;
+    let mut base = serde_yaml_ng::to_value(Config::default_rat()).ok()?;
+    if let Some(algo) = tree.get("algo") {
+        base.as_mapping_mut()?.insert("algo".into(), algo.clone());
+        if let Err(e) = serde_yaml_ng::from_value::<Config>(base.clone()) {
+            return Some(format!("algo: {e}"));
+        }
+    }
+    for section in SECTIONS {
+        let Some(m) = tree.get(section).and_then(|v| v.as_mapping()) else {
+            continue;
+        };
+        for (k, v) in m {
+            let mut trial = base.clone();
+            trial
+                .get_mut(section)?
+                .as_mapping_mut()?
+                .insert(k.clone(), v.clone());
+            if let Err(e) = serde_yaml_ng::from_value::<Config>(trial) {
+                let key = k.as_str().unwrap_or("?");
+                let msg = e.to_string();
+                // serde names the section; the key is what a user needs.
+                let msg = msg.strip_prefix(&format!("{section}: ")).unwrap_or(&msg);
+                return Some(format!("{section}.{key}: {msg}"));
+            }
+        }
+    }
+    None
 }

@@ -1,0 +1,229 @@
+//! Checks a config against the loop that will run it, before anything is created: every refusal
+//! names the key, its value and what is accepted.
+
+use super::{Config, ConfigError};
+
+/// Which training loop a config is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trainer {
+    /// `train_detach`: a separate actor and critic.
+    Detach,
+    /// `train_shared`: one shared actor–critic.
+    Shared,
+}
+
+impl Trainer {
+    /// The example's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Trainer::Detach => "train_detach",
+            Trainer::Shared => "train_shared",
+        }
+    }
+
+    /// The keys only this loop reads.
+    pub fn own_keys(self) -> &'static [&'static str] {
+        match self {
+            Trainer::Detach => DETACH_ONLY,
+            Trainer::Shared => SHARED_ONLY,
+        }
+    }
+
+    fn other(self) -> Self {
+        match self {
+            Trainer::Detach => Trainer::Shared,
+            Trainer::Shared => Trainer::Detach,
+        }
+    }
+}
+
+/// Keys only `train_detach` reads.
+const DETACH_ONLY: &[&str] = &[
+    "lr_pi",
+    "lr_v",
+    "pi_epochs",
+    "pi_minibatches",
+    "v_epochs",
+    "v_minibatches",
+    "a_hidden_size",
+    "a_num_layers",
+    "a_dropout",
+    "c_hidden_size",
+    "c_num_layers",
+    "c_dropout",
+    "kaczmarz_mode",
+    "grad",
+    "post_grad",
+    "cg_steps",
+    "clip_coef",
+    "kfac_stats",
+];
+
+/// Keys only `train_shared` reads.
+const SHARED_ONLY: &[&str] = &[
+    "lr",
+    "epochs",
+    "minibatches",
+    "vf_coef",
+    "hidden_size",
+    "num_layers",
+    "dropout",
+    "joint_mode",
+];
+
+/// The smallest minibatch an update may see: with fewer samples the centred advantages are
+/// (nearly) all zero and a step fits noise, or nothing at all (one sample: a zero step).
+pub const MIN_MINIBATCH: usize = 4;
+
+/// The most parameters one network may have (2³¹, 8 GiB in f32): a larger one cannot be
+/// allocated on any machine this runs on, and would abort instead of failing cleanly.
+pub const MAX_PARAMETERS: u128 = 1 << 31;
+
+fn reject(key: &str, value: impl std::fmt::Display, accepted: &str) -> ConfigError {
+    ConfigError::Rejected {
+        key: key.into(),
+        value: value.to_string(),
+        accepted: accepted.into(),
+    }
+}
+
+fn positive(key: &str, x: f64) -> Result<(), ConfigError> {
+    if x.is_finite() && x > 0.0 {
+        Ok(())
+    } else {
+        Err(reject(key, x, "a finite number > 0"))
+    }
+}
+
+fn finite(key: &str, x: f64) -> Result<(), ConfigError> {
+    if x.is_finite() {
+        Ok(())
+    } else {
+        Err(reject(key, x, "a finite number"))
+    }
+}
+
+fn at_least_one(key: &str, k: usize) -> Result<(), ConfigError> {
+    if k >= 1 {
+        Ok(())
+    } else {
+        Err(reject(key, k, "a whole number ≥ 1"))
+    }
+}
+
+fn dropout(key: &str, p: f64) -> Result<(), ConfigError> {
+    if (0.0..1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(reject(key, p, "a probability in [0, 1)"))
+    }
+}
+
+/// `m` minibatches of a rollout of `n` samples hold at least [`MIN_MINIBATCH`] samples each.
+fn minibatches(key: &str, m: usize, n: usize) -> Result<(), ConfigError> {
+    if m >= 1 && n / m >= MIN_MINIBATCH {
+        return Ok(());
+    }
+    Err(reject(
+        key,
+        m,
+        &format!(
+            "1..={} (minibatches of at least {MIN_MINIBATCH} of the rollout's {n} samples)",
+            (n / MIN_MINIBATCH).max(1)
+        ),
+    ))
+}
+
+/// An MLP of `layers` hidden layers of `width` has at least this many parameters (one input).
+fn mlp_parameters(width: usize, layers: usize) -> u128 {
+    let (h, l) = (width as u128, layers as u128);
+    if l == 0 {
+        return 0;
+    }
+    2 * h + (l - 1) * (h * h + h)
+}
+
+fn fits(key: &str, width: usize, layers: usize) -> Result<(), ConfigError> {
+    if mlp_parameters(width, layers) <= MAX_PARAMETERS {
+        Ok(())
+    } else {
+        Err(reject(
+            key,
+            width,
+            &format!("a width whose {layers} layers have at most 2^31 parameters"),
+        ))
+    }
+}
+
+impl Config {
+    /// Checks the config for `trainer`: every count and rate in its range, consistent ranges,
+    /// minibatches of at least [`MIN_MINIBATCH`] samples, networks that can be allocated, and no
+    /// explicitly given key that only the other loop reads.
+    pub fn validate(&self, trainer: Trainer) -> Result<(), ConfigError> {
+        let (a, e, nets) = (&self.algo_config, &self.env_config, &self.nets_config);
+        let other = trainer.other();
+        if let Some(key) = other.own_keys().iter().find(|k| self.given.contains(**k)) {
+            return Err(ConfigError::OtherTrainer {
+                key: (*key).into(),
+                reads: other.name().into(),
+                runs: trainer.name().into(),
+            });
+        }
+        at_least_one("num_envs", e.num_envs)?;
+        at_least_one("nsteps", e.nsteps)?;
+        let n = e.num_envs * e.nsteps;
+        match trainer {
+            Trainer::Detach => {
+                at_least_one("pi_epochs", a.pi_epochs)?;
+                at_least_one("v_epochs", a.v_epochs)?;
+                minibatches("pi_minibatches", a.pi_minibatches, n)?;
+                minibatches("v_minibatches", a.v_minibatches, n)?;
+                positive("lr_pi", a.lr_pi)?;
+                positive("lr_v", a.lr_v)?;
+                dropout("a_dropout", nets.a_dropout)?;
+                dropout("c_dropout", nets.c_dropout)?;
+                fits("a_hidden_size", nets.a_hidden_size, nets.a_num_layers)?;
+                fits("c_hidden_size", nets.c_hidden_size, nets.c_num_layers)?;
+                if !(a.clip_coef > 0.0 && a.clip_coef < 1.0) {
+                    return Err(reject("clip_coef", a.clip_coef, "a number in (0, 1)"));
+                }
+            }
+            Trainer::Shared => {
+                at_least_one("epochs", a.epochs)?;
+                minibatches("minibatches", a.minibatches, n)?;
+                positive("lr", a.lr)?;
+                if !(a.vf_coef.is_finite() && a.vf_coef >= 0.0) {
+                    return Err(reject("vf_coef", a.vf_coef, "a finite number ≥ 0"));
+                }
+                dropout("dropout", nets.dropout)?;
+                fits("hidden_size", nets.hidden_size, nets.num_layers)?;
+            }
+        }
+        finite("ent_coef", a.ent_coef)?;
+        positive("cg_damping", a.cg_damping)?;
+        positive("kfac_damping", a.kfac_damping)?;
+        positive("max_grad_norm", a.max_grad_norm)?;
+        if !(a.weight_decay.is_finite() && a.weight_decay >= 0.0) {
+            return Err(reject(
+                "weight_decay",
+                a.weight_decay,
+                "a finite number ≥ 0",
+            ));
+        }
+        if a.clamp_ratio {
+            finite("min_ratio", a.min_ratio)?;
+            finite("max_ratio", a.max_ratio)?;
+            if !(a.min_ratio >= 0.0 && a.min_ratio < a.max_ratio) {
+                return Err(reject(
+                    "max_ratio",
+                    a.max_ratio,
+                    &format!(
+                        "a number above min_ratio = {} (with clamp_ratio, 0 ≤ min_ratio < max_ratio)",
+                        a.min_ratio
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
