@@ -28,7 +28,10 @@ pub enum Error {
         msg: String,
     },
     /// A Cholesky factorisation met a non-positive pivot.
-    #[error("{op}: the matrix is not (numerically) positive definite; raise the damping")]
+    #[error(
+        "{op}: the matrix is not (numerically) positive definite (too little damping, or entries \
+         that overflowed after a diverging step)"
+    )]
     NotPositiveDefinite {
         /// The operation whose factorisation failed.
         op: &'static str,

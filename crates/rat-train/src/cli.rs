@@ -31,11 +31,16 @@ usage: train_detach | train_shared --config <file> [--<key> <value>]... [options
                            (--env-name works too); --no_karzmarz sets is_karzmarz False
   --seed <n>               the seed (default: random in [0, 1e6))
   --device <k>             -1: CUDA if built with `cuda` and a GPU is present, else CPU; k >= 0: GPU k
-  --resume <checkpoint>    continue a run from its model.safetensors (config from the checkpoint;
-                           overrides such as --timesteps_per_proc still apply)
+  --resume <checkpoint>    continue a run from its model.safetensors, in its own directory, with its
+                           config and seed; only --timesteps_per_proc (a larger budget) and
+                           --log_interval may change: any other setting, or another --seed, is an
+                           error naming the difference (start a new run to change them); the logs
+                           are cut back to the checkpoint's iteration first
   --log_dir <dir>          root of the run directories (default: logs)
   --checkpoint_every <n>   save every n iterations (default 50; 0 = only at the end)
   --quiet                  no tables or progress lines
+  Ctrl-C / SIGTERM         finish the iteration, save a checkpoint and the logs, exit 130
+                           (a second one exits at once)
   --n_proc 1, --port_num   accepted for compatibility; only one process is supported";
 
 /// A parsed command line.
@@ -189,7 +194,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Cli>> {
     }
     let mut config = match (&config_path, &options.resume) {
         (Some(p), _) => Config::load(p)?,
-        (None, Some(ckpt)) => checkpoint::config(&checkpoint::load(ckpt)?)?,
+        (None, Some(ckpt)) => checkpoint::load(ckpt)?.config()?,
         (None, None) => return invalid(format!("--config is required\n{USAGE}")),
     };
     for (k, v) in &overrides {

@@ -108,8 +108,15 @@ fn resume_continues_the_run() -> anyhow::Result<()> {
     assert_eq!(again.iterations, 3);
     assert_eq!(again.log_dir, first.log_dir);
     let resaved = rat_train::io::checkpoint::load(&ckpt)?;
-    let a = saved["actor.1"].flatten_all()?.to_vec1::<f32>()?;
-    assert_eq!(a, resaved["actor.1"].flatten_all()?.to_vec1::<f32>()?);
+    let a = saved["actor.net.0.weight"]
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    assert_eq!(
+        a,
+        resaved["actor.net.0.weight"]
+            .flatten_all()?
+            .to_vec1::<f32>()?
+    );
     assert!(saved.contains_key("optim.actor.momentum_buffer.0"));
     assert!(saved.contains_key("optim.critic.m.0"));
 
@@ -127,7 +134,7 @@ fn resume_continues_the_run() -> anyhow::Result<()> {
         1 + 5,
         "one header and a row per iteration:\n{csv}"
     );
-    let moved = rat_train::io::checkpoint::load(&ckpt)?["actor.1"]
+    let moved = rat_train::io::checkpoint::load(&ckpt)?["actor.net.0.weight"]
         .flatten_all()?
         .to_vec1::<f32>()?;
     assert_ne!(a, moved, "training went on after the resume");

@@ -87,18 +87,35 @@ impl Sequential {
     /// The trainable parameters, in the order their columns appear in J (weight before bias,
     /// layers in order).
     pub fn params(&self) -> Vec<Var> {
+        self.named_params("").into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// [`params`](Self::params) with names by place: `{prefix}.{i}.weight` and
+    /// `{prefix}.{i}.bias` for layer i, `{prefix}.{i}.{j}.…` inside a residual block (no
+    /// leading dot when `prefix` is empty).
+    pub fn named_params(&self, prefix: &str) -> Vec<(String, Var)> {
         let mut out = Vec::new();
-        for l in &self.layers {
-            match l {
-                Layer::Dense(d) => out.extend([d.weight().clone(), d.bias().clone()]),
-                Layer::Conv2d(c) => out.extend([c.weight().clone(), c.bias().clone()]),
-                Layer::Residual(inner) => out.extend(inner.params()),
+        for (i, l) in self.layers.iter().enumerate() {
+            let at = if prefix.is_empty() {
+                i.to_string()
+            } else {
+                format!("{prefix}.{i}")
+            };
+            let (w, b) = match l {
+                Layer::Dense(d) => (d.weight(), d.bias()),
+                Layer::Conv2d(c) => (c.weight(), c.bias()),
+                Layer::Residual(inner) => {
+                    out.extend(inner.named_params(&at));
+                    continue;
+                }
                 Layer::Relu
                 | Layer::Tanh
                 | Layer::Flatten
                 | Layer::ChannelsFirst { .. }
-                | Layer::MaxPool2d(_) => {}
-            }
+                | Layer::MaxPool2d(_) => continue,
+            };
+            out.push((format!("{at}.weight"), w.clone()));
+            out.push((format!("{at}.bias"), b.clone()));
         }
         out
     }

@@ -91,8 +91,26 @@ impl EventWriter {
             .ok()
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "localhost".into());
-        let path = dir.join(format!("events.out.tfevents.{}.{host}", now() as u64));
-        let file = File::create(&path).map_err(io(&path))?;
+        // A new file for every session, never an earlier one's: two sessions of a run (a
+        // resume) can start within the same second.
+        let base = format!("events.out.tfevents.{}.{host}", now() as u64);
+        let mut k = 0;
+        let (path, file) = loop {
+            let path = dir.join(if k == 0 {
+                base.clone()
+            } else {
+                format!("{base}.{k}")
+            });
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => break (path, file),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && k < 1000 => k += 1,
+                Err(e) => return Err(io(&path)(e)),
+            }
+        };
         let mut w = Self {
             path,
             out: BufWriter::new(file),

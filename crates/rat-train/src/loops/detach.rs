@@ -14,10 +14,10 @@ use rand::seq::SliceRandom;
 use super::options::{Outcome, RunOptions, iterations};
 use super::rollout::{RolloutTensors, Runner, advantages, normalised};
 use super::start::{
-    LoopState, Start, index_tensor, open_log, prefixed, run_dir, start, train_tensors,
+    LoopState, Start, index_tensor, open_log, prefixed, run_dir, start, train_meta,
 };
 use crate::config::{Config, Trainer};
-use crate::error::Result;
+use crate::error::{Result, diverged};
 use crate::io::checkpoint::{self, with_prefix};
 use crate::io::report::IterationReport;
 use crate::io::run_log::detach_log_dir;
@@ -111,7 +111,14 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
                     old: old.select(&idx)?,
                     block: chunk.to_vec(),
                 };
-                step = update.step(&agent.actor, &batch, state.lr)?;
+                step = update
+                    .step(&agent.actor, &batch, state.lr)
+                    .map_err(diverged(
+                        "actor update",
+                        it,
+                        ("lr_pi", state.lr),
+                        a.cg_damping,
+                    ))?;
             }
         }
         let actor_seconds = t_actor.elapsed().as_secs_f64();
@@ -169,8 +176,9 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
             let mut tensors = agent.tensors()?;
             tensors.extend(with_prefix("optim.actor.", update.state()));
             tensors.extend(with_prefix("optim.critic.", critic_opt.state()?));
-            tensors.extend(train_tensors(config, seed, &state, &rng)?);
-            checkpoint::save(&log_dir.join("model.safetensors"), tensors)?;
+            tensors.extend(state.tensors()?);
+            let meta = train_meta(config, seed, &rng)?;
+            checkpoint::save(&log_dir.join("model.safetensors"), tensors, meta)?;
             log.write_times(&state.times, steps_per_iteration)?;
         }
         if last {

@@ -44,13 +44,13 @@ pub fn evaluate(
         return invalid("evaluate: need at least one episode");
     }
     let tensors = checkpoint::load(checkpoint_path)?;
-    let config = checkpoint::config(&tensors)?;
+    let config = tensors.config()?;
     let mut env = rat_envs::make(&config.env_config.env_name, 1, seed)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (obs_space, act_space) = (env.observation_space(), env.action_space());
     let image = env.image_shape();
-    // A shared network's checkpoint names its parameters `shared.{i}`.
-    let agent: Box<dyn RolloutModel> = if tensors.contains_key("shared.0") {
+    // A shared network's checkpoint names its parameters `shared.…`.
+    let agent: Box<dyn RolloutModel> = if tensors.keys().any(|k| k.starts_with("shared.")) {
         let mut a = SharedAgent::new(&config, obs_space, image, act_space, device, &mut rng)?;
         a.load(&tensors)?;
         Box::new(a)

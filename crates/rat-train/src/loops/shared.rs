@@ -18,10 +18,10 @@ use rand_distr::{Distribution, StandardNormal};
 use super::options::{Outcome, RunOptions, iterations};
 use super::rollout::{RolloutTensors, Runner, advantages, normalised};
 use super::start::{
-    LoopState, Start, index_tensor, open_log, prefixed, run_dir, start, train_tensors,
+    LoopState, Start, index_tensor, open_log, prefixed, run_dir, start, train_meta,
 };
 use crate::config::{Config, Trainer};
-use crate::error::Result;
+use crate::error::{Result, diverged};
 use crate::io::checkpoint::{self, with_prefix};
 use crate::io::report::IterationReport;
 use crate::io::run_log::shared_log_dir;
@@ -113,7 +113,14 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
                     noise: normal_noise(chunk.len(), device, &mut rng)?,
                     masks: agent.net.sample_masks(chunk.len(), device, &mut rng)?,
                 };
-                let info = update.step(&agent.net, &batch, state.lr)?;
+                let info = update
+                    .step(&agent.net, &batch, state.lr)
+                    .map_err(|e| match e {
+                        crate::Error::Core(e) => {
+                            diverged("joint update", it, ("lr", state.lr), a.cg_damping)(e)
+                        }
+                        other => other,
+                    })?;
                 (step, loss_v) = (info.step, info.loss_v);
             }
         }
@@ -154,8 +161,9 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         if last || state.checkpoint_due(opts) {
             let mut tensors = agent.tensors()?;
             tensors.extend(with_prefix("optim.joint.", update.state()));
-            tensors.extend(train_tensors(config, seed, &state, &rng)?);
-            checkpoint::save(&log_dir.join("model.safetensors"), tensors)?;
+            tensors.extend(state.tensors()?);
+            let meta = train_meta(config, seed, &rng)?;
+            checkpoint::save(&log_dir.join("model.safetensors"), tensors, meta)?;
             log.write_times(&state.times, steps_per_iteration)?;
         }
         if last {

@@ -14,7 +14,7 @@ use rat_envs::VecEnv;
 use super::options::{Outcome, RunOptions, iterations};
 use crate::config::{Config, RESUMABLE_KEYS, Trainer};
 use crate::error::{Result, invalid};
-use crate::io::checkpoint;
+use crate::io::checkpoint::{self, Checkpoint};
 use crate::io::run_log::RunLog;
 
 /// Episodes kept for `eprewmean` / `eplenmean`.
@@ -23,7 +23,7 @@ const EPISODE_WINDOW: usize = 100;
 /// A run's beginning: the checkpoint to resume from, the seed, the RNG and the environments.
 pub(crate) struct Start {
     /// The checkpoint's tensors when resuming.
-    pub restored: Option<HashMap<String, Tensor>>,
+    pub restored: Option<Checkpoint>,
     pub seed: u64,
     pub rng: ChaCha8Rng,
     pub env: VecEnv,
@@ -39,7 +39,7 @@ pub(crate) fn start(config: &Config, opts: &RunOptions, trainer: Trainer) -> Res
         check_resume(config, t, opts.seed, path)?;
     }
     let seed = match (&restored, opts.seed) {
-        (Some(t), _) => scalar_u64(t, "train.seed")?,
+        (Some(t), _) => t.seed()?,
         (None, Some(s)) => s,
         (None, None) => rand::rng().random_range(0..1_000_000),
     };
@@ -63,13 +63,8 @@ pub(crate) fn start(config: &Config, opts: &RunOptions, trainer: Trainer) -> Res
 
 /// A resume continues the checkpoint's run: only the keys in [`RESUMABLE_KEYS`] may differ from
 /// the checkpoint's config, and a seed, if given, must be the checkpoint's.
-fn check_resume(
-    config: &Config,
-    t: &HashMap<String, Tensor>,
-    seed: Option<u64>,
-    path: &Path,
-) -> Result<()> {
-    let saved = checkpoint::config(t)?;
+fn check_resume(config: &Config, t: &Checkpoint, seed: Option<u64>, path: &Path) -> Result<()> {
+    let saved = t.config()?;
     let changed: Vec<String> = saved
         .differences(config)
         .into_iter()
@@ -85,7 +80,7 @@ fn check_resume(
             changed.join("; ")
         ));
     }
-    let saved_seed = scalar_u64(t, "train.seed")?;
+    let saved_seed = t.seed()?;
     match seed {
         Some(s) if s != saved_seed => invalid(format!(
             "--resume {}: --seed {s} differs from the checkpoint's seed {saved_seed}; a resume \
@@ -136,7 +131,7 @@ pub(crate) fn open_log(
     config: &Config,
     opts: &RunOptions,
     log_dir: &Path,
-    restored: &Option<HashMap<String, Tensor>>,
+    restored: &Option<Checkpoint>,
     trainer: Trainer,
     params: &str,
 ) -> Result<RunLog> {
@@ -211,7 +206,7 @@ impl LoopState {
 
     /// Restores what [`tensors`](Self::tensors) and [`train_tensors`] saved; returns the RNG
     /// at the checkpoint's position.
-    pub fn restore(&mut self, t: &HashMap<String, Tensor>) -> Result<ChaCha8Rng> {
+    pub fn restore(&mut self, t: &Checkpoint) -> Result<ChaCha8Rng> {
         (self.iteration, self.lr, self.elapsed) = counters(t)?;
         self.times = f64s(get(t, "train.times")?)?;
         if let Some(ep) = t.get("train.episodes") {
@@ -220,7 +215,7 @@ impl LoopState {
                 .map(|p| (p[0], p[1] as usize))
                 .collect();
         }
-        checkpoint::tensor_rng(get(t, "train.rng")?)
+        t.rng()
     }
 
     /// Whether a periodic checkpoint is due after the iteration just counted (every
@@ -265,24 +260,17 @@ impl LoopState {
     }
 }
 
-/// The run's checkpoint entries besides networks and optimisers: counters, seed, RNG, config.
-pub(crate) fn train_tensors(
+/// The run's checkpoint metadata: the seed, the RNG's position and the config, as text.
+pub(crate) fn train_meta(
     config: &Config,
     seed: u64,
-    state: &LoopState,
     rng: &ChaCha8Rng,
-) -> Result<Vec<(String, Tensor)>> {
-    let mut t = state.tensors()?;
-    t.push((
-        "train.seed".into(),
-        Tensor::new(&[seed as f64], &Device::Cpu)?,
-    ));
-    t.push(("train.rng".into(), checkpoint::rng_tensor(rng)?));
-    t.push((
-        "train.config".into(),
-        checkpoint::text_tensor(&config.to_yaml()?)?,
-    ));
-    Ok(t)
+) -> Result<Vec<(String, String)>> {
+    Ok(vec![
+        ("train.seed".into(), seed.to_string()),
+        ("train.rng".into(), checkpoint::rng_text(rng)),
+        ("train.config".into(), config.to_yaml()?),
+    ])
 }
 
 pub(crate) fn index_tensor(idx: &[usize], device: &Device) -> Result<Tensor> {
@@ -297,10 +285,6 @@ pub(crate) fn get<'a>(t: &'a HashMap<String, Tensor>, name: &str) -> Result<&'a 
 
 pub(crate) fn f64s(t: &Tensor) -> Result<Vec<f64>> {
     Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
-}
-
-fn scalar_u64(t: &HashMap<String, Tensor>, name: &str) -> Result<u64> {
-    Ok(f64s(get(t, name)?)?.first().copied().unwrap_or(0.0) as u64)
 }
 
 /// The entries under `prefix`, with the prefix removed, on `device`.

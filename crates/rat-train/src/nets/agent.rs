@@ -38,10 +38,10 @@ impl Actor for ActorNet {
         }
     }
 
-    fn params(&self) -> Vec<Var> {
+    fn named_params(&self) -> Vec<(String, Var)> {
         match self {
-            ActorNet::Gaussian(a) => a.params(),
-            ActorNet::Categorical(a) => a.params(),
+            ActorNet::Gaussian(a) => a.named_params(),
+            ActorNet::Categorical(a) => a.named_params(),
         }
     }
 
@@ -142,8 +142,8 @@ impl Agent {
 
     /// The learned state as named tensors (parameters, normaliser and PopArt statistics in f64).
     pub fn tensors(&self) -> Result<Vec<(String, Tensor)>> {
-        let mut out = param_tensors("actor", &self.actor.params());
-        out.extend(param_tensors("critic", &self.critic.params()));
+        let mut out = param_tensors("actor", &self.actor.named_params());
+        out.extend(param_tensors("critic", &self.critic.named_params()));
         out.extend(self.pre.tensors()?);
         Ok(out)
     }
@@ -151,8 +151,8 @@ impl Agent {
     /// Restores what [`tensors`](Self::tensors) saved; every entry must be present and of the
     /// right shape.
     pub fn load(&mut self, t: &HashMap<String, Tensor>) -> Result<()> {
-        load_params(t, "actor", &self.actor.params())?;
-        load_params(t, "critic", &self.critic.params())?;
+        load_params(t, "actor", &self.actor.named_params())?;
+        load_params(t, "critic", &self.critic.named_params())?;
         self.pre.load(t)
     }
 }

@@ -109,19 +109,24 @@ impl GaussianActor {
     /// The trainable parameters in J's column order, which is the order `forward` records them
     /// (a log-σ vector first, as the reference's parameter order).
     pub fn params(&self) -> Vec<Var> {
-        let dense = |d: &Dense| [d.weight().clone(), d.bias().clone()];
+        values(self.named_params())
+    }
+
+    /// [`params`](Self::params) named by place: `log_std`, `trunk.{i}.weight`, `mu.weight`,
+    /// `log_std_head.…`, `log_std_trunk.…`.
+    pub fn named_params(&self) -> Vec<(String, Var)> {
         let mut p = Vec::new();
         if let LogStd::Vector(v) = &self.log_std {
-            p.push(v.param().clone());
+            p.push(("log_std".to_string(), v.param().clone()));
         }
-        p.extend(self.trunk.params());
-        p.extend(dense(&self.mu));
+        p.extend(self.trunk.named_params("trunk"));
+        p.extend(dense_named("mu", &self.mu));
         match &self.log_std {
             LogStd::Vector(_) => {}
-            LogStd::MuShared(d) | LogStd::Linear(d) => p.extend(dense(d)),
+            LogStd::MuShared(d) | LogStd::Linear(d) => p.extend(dense_named("log_std_head", d)),
             LogStd::Separate(t, d) => {
-                p.extend(t.params());
-                p.extend(dense(d));
+                p.extend(t.named_params("log_std_trunk"));
+                p.extend(dense_named("log_std_head", d));
             }
         }
         p
@@ -155,8 +160,8 @@ impl Actor for GaussianActor {
         Ok(Policy::Gaussian(self.forward(obs, rec)?))
     }
 
-    fn params(&self) -> Vec<Var> {
-        GaussianActor::params(self)
+    fn named_params(&self) -> Vec<(String, Var)> {
+        GaussianActor::named_params(self)
     }
 
     fn policy_tangent(&self, obs: &Tensor, v: &Tangents) -> Result<PolicyTangent> {
@@ -225,6 +230,11 @@ impl CategoricalActor {
         self.net.params()
     }
 
+    /// [`params`](Self::params) named by place: `net.{i}.weight`, `net.{i}.bias`.
+    pub fn named_params(&self) -> Vec<(String, Var)> {
+        self.net.named_params("net")
+    }
+
     /// The policy at `obs`.
     pub fn forward(&self, obs: &Tensor, rec: Option<&mut Recorder>) -> Result<Categorical> {
         Categorical::new(&self.net.forward(obs, rec)?)
@@ -236,8 +246,8 @@ impl Actor for CategoricalActor {
         Ok(Policy::Categorical(self.forward(obs, rec)?))
     }
 
-    fn params(&self) -> Vec<Var> {
-        CategoricalActor::params(self)
+    fn named_params(&self) -> Vec<(String, Var)> {
+        CategoricalActor::named_params(self)
     }
 
     fn policy_tangent(&self, obs: &Tensor, v: &Tangents) -> Result<PolicyTangent> {
@@ -290,8 +300,13 @@ impl Critic {
 
     /// The trainable parameters.
     pub fn params(&self) -> Vec<Var> {
-        let mut p = self.trunk.params();
-        p.extend([self.head.weight().clone(), self.head.bias().clone()]);
+        values(self.named_params())
+    }
+
+    /// [`params`](Self::params) named by place: `trunk.{i}.…`, `head.weight`, `head.bias`.
+    pub fn named_params(&self) -> Vec<(String, Var)> {
+        let mut p = self.trunk.named_params("trunk");
+        p.extend(dense_named("head", &self.head));
         p
     }
 
@@ -335,4 +350,17 @@ fn or_zeros(t: Option<Tensor>, like: &Tensor) -> Result<Tensor> {
         Some(t) => t,
         None => like.zeros_like()?,
     })
+}
+
+/// A dense layer's weight and bias as `{name}.weight`, `{name}.bias`.
+pub(crate) fn dense_named(name: &str, d: &Dense) -> [(String, Var); 2] {
+    [
+        (format!("{name}.weight"), d.weight().clone()),
+        (format!("{name}.bias"), d.bias().clone()),
+    ]
+}
+
+/// The parameters of a named list, in its order.
+pub(crate) fn values(named: Vec<(String, Var)>) -> Vec<Var> {
+    named.into_iter().map(|(_, v)| v).collect()
 }

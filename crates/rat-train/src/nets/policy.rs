@@ -128,8 +128,14 @@ pub trait Actor {
     /// the order of [`params`](Actor::params).
     fn policy(&self, obs: &Tensor, rec: Option<&mut Recorder>) -> Result<Policy>;
 
+    /// The trainable parameters, in J's column order, named by their place in the network
+    /// (`trunk.0.weight`, `mu.bias`, …): what a checkpoint stores them under.
+    fn named_params(&self) -> Vec<(String, Var)>;
+
     /// The trainable parameters, in J's column order.
-    fn params(&self) -> Vec<Var>;
+    fn params(&self) -> Vec<Var> {
+        self.named_params().into_iter().map(|(_, v)| v).collect()
+    }
 
     /// J_out v at `obs`: the directional derivative of the policy's raw outputs along the
     /// parameter tangents (forward mode, no autograd graph).

@@ -17,7 +17,7 @@ use rat_core::layers::{Broadcast, Dense, Recorder, Sequential};
 use rat_envs::Space;
 
 use super::encoders::{Encoder, NetType};
-use super::mlp::value_head;
+use super::mlp::{dense_named, value_head, values};
 use super::policy::Policy;
 use super::preprocess::{Preprocess, RolloutModel};
 use crate::config::{Config, SigmaType};
@@ -113,14 +113,22 @@ impl SharedActorCritic {
     /// All trainable parameters in the reference's order, which is also the recording order:
     /// log σ, encoder, trunk, pi_head, value head.
     pub fn params(&self) -> Vec<Var> {
+        values(self.named_params())
+    }
+
+    /// [`params`](Self::params) named by place: `log_std`, `encoder.{i}.…`, `trunk.{i}.…`,
+    /// `pi_head.…`, `value.…`.
+    pub fn named_params(&self) -> Vec<(String, Var)> {
         let mut p = Vec::new();
         if let Some(s) = &self.log_std {
-            p.push(s.param().clone());
+            p.push(("log_std".to_string(), s.param().clone()));
         }
-        p.extend(self.encoder.params());
-        for d in self.trunk.iter().chain([&self.pi_head, &self.value]) {
-            p.extend([d.weight().clone(), d.bias().clone()]);
+        p.extend(self.encoder.named_params("encoder"));
+        for (i, d) in self.trunk.iter().enumerate() {
+            p.extend(dense_named(&format!("trunk.{i}"), d));
         }
+        p.extend(dense_named("pi_head", &self.pi_head));
+        p.extend(dense_named("value", &self.value));
         p
     }
 
@@ -268,14 +276,14 @@ impl SharedAgent {
 
     /// The learned state as named tensors.
     pub fn tensors(&self) -> Result<Vec<(String, Tensor)>> {
-        let mut out = param_tensors("shared", &self.net.params());
+        let mut out = param_tensors("shared", &self.net.named_params());
         out.extend(self.pre.tensors()?);
         Ok(out)
     }
 
     /// Restores what [`tensors`](Self::tensors) saved.
     pub fn load(&mut self, t: &HashMap<String, Tensor>) -> Result<()> {
-        load_params(t, "shared", &self.net.params())?;
+        load_params(t, "shared", &self.net.named_params())?;
         self.pre.load(t)
     }
 }
