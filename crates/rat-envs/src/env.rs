@@ -46,7 +46,59 @@ pub trait Env: Send {
 
     /// Applies `action`, writes the next observation and returns the reward and flags.
     fn step(&mut self, action: &[f32], obs: &mut [f64]) -> Result<Step>;
+
+    /// Everything the environment will use from now on — the simulator's state, the episode's
+    /// clock, the random generator's position — as JSON, for a checkpoint: after
+    /// [`load_state`](Self::load_state) of it, a copy steps exactly as this one does. The default
+    /// is an error: the environment cannot save its state.
+    fn save_state(&self) -> Result<serde_json::Value> {
+        Err(Error::InvalidArgument {
+            op: "save_state",
+            msg: format!("{} cannot save its state", self.id()),
+        })
+    }
+
+    /// Restores what [`save_state`](Self::save_state) returned (on an environment made the same
+    /// way).
+    fn load_state(&mut self, _state: &serde_json::Value) -> Result<()> {
+        Err(Error::InvalidArgument {
+            op: "load_state",
+            msg: format!("{} cannot load a state", self.id()),
+        })
+    }
 }
+
+/// A serialisable value as an environment state.
+pub(crate) fn to_state<T: serde::Serialize>(x: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(x).map_err(|e| Error::InvalidArgument {
+        op: "save_state",
+        msg: e.to_string(),
+    })
+}
+
+/// The value of an environment state saved by [`to_state`].
+pub(crate) fn from_state<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T> {
+    T::deserialize(v).map_err(|e| Error::InvalidArgument {
+        op: "load_state",
+        msg: format!("not a state of this environment: {e}"),
+    })
+}
+
+/// Implements [`Env::save_state`] and [`Env::load_state`] for an environment whose whole struct
+/// is its state (it derives `Serialize` and `Deserialize`).
+macro_rules! serde_state {
+    () => {
+        fn save_state(&self) -> $crate::error::Result<serde_json::Value> {
+            $crate::env::to_state(self)
+        }
+
+        fn load_state(&mut self, state: &serde_json::Value) -> $crate::error::Result<()> {
+            *self = $crate::env::from_state(state)?;
+            Ok(())
+        }
+    };
+}
+pub(crate) use serde_state;
 
 /// Checks an observation buffer's length.
 pub(crate) fn check_obs(op: &'static str, obs: &[f64], dim: usize) -> Result<()> {
@@ -145,6 +197,15 @@ impl<E: Env> Env for TimeLimit<E> {
         }
         Ok(s)
     }
+
+    fn save_state(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::json!({ "elapsed": self.elapsed, "inner": self.inner.save_state()? }))
+    }
+
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        self.elapsed = from_state(&state["elapsed"])?;
+        self.inner.load_state(&state["inner"])
+    }
 }
 
 /// Records each episode's undiscounted return and length, as Gymnasium's
@@ -212,5 +273,21 @@ impl<E: Env> Env for EpisodeStats<E> {
             (self.ret, self.len) = (0.0, 0);
         }
         Ok(s)
+    }
+
+    fn save_state(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::json!({
+            "ret": self.ret,
+            "len": self.len,
+            "last": self.last,
+            "inner": self.inner.save_state()?,
+        }))
+    }
+
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        self.ret = from_state(&state["ret"])?;
+        self.len = from_state(&state["len"])?;
+        self.last = from_state(&state["last"])?;
+        self.inner.load_state(&state["inner"])
     }
 }

@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::batch::BatchEnv;
-use crate::env::Env;
+use crate::env::{Env, from_state};
 use crate::error::{Error, Result};
 use crate::space::Space;
 
@@ -321,6 +321,80 @@ impl VecEnv {
             final_obs: vec![0.0; n * d],
             finished: vec![None; n],
         }
+    }
+
+    /// Whether a library steps the whole batch itself (Procgen), rather than this pool.
+    pub fn is_library_batch(&self) -> bool {
+        matches!(self.backend, Backend::Batch { .. })
+    }
+
+    /// Every environment's state ([`Env::save_state`]) with its current observation and its
+    /// episode's return and length so far, for a checkpoint: after [`load_state`](Self::load_state)
+    /// on environments made the same way, [`step`](Self::step) continues exactly. An error for a
+    /// batch stepped by its library (Procgen's C API has no way to save a game).
+    pub fn save_state(&self) -> Result<serde_json::Value> {
+        let Backend::Pool { shared, .. } = &self.backend else {
+            return Err(Error::InvalidArgument {
+                op: "VecEnv::save_state",
+                msg: format!(
+                    "{}: the library that steps this batch cannot save its games' states",
+                    self.id
+                ),
+            });
+        };
+        let slots = (0..self.num_envs())
+            .map(|i| {
+                let slot = shared.lock(i);
+                Ok(serde_json::json!({
+                    "env": slot.env.save_state()?,
+                    "obs": slot.obs,
+                    "ret": slot.ret,
+                    "len": slot.len,
+                }))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(serde_json::json!({ "id": self.id, "seeded": self.seeded, "slots": slots }))
+    }
+
+    /// Restores what [`save_state`](Self::save_state) saved, on as many environments of the
+    /// same id.
+    pub fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        let n = self.num_envs();
+        let bad = |msg: String| Error::InvalidArgument {
+            op: "VecEnv::load_state",
+            msg,
+        };
+        if state["id"].as_str() != Some(self.id.as_str()) {
+            return Err(bad(format!(
+                "the state is of {}, not {}",
+                state["id"], self.id
+            )));
+        }
+        let slots = state["slots"]
+            .as_array()
+            .filter(|s| s.len() == n)
+            .ok_or_else(|| bad(format!("the state does not hold {n} environments")))?;
+        let Backend::Pool { shared, .. } = &mut self.backend else {
+            return Err(bad(format!(
+                "{}: a library's batch cannot load a state",
+                self.id
+            )));
+        };
+        for (i, saved) in slots.iter().enumerate() {
+            let mut slot = shared.lock(i);
+            slot.env.load_state(&saved["env"])?;
+            let obs: Vec<f64> = from_state(&saved["obs"])?;
+            if obs.len() != slot.obs.len() {
+                return Err(bad(format!(
+                    "environment {i}: an observation of another size"
+                )));
+            }
+            slot.obs = obs;
+            slot.ret = from_state(&saved["ret"])?;
+            slot.len = from_state(&saved["len"])?;
+        }
+        self.seeded = from_state(&state["seeded"])?;
+        Ok(())
     }
 
     /// Resets every environment and writes the first observations (n x obs_dim). The first call

@@ -113,7 +113,10 @@ mod tests {
         assert!(later.contains("iteration 7") && later.contains("lower lr_pi (now 0.05)"));
         assert!(later.contains("raise cg_damping (now 0.1)"), "{later}");
         let first = diverged("joint update", 0, ("lr", 1.0), 0.1)(nan()).to_string();
-        assert!(first.contains("lr = 1") && first.contains("cg_damping"), "{first}");
+        assert!(
+            first.contains("lr = 1") && first.contains("cg_damping"),
+            "{first}"
+        );
         let shape = rat_core::Error::InvalidArgument {
             op: "x",
             msg: "y".into(),

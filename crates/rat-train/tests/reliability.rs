@@ -422,3 +422,96 @@ fn the_last_iteration_is_always_in_progress_csv() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(root);
     Ok(())
 }
+
+/// Every column of two progress.csv files but the timing ones.
+fn assert_same_curve(a: &Path, b: &Path) -> anyhow::Result<()> {
+    let read = |d: &Path| -> anyhow::Result<Vec<Vec<String>>> {
+        Ok(std::fs::read_to_string(d.join("progress.csv"))?
+            .lines()
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect())
+    };
+    let (a, b) = (read(a)?, read(b)?);
+    assert_eq!(a.len(), b.len(), "row counts");
+    assert_eq!(a[0], b[0], "headers");
+    for (i, h) in a[0].iter().enumerate() {
+        if h == "fps" || h == "misc/time_elapsed" {
+            continue;
+        }
+        for (r, (x, y)) in a.iter().zip(&b).enumerate().skip(1) {
+            assert_eq!(x[i], y[i], "row {r}, column {h}");
+        }
+    }
+    Ok(())
+}
+
+/// Runs `config` for 6 iterations straight, and again as 3 iterations, a checkpoint, and a
+/// resume to 6 (what a kill at the checkpoint leaves); the two curves must be identical.
+fn resume_is_exact(
+    config: &Config,
+    run: fn(&Config, &RunOptions) -> rat_train::Result<rat_train::loops::Outcome>,
+    name: &str,
+) -> anyhow::Result<()> {
+    let root = temp_dir(name);
+    let n = config.env_config.num_envs * config.env_config.nsteps;
+    let mut six = config.clone();
+    six.env_config.timesteps_per_proc = 4 * n;
+    let mut three = config.clone();
+    three.env_config.timesteps_per_proc = n;
+    let straight = run(&six, &options(&root.join("straight")))?;
+    let first = run(&three, &options(&root.join("killed")))?;
+    assert_eq!(first.iterations, 3);
+    let mut opts = options(&root.join("killed"));
+    opts.resume = Some(first.log_dir.join("model.safetensors"));
+    let resumed = run(&six, &opts)?;
+    assert_eq!(resumed.iterations, 6);
+    assert_same_curve(&straight.log_dir, &resumed.log_dir)?;
+    assert_eq!(straight.episode_returns, resumed.episode_returns, "{name}");
+    let _ = std::fs::remove_dir_all(root);
+    Ok(())
+}
+
+#[test]
+fn kill_at_a_checkpoint_and_resume_is_the_uninterrupted_run_on_cartpole() -> anyhow::Result<()> {
+    resume_is_exact(&tiny(6)?, detach::run, "exact-cartpole")?;
+    let mut s = Config::load("rat_mlp_shared.yaml")?;
+    for (k, v) in [
+        ("env_name", "CartPole-v1"),
+        ("num_envs", "2"),
+        ("nsteps", "32"),
+        ("minibatches", "2"),
+        ("hidden_size", "16"),
+        ("log_interval", "1"),
+    ] {
+        s.set(k, v)?;
+    }
+    resume_is_exact(&s, shared::run, "exact-shared")
+}
+
+#[test]
+fn kill_at_a_checkpoint_and_resume_is_the_uninterrupted_run_on_minatar() -> anyhow::Result<()> {
+    let mut c = Config::load("rat_cnn.yaml")?;
+    for (k, v) in [
+        ("env_name", "minatar:breakout"),
+        ("num_envs", "2"),
+        ("nsteps", "16"),
+        ("pi_minibatches", "2"),
+        ("v_minibatches", "2"),
+        ("pi_epochs", "1"),
+        ("v_epochs", "1"),
+        ("log_interval", "1"),
+    ] {
+        c.set(k, v)?;
+    }
+    resume_is_exact(&c, detach::run, "exact-minatar")
+}
+
+#[cfg(feature = "mujoco")]
+#[test]
+fn kill_at_a_checkpoint_and_resume_is_the_uninterrupted_run_on_hopper() -> anyhow::Result<()> {
+    let mut c = tiny(6)?;
+    c.set("env_name", "Hopper-v4")?;
+    // Short episodes end and reset inside the rollouts, so both replay paths are exercised.
+    c.set("nsteps", "64")?;
+    resume_is_exact(&c, detach::run, "exact-hopper")
+}

@@ -36,7 +36,7 @@ const AVAIL_TORQUE: [f64; 3] = [-1.0, 0.0, 1.0];
 ///   step.
 /// * Reset: every state component uniform in `[−0.1, 0.1)`, rounded to `f32` (Gymnasium
 ///   stores the initial state as float32; later states are float64).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Acrobot {
     state: Option<[f64; 4]>,
     rng: EnvRng,
@@ -138,6 +138,8 @@ fn bound(x: f64, lo: f64, hi: f64) -> f64 {
 }
 
 impl Env for Acrobot {
+    crate::env::serde_state!();
+
     fn id(&self) -> &str {
         Self::ID
     }

@@ -36,7 +36,7 @@ const X_THRESHOLD: f64 = 2.4;
 ///   included (Gymnasium's default `sutton_barto_reward=False`); `0` on steps taken after
 ///   termination without a reset, as Gymnasium does.
 /// * Reset: every state component uniform in `[−0.05, 0.05)`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CartPole {
     state: Option<[f64; 4]>,
     /// Whether a terminating step was already returned this episode (Gymnasium's
@@ -78,6 +78,8 @@ impl CartPole {
 }
 
 impl Env for CartPole {
+    crate::env::serde_state!();
+
     fn id(&self) -> &str {
         Self::ID
     }

@@ -57,7 +57,7 @@ pub fn make(id: &str) -> Option<Box<dyn Env>> {
 
 /// An environment's random number generator: re-seeded by `reset(Some(seed))`, continued by
 /// `reset(None)`, and seeded from the thread's entropy source if it was never seeded.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct EnvRng {
     rng: Option<ChaCha8Rng>,
 }

@@ -25,7 +25,7 @@ const GRAVITY: f64 = 0.0025;
 ///   `x ← clip(x + v, −1.2, 0.6)`; at the left wall (`x = −1.2`) a negative `v` becomes 0.
 /// * Termination: `x ≥ 0.5` and `v ≥ 0`. Reward: `−1` every step.
 /// * Reset: `x` uniform in `[−0.6, −0.4)`, `v = 0`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct MountainCar {
     state: Option<[f64; 2]>,
     rng: EnvRng,
@@ -62,6 +62,8 @@ impl MountainCar {
 }
 
 impl Env for MountainCar {
+    crate::env::serde_state!();
+
     fn id(&self) -> &str {
         Self::ID
     }

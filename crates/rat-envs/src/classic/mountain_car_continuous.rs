@@ -31,7 +31,7 @@ const POWER: f64 = 0.0015;
 /// arithmetic in float32 (a float32 scalar combined with a Python float stays float32); the
 /// step below follows those types exactly, so the state is `f64` right after a reset or
 /// `set_state` and float32 afterwards.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct MountainCarContinuous {
     state: Option<[Num; 2]>,
     rng: EnvRng,
@@ -39,7 +39,7 @@ pub struct MountainCarContinuous {
 
 /// A number as NumPy types it: a float32 or float64 scalar, or a Python float (which takes
 /// the type of the NumPy scalar it is combined with, NumPy 2's "weak" promotion).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 enum Num {
     F32(f32),
     F64(f64),
@@ -147,6 +147,8 @@ impl MountainCarContinuous {
 }
 
 impl Env for MountainCarContinuous {
+    crate::env::serde_state!();
+
     fn id(&self) -> &str {
         Self::ID
     }

@@ -29,7 +29,7 @@ const TORQUE_GAIN: f64 = 3.0 / (M * L * L);
 /// * Dynamics (dt = 0.05, g = 10, m = l = 1): `θ̇' = clip(θ̇ + (3g/(2l) sin θ + 3/(m l²) u) dt,
 ///   −8, 8)`, `θ' = θ + θ̇' dt`. Never terminates (the time limit of 200 steps ends episodes).
 /// * Reset: θ uniform in `[−π, π)`, θ̇ uniform in `[−1, 1)`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Pendulum {
     state: Option<[f64; 2]>,
     rng: EnvRng,
@@ -76,6 +76,8 @@ fn write_obs(op: &'static str, obs: &mut [f64], [theta, theta_dot]: [f64; 2]) ->
 }
 
 impl Env for Pendulum {
+    crate::env::serde_state!();
+
     fn id(&self) -> &str {
         Self::ID
     }

@@ -13,7 +13,7 @@ const MOVE_SPEED: i32 = 5;
 const RAMP_INTERVAL: i32 = 100;
 
 /// An enemy or a piece of gold crossing its lane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entity {
     /// Column (off the grid it is removed).
     pub x: i32,
@@ -29,7 +29,7 @@ pub struct Entity {
 /// entities move one column every `move_speed` steps. Gold touched gives +1 and vanishes; an
 /// enemy touched ends the game. With ramping, about every 102 steps `spawn_speed` drops by one
 /// and, every second time, `move_speed` too (both down to 1; ramping stops there).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Asterix {
     /// Player (row, column).
     pub player: (i32, i32),

@@ -15,7 +15,7 @@ const LAST: i32 = SIZE as i32 - 1;
 /// row 9: the bricks respawn if none remain; the ball bounces off the paddle if its old column
 /// is the paddle's (vertical reflection) or its new column is (both reflected); else the game
 /// ends.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Breakout {
     /// Ball (row, column) and its direction (±1, ±1).
     pub ball: (i32, i32),

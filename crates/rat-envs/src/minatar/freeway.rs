@@ -16,7 +16,7 @@ const TIME_LIMIT: i32 = 2500;
 const ROADS: usize = 8;
 
 /// A car on its road row; it moves one cell every |speed| + 1 steps, wrapping around.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Car {
     /// Column.
     pub x: i32,
@@ -30,7 +30,7 @@ pub struct Car {
 /// and down move it one row at most once per 3 steps. Reaching row 0 gives +1, returns it to
 /// row 9 and gives the cars new random speeds; a car hitting it sends it back to row 9. The
 /// game ends after 2501 steps.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Freeway {
     /// The chicken's row.
     pub pos: i32,

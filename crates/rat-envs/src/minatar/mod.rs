@@ -43,7 +43,7 @@ pub const ACTIONS: [char; 6] = ['n', 'l', 'u', 'r', 'd', 'f'];
 pub const STICKY: f64 = 0.1;
 
 /// One MinAtar game's rules, without the sticky-action wrapper.
-pub trait Game: Send {
+pub trait Game: Send + serde::Serialize + serde::de::DeserializeOwned {
     /// The game's name (`breakout`, …).
     fn name(&self) -> &'static str;
     /// The number of observation channels C.
@@ -64,6 +64,8 @@ pub(crate) fn set(obs: &mut [f64], channels: usize, row: usize, col: usize, ch: 
 }
 
 /// A game behind the MinAtar wrapper: sticky actions, action set, episode bookkeeping.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(bound = "G: serde::Serialize + serde::de::DeserializeOwned")]
 pub struct MinAtar<G> {
     id: String,
     game: G,
@@ -115,6 +117,8 @@ impl<G: Game> MinAtar<G> {
 }
 
 impl<G: Game> Env for MinAtar<G> {
+    crate::env::serde_state!();
+
     fn id(&self) -> &str {
         &self.id
     }

@@ -20,7 +20,7 @@ const MOVE_SPEED: i32 = 5;
 const MIN_MOVE_SPEED: i32 = 2;
 
 /// A horizontal bullet; it moves one cell per step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Bullet {
     /// Column.
     pub x: i32,
@@ -32,7 +32,7 @@ pub struct Bullet {
 
 /// A fish, an enemy sub or a diver: it moves one cell when its timer is 0 (which then
 /// restarts), else the timer counts down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Swimmer {
     /// Column.
     pub x: i32,
@@ -87,7 +87,7 @@ impl Swimmer {
 /// or enemy bullet, or on surfacing without divers. Surfacing with 6 divers scores
 /// ⌊oxygen / 20⌋; every surfacing refills oxygen, uses up a diver (6 go to −1, the package's
 /// quirk) and ramps the difficulty (spawns and, every second time, moves get faster).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Seaquest {
     /// Sub column.
     pub sub_x: i32,

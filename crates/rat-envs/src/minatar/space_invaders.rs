@@ -18,7 +18,7 @@ const MIN_MOVE_INTERVAL: u32 = 6;
 /// column nearest the cannon fires downward. +1 per alien hit; the game ends when an alien or an
 /// enemy bullet reaches the cannon, or the block must drop while on row 9. A cleared wave
 /// respawns with the move interval one lower (down to 6) when ramping.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SpaceInvaders {
     /// Cannon column.
     pub pos: usize,

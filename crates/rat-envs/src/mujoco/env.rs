@@ -5,8 +5,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::sim::Sim;
 use super::tasks::{Obs, Task};
-use crate::env::{Env, Step, check_obs, continuous_action};
-use crate::error::Result;
+use crate::env::{Env, Step, check_obs, continuous_action, from_state, to_state};
+use crate::error::{Error, Result};
 use crate::space::Space;
 
 /// A Gymnasium MuJoCo task (no time limit; [`super::make_task`] adds it). Reset noise comes from
@@ -22,6 +22,20 @@ pub struct MujocoEnv {
     /// Scratch for the reset state.
     qpos: Vec<f64>,
     qvel: Vec<f64>,
+    /// How the current state was reached, so that a saved state can be recreated exactly,
+    /// derived quantities included (see [`Env::save_state`] below).
+    last: Option<LastOp>,
+}
+
+/// The last operation on the simulation: replaying it from its starting point recreates every
+/// array MuJoCo derives during it (the body positions a step leaves one step behind, the
+/// constraint forces), which setting the integration state alone would not.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+enum LastOp {
+    /// A reset to this qpos and qvel.
+    Reset { qpos: Vec<f64>, qvel: Vec<f64> },
+    /// A step with `action` from the integration state `before`.
+    Step { before: Vec<f64>, action: Vec<f32> },
 }
 
 impl MujocoEnv {
@@ -43,6 +57,7 @@ impl MujocoEnv {
             rng: None,
             qpos,
             qvel,
+            last: None,
         }
     }
 
@@ -102,18 +117,68 @@ impl Env for MujocoEnv {
         self.qvel.fill(0.0);
         self.task.reset_noise(rng, &mut self.qpos, &mut self.qvel);
         self.sim.set_state(&self.qpos, &self.qvel)?;
+        self.last = Some(LastOp::Reset {
+            qpos: self.qpos.clone(),
+            qvel: self.qvel.clone(),
+        });
         self.observe(obs)
     }
 
     fn step(&mut self, action: &[f32], obs: &mut [f64]) -> Result<Step> {
         let action = continuous_action(self.id, action, self.sim.nu)?;
         check_obs("step", obs, self.obs_dim)?;
+        let before = self.sim.integration_state();
         let (reward, terminated) = self.task.step(&mut self.sim, action)?;
+        self.last = Some(LastOp::Step {
+            before,
+            action: action.to_vec(),
+        });
         self.observe(obs)?;
         Ok(Step {
             reward,
             terminated,
             truncated: false,
         })
+    }
+
+    /// The generator's position, the last operation and the integration state it led to.
+    fn save_state(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::json!({
+            "rng": to_state(&self.rng)?,
+            "last": to_state(&self.last)?,
+            "state": self.sim.integration_state(),
+        }))
+    }
+
+    /// Replays the last operation from its starting point and checks that it arrives at the
+    /// saved integration state, bit for bit.
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        self.rng = from_state(&state["rng"])?;
+        self.last = from_state(&state["last"])?;
+        match &self.last {
+            None => return Ok(()),
+            Some(LastOp::Reset { qpos, qvel }) => {
+                self.sim.reset_data();
+                self.sim.set_state(qpos, qvel)?;
+            }
+            Some(LastOp::Step { before, action }) => {
+                self.sim.set_integration_state(before)?;
+                self.task.step(&mut self.sim, action)?;
+            }
+        }
+        let want: Vec<f64> = from_state(&state["state"])?;
+        let got = self.sim.integration_state();
+        if got.len() != want.len()
+            || got
+                .iter()
+                .zip(&want)
+                .any(|(a, b)| a.to_bits() != b.to_bits())
+        {
+            return Err(Error::Mujoco(format!(
+                "{}: the saved state did not replay exactly (another model file?)",
+                self.id
+            )));
+        }
+        Ok(())
     }
 }

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::ptr::NonNull;
 
 use mujoco_rs::mujoco_c::{
-    mj_deleteData, mj_deleteModel, mj_forward, mj_loadXML, mj_makeData, mj_name2id, mj_resetData,
-    mj_rnePostConstraint, mj_step, mjData, mjModel, mjtObj,
+    mj_deleteData, mj_deleteModel, mj_forward, mj_getState, mj_loadXML, mj_makeData, mj_name2id,
+    mj_resetData, mj_rnePostConstraint, mj_setState, mj_stateSize, mj_step, mjData, mjModel,
+    mjtObj, mjtState,
 };
 
 use crate::error::{Error, Result};
@@ -121,6 +122,41 @@ impl Sim {
         self.qvel_mut().copy_from_slice(qvel);
         // SAFETY: valid model and data.
         unsafe { mj_forward(self.model.as_ptr(), self.data.as_ptr()) };
+        Ok(())
+    }
+
+    /// MuJoCo's integration state (`mjSTATE_INTEGRATION`: time, qpos, qvel, act, the solver's
+    /// warm start, controls, applied forces, mocap poses, …): everything `mj_step` reads.
+    pub fn integration_state(&self) -> Vec<f64> {
+        let sig = mjtState::mjSTATE_INTEGRATION as c_int;
+        // SAFETY: valid model and data; the buffer has mj_stateSize entries.
+        unsafe {
+            let n = mj_stateSize(self.model.as_ptr(), sig).max(0) as usize;
+            let mut state = vec![0.0; n];
+            mj_getState(
+                self.model.as_ptr(),
+                self.data.as_ptr(),
+                state.as_mut_ptr(),
+                sig,
+            );
+            state
+        }
+    }
+
+    /// Writes an [`integration_state`](Self::integration_state) back (no `mj_forward`).
+    pub fn set_integration_state(&mut self, state: &[f64]) -> Result<()> {
+        let sig = mjtState::mjSTATE_INTEGRATION as c_int;
+        // SAFETY: valid model and data; the length is checked against mj_stateSize.
+        unsafe {
+            let n = mj_stateSize(self.model.as_ptr(), sig).max(0) as usize;
+            if state.len() != n {
+                return Err(Error::Shape {
+                    op: "set_integration_state",
+                    msg: format!("need {n} values, got {}", state.len()),
+                });
+            }
+            mj_setState(self.model.as_ptr(), self.data.as_ptr(), state.as_ptr(), sig);
+        }
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use rand::seq::SliceRandom;
 use super::options::{Outcome, RunOptions, iterations};
 use super::rollout::{RolloutTensors, Runner, advantages, normalised};
 use super::start::{
-    LoopState, Start, index_tensor, open_log, prefixed, run_dir, start, train_meta,
+    LoopState, Start, index_tensor, open_log, prefixed, resume_envs, run_dir, start, train_meta,
 };
 use crate::config::{Config, Trainer};
 use crate::error::{Result, diverged};
@@ -51,12 +51,13 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
     let mut runner = Runner::new(env)?;
     let mut update = actor_update(config)?;
     let mut critic_opt = Adam::new(&agent.critic.params())?;
-    let mut state = LoopState::new(a.lr_pi);
+    let mut state = LoopState::new(a.lr_pi, n);
     if let Some(tensors) = &restored {
         agent.load(tensors)?;
         update.load_state(&prefixed(tensors, "optim.actor.", device)?)?;
         critic_opt.load_state(&prefixed(tensors, "optim.critic.", device)?)?;
         rng = state.restore(tensors)?;
+        resume_envs(&mut runner, tensors, opts.verbose)?;
     }
     let log_dir = run_dir(opts, || detach_log_dir(&opts.log_root, config, seed))?;
     let count = |v: Vec<candle_core::Var>| v.iter().map(|p| p.elem_count()).sum::<usize>();
@@ -68,7 +69,6 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
     let mut log = open_log(config, opts, &log_dir, &restored, Trainer::Detach, &params)?;
     let (pi_b, v_b) = (n / a.pi_minibatches, n / a.v_minibatches);
     let steps_per_iteration = a.pi_epochs * n.div_ceil(pi_b);
-    let mut indices: Vec<usize> = (0..n).collect();
     let (session_start, first) = (Instant::now(), state.iteration);
     let mut phase_sums = [0.0f64; 3];
     let total = iterations(config);
@@ -101,8 +101,8 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         let lr_used = state.lr;
         let mut step = StepInfo::NONE;
         for _ in 0..a.pi_epochs {
-            indices.shuffle(&mut rng);
-            for chunk in indices.chunks(pi_b) {
+            state.indices.shuffle(&mut rng);
+            for chunk in state.indices.chunks(pi_b) {
                 let idx = index_tensor(chunk, device)?;
                 let batch = ActorBatch {
                     obs: data.obs.index_select(&idx, 0)?,
@@ -133,8 +133,8 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         let t_critic = Instant::now();
         let mut loss_v = f64::NAN;
         for _ in 0..a.v_epochs {
-            indices.shuffle(&mut rng);
-            for chunk in indices.chunks(v_b) {
+            state.indices.shuffle(&mut rng);
+            for chunk in state.indices.chunks(v_b) {
                 let idx = index_tensor(chunk, device)?;
                 let (obs, ret) = (
                     data.obs.index_select(&idx, 0)?,
@@ -177,7 +177,10 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
             tensors.extend(with_prefix("optim.actor.", update.state()));
             tensors.extend(with_prefix("optim.critic.", critic_opt.state()?));
             tensors.extend(state.tensors()?);
-            let meta = train_meta(config, seed, &rng)?;
+            let mut meta = train_meta(config, seed, &rng)?;
+            if let Some(envs) = runner.save_state()? {
+                meta.push(("train.envs".into(), envs.to_string()));
+            }
             checkpoint::save(&log_dir.join("model.safetensors"), tensors, meta)?;
             log.write_times(&state.times, steps_per_iteration)?;
         }

@@ -116,6 +116,35 @@ impl Runner {
         &self.env
     }
 
+    /// The environments' states and the observations and done flags the next rollout starts
+    /// from, for a checkpoint; `None` for a batch its library steps (Procgen cannot save its
+    /// games: a resume then starts new episodes).
+    pub fn save_state(&self) -> Result<Option<serde_json::Value>> {
+        if self.env.is_library_batch() {
+            return Ok(None);
+        }
+        Ok(Some(serde_json::json!({
+            "envs": self.env.save_state()?,
+            "obs": self.obs,
+            "dones": self.dones,
+        })))
+    }
+
+    /// Restores what [`save_state`](Self::save_state) saved: the next rollout continues the
+    /// checkpoint's episodes exactly.
+    pub fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        self.env.load_state(&state["envs"])?;
+        let obs: Vec<f64> = serde_json::from_value(state["obs"].clone())
+            .map_err(|e| crate::Error::Invalid(format!("checkpoint environments: {e}")))?;
+        let dones: Vec<bool> = serde_json::from_value(state["dones"].clone())
+            .map_err(|e| crate::Error::Invalid(format!("checkpoint environments: {e}")))?;
+        if obs.len() != self.obs.len() || dones.len() != self.dones.len() {
+            return invalid("checkpoint environments: another number or size of environments");
+        }
+        (self.obs, self.dones) = (obs, dones);
+        Ok(())
+    }
+
     /// Collects `nsteps` steps of every environment with the agent's policy (sampled), folding
     /// γ·V(final obs) into the reward of a truncated (not terminated) episode.
     pub fn run(

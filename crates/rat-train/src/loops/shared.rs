@@ -18,7 +18,7 @@ use rand_distr::{Distribution, StandardNormal};
 use super::options::{Outcome, RunOptions, iterations};
 use super::rollout::{RolloutTensors, Runner, advantages, normalised};
 use super::start::{
-    LoopState, Start, index_tensor, open_log, prefixed, run_dir, start, train_meta,
+    LoopState, Start, index_tensor, open_log, prefixed, resume_envs, run_dir, start, train_meta,
 };
 use crate::config::{Config, Trainer};
 use crate::error::{Result, diverged};
@@ -52,11 +52,12 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
     let discrete = matches!(env.action_space(), rat_envs::Space::Discrete { .. });
     let mut runner = Runner::new(env)?;
     let mut update = joint_update(config)?;
-    let mut state = LoopState::new(a.lr);
+    let mut state = LoopState::new(a.lr, n);
     if let Some(tensors) = &restored {
         agent.load(tensors)?;
         update.load_state(&prefixed(tensors, "optim.joint.", device)?)?;
         rng = state.restore(tensors)?;
+        resume_envs(&mut runner, tensors, opts.verbose)?;
     }
     let log_dir = run_dir(opts, || shared_log_dir(&opts.log_root, config, seed))?;
     let count: usize = agent.net.params().iter().map(|p| p.elem_count()).sum();
@@ -71,7 +72,6 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
     let b = n / a.minibatches;
     let steps_per_iteration = a.epochs * n.div_ceil(b);
     let kl_rule = KlAdaptiveLr::shared(a.lr);
-    let mut indices: Vec<usize> = (0..n).collect();
     let (session_start, first) = (Instant::now(), state.iteration);
     let mut phase_sums = [0.0f64; 3];
     let total = iterations(config);
@@ -101,8 +101,8 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         let lr_used = state.lr;
         let (mut step, mut loss_v) = (StepInfo::NONE, f64::NAN);
         for _ in 0..a.epochs {
-            indices.shuffle(&mut rng);
-            for chunk in indices.chunks(b) {
+            state.indices.shuffle(&mut rng);
+            for chunk in state.indices.chunks(b) {
                 let idx = index_tensor(chunk, device)?;
                 let batch = JointBatch {
                     obs: data.obs.index_select(&idx, 0)?,
@@ -162,7 +162,10 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
             let mut tensors = agent.tensors()?;
             tensors.extend(with_prefix("optim.joint.", update.state()));
             tensors.extend(state.tensors()?);
-            let meta = train_meta(config, seed, &rng)?;
+            let mut meta = train_meta(config, seed, &rng)?;
+            if let Some(envs) = runner.save_state()? {
+                meta.push(("train.envs".into(), envs.to_string()));
+            }
             checkpoint::save(&log_dir.join("model.safetensors"), tensors, meta)?;
             log.write_times(&state.times, steps_per_iteration)?;
         }

@@ -12,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use rat_envs::VecEnv;
 
 use super::options::{Outcome, RunOptions, iterations};
+use super::rollout::Runner;
 use crate::config::{Config, RESUMABLE_KEYS, Trainer};
 use crate::error::{Result, invalid};
 use crate::io::checkpoint::{self, Checkpoint};
@@ -158,16 +159,21 @@ pub(crate) struct LoopState {
     pub elapsed: f64,
     pub times: Vec<f64>,
     pub episodes: VecDeque<(f64, usize)>,
+    /// The minibatch permutation, shuffled in place every pass (so each pass starts from the
+    /// last one's order, as the published loop does): part of the state a resume must restore.
+    pub indices: Vec<usize>,
 }
 
 impl LoopState {
-    pub fn new(lr: f64) -> Self {
+    /// The state of a run's start, with rollouts of `n` samples.
+    pub fn new(lr: f64, n: usize) -> Self {
         Self {
             iteration: 0,
             lr,
             elapsed: 0.0,
             times: Vec::new(),
             episodes: VecDeque::new(),
+            indices: (0..n).collect(),
         }
     }
 
@@ -201,6 +207,8 @@ impl LoopState {
         if !ep.is_empty() {
             out.push(("train.episodes".into(), Tensor::new(ep.as_slice(), &cpu)?));
         }
+        let idx: Vec<u32> = self.indices.iter().map(|&i| i as u32).collect();
+        out.push(("train.indices".into(), Tensor::new(idx.as_slice(), &cpu)?));
         Ok(out)
     }
 
@@ -208,6 +216,23 @@ impl LoopState {
     /// at the checkpoint's position.
     pub fn restore(&mut self, t: &Checkpoint) -> Result<ChaCha8Rng> {
         (self.iteration, self.lr, self.elapsed) = counters(t)?;
+        // A first-format checkpoint has no permutation: the identity, as at a run's start.
+        if let Some(idx) = t.get("train.indices") {
+            let idx: Vec<usize> = idx
+                .to_dtype(DType::U32)?
+                .to_vec1::<u32>()?
+                .into_iter()
+                .map(|i| i as usize)
+                .collect();
+            let mut sorted = idx.clone();
+            sorted.sort_unstable();
+            if !sorted.iter().enumerate().all(|(i, &v)| i == v) || idx.len() != self.indices.len() {
+                return invalid(
+                    "checkpoint train.indices is not a permutation of this rollout's samples",
+                );
+            }
+            self.indices = idx;
+        }
         self.times = f64s(get(t, "train.times")?)?;
         if let Some(ep) = t.get("train.episodes") {
             self.episodes = f64s(ep)?
@@ -308,4 +333,30 @@ fn counters(t: &HashMap<String, Tensor>) -> Result<(usize, f64, f64)> {
         return invalid("checkpoint train.counters must be 3 values");
     }
     Ok((c[0] as usize, c[1], c[2]))
+}
+
+/// Puts the environments back where the checkpoint left them (`train.envs`), so that the resumed
+/// run continues its episodes exactly; a checkpoint without them (an older one, or Procgen's,
+/// whose library cannot save its games) starts new episodes, and says so when `verbose`.
+pub(crate) fn resume_envs(runner: &mut Runner, t: &Checkpoint, verbose: bool) -> Result<()> {
+    match t.meta.get("train.envs") {
+        Some(text) => {
+            let state: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+                crate::Error::Invalid(format!(
+                    "checkpoint {}: train.envs is not JSON ({e})",
+                    t.path.display()
+                ))
+            })?;
+            runner.load_state(&state)
+        }
+        None => {
+            if verbose {
+                println!(
+                    "note: the checkpoint holds no environment states; the environments start new \
+                     episodes (the resumed run is not the uninterrupted one)"
+                );
+            }
+            Ok(())
+        }
+    }
 }
