@@ -45,6 +45,11 @@ def check(root):
             base=[] if kw=='crate' else list(m[:-1])
             if body.startswith('{'): paths+=expand(base, body[1:-1])
             else: paths+=expand(base, body)
+        # A mod.rs or lib.rs importing its own children by a relative path (not a re-export).
+        if is_mod:
+            for child, rest in re.findall(r'^\s*use (?:self::)?(\w+)((?:::\w+)*)(?:::\{|;)', src, re.M):
+                if child not in ('std', 'core', 'alloc', 'crate', 'super') and (*m, child) in files:
+                    deps[m].add((*m, child))
         for kw,rest in re.findall(r'\b(crate|super)((?:::\w+)+)',src):
             base=[] if kw=='crate' else list(m[:-1])
             paths.append(base+rest.strip(':').split('::'))

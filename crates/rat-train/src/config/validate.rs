@@ -1,7 +1,7 @@
 //! Checks a config against the loop that will run it, before anything is created: every refusal
 //! names the key, its value and what is accepted.
 
-use super::{Config, ConfigError};
+use super::types::{Config, ConfigError};
 
 /// Which training loop a config is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
