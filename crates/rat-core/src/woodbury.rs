@@ -104,6 +104,79 @@ pub fn natural_gradient(
     jac.vjp(&ratio.mul(psi)?.affine(1.0 / b as f64, 0.0)?)
 }
 
+/// How the b x b system of [`transform_advantages_with`] is solved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SolveForm {
+    /// The symmetric positive-definite form (K / b + λ R⁻¹) φ = a, ψ = R⁻¹ φ, by Cholesky
+    /// ([`transform_advantages`]; the default).
+    #[default]
+    Cholesky,
+    /// The published non-symmetric form (K R / b + λ I) ψ = a, by LU
+    /// ([`transform_advantages_reference`]).
+    Lu,
+}
+
+/// ψ = (K R / b + λ I)⁻¹ a solved in `form` at precision `dtype` (the inputs are converted to it
+/// and ψ back to the advantages' dtype): the same ψ as [`transform_advantages`] in exact
+/// arithmetic, for measuring what the form and the precision of the solve do to training.
+pub fn transform_advantages_with(
+    kernel: &Tensor,
+    ratio: &Tensor,
+    advantages: &Tensor,
+    damping: f64,
+    form: SolveForm,
+    dtype: DType,
+) -> Result<Tensor> {
+    let out = advantages.dtype();
+    let (k, r, a) = (
+        kernel.to_dtype(dtype)?,
+        ratio.to_dtype(dtype)?,
+        advantages.to_dtype(dtype)?,
+    );
+    let psi = match form {
+        SolveForm::Cholesky => transform_advantages(&k, &r, &a, damping)?,
+        SolveForm::Lu => transform_advantages_reference(&k, &r, &a, damping)?,
+    };
+    Ok(psi.to_dtype(out)?)
+}
+
+/// How well ψ solves (K R / b + λ I) ψ = a: the relative residual ‖(K R / b + λ I) ψ − a‖ / ‖a‖
+/// (Frobenius over all right-hand sides) and the condition number of the symmetric form
+/// K / b + λ R⁻¹ (its largest over its smallest eigenvalue), both computed in f64.
+pub fn solve_quality(
+    kernel: &Tensor,
+    ratio: &Tensor,
+    advantages: &Tensor,
+    psi: &Tensor,
+    damping: f64,
+) -> Result<(f64, f64)> {
+    const OP: &str = "woodbury::solve_quality";
+    let b = validate(OP, kernel, ratio, advantages, damping)?;
+    let f = |t: &Tensor| t.to_dtype(DType::F64);
+    let (k, r, a, x) = (f(kernel)?, f(ratio)?, f(advantages)?, f(psi)?);
+    let (a, x) = if a.rank() == 1 {
+        (a.unsqueeze(1)?, x.unsqueeze(1)?)
+    } else {
+        (a, x)
+    };
+    let scaled = k.affine(1.0 / b as f64, 0.0)?;
+    let m = scaled
+        .broadcast_mul(&r.unsqueeze(0)?)?
+        .add(&Tensor::eye(b, DType::F64, k.device())?.affine(damping, 0.0)?)?;
+    let norm = |t: &Tensor| -> Result<f64> { Ok(t.sqr()?.sum_all()?.to_scalar::<f64>()?.sqrt()) };
+    let residual = norm(&m.matmul(&x)?.sub(&a)?)? / norm(&a)?.max(f64::MIN_POSITIVE);
+    // K / b + λ R⁻¹: the identity scaled row by row by λ / r_i.
+    let shift = Tensor::eye(b, DType::F64, k.device())?
+        .broadcast_mul(&r.recip()?.affine(damping, 0.0)?.unsqueeze(1)?)?;
+    let sym = scaled.add(&shift)?;
+    let (eig, _) = linalg::sym_eigh(&sym)?;
+    let eig = eig.to_vec1::<f64>()?;
+    let (lo, hi) = eig.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &e| {
+        (lo.min(e.abs()), hi.max(e.abs()))
+    });
+    Ok((residual, hi / lo))
+}
+
 fn validate(
     op: &'static str,
     kernel: &Tensor,

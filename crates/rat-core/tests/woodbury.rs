@@ -133,3 +133,80 @@ fn bad_input_is_an_error() -> Res<()> {
     assert!(woodbury::natural_gradient(&jac, &ratio, &a.narrow(0, 0, 3)?).is_err());
     Ok(())
 }
+
+#[test]
+fn every_form_and_precision_gives_the_same_psi() -> Res<()> {
+    use woodbury::SolveForm;
+    let (jac, ratio, a) = problem(6, 24, 12)?;
+    let k = jac.kernel()?;
+    let exact = woodbury::transform_advantages(&k, &ratio, &a, 0.1)?;
+    let (k32, r32, a32) = (
+        k.to_dtype(DType::F32)?,
+        ratio.to_dtype(DType::F32)?,
+        a.to_dtype(DType::F32)?,
+    );
+    for form in [SolveForm::Cholesky, SolveForm::Lu] {
+        // f64 inputs solved in f64: the exact answer.
+        let psi = woodbury::transform_advantages_with(&k, &ratio, &a, 0.1, form, DType::F64)?;
+        assert!(rel_err(&psi, &exact)? < 1e-10, "{form:?} f64");
+        // f32 inputs solved in f64, returned in f32: only the inputs' rounding remains.
+        let psi = woodbury::transform_advantages_with(&k32, &r32, &a32, 0.1, form, DType::F64)?;
+        assert_eq!(psi.dtype(), DType::F32);
+        assert!(
+            rel_err(&psi.to_dtype(DType::F64)?, &exact)? < 1e-5,
+            "{form:?} f32→f64"
+        );
+        let psi = woodbury::transform_advantages_with(&k32, &r32, &a32, 0.1, form, DType::F32)?;
+        assert!(
+            rel_err(&psi.to_dtype(DType::F64)?, &exact)? < 1e-4,
+            "{form:?} f32"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn solve_quality_matches_an_explicit_computation() -> Res<()> {
+    let (jac, ratio, a) = problem(7, 10, 6)?;
+    let k = jac.kernel()?;
+    let lambda = 0.3;
+    // A perturbed ψ, so that the residual is not zero.
+    let psi = woodbury::transform_advantages(&k, &ratio, &a, lambda)?.affine(1.01, 0.0)?;
+    let (residual, cond) = woodbury::solve_quality(&k, &ratio, &a, &psi, lambda)?;
+    // By hand, entry by entry.
+    let (kv, rv, av, pv) = (
+        k.to_vec2::<f64>()?,
+        ratio.to_vec1::<f64>()?,
+        a.to_vec1::<f64>()?,
+        psi.to_vec1::<f64>()?,
+    );
+    let b = av.len();
+    let mut num = 0.0;
+    for i in 0..b {
+        let mut row = lambda * pv[i] - av[i];
+        for j in 0..b {
+            row += kv[i][j] * rv[j] * pv[j] / b as f64;
+        }
+        num += row * row;
+    }
+    let den: f64 = av.iter().map(|x| x * x).sum();
+    assert!((residual - (num / den).sqrt()).abs() < 1e-12, "{residual}");
+    // The condition number of K/b + λR⁻¹ from its eigenvalues.
+    let sym: Vec<f64> = (0..b * b)
+        .map(|n| {
+            let (i, j) = (n / b, n % b);
+            kv[i][j] / b as f64 + if i == j { lambda / rv[i] } else { 0.0 }
+        })
+        .collect();
+    let (eig, _) = linalg::sym_eigh(&Tensor::from_vec(sym, (b, b), &candle_core::Device::Cpu)?)?;
+    let eig = eig.to_vec1::<f64>()?;
+    let (lo, hi) = eig
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(l, h), &e| (l.min(e), h.max(e)));
+    assert!(
+        (cond - hi / lo).abs() < 1e-9 * cond,
+        "{cond} vs {}",
+        hi / lo
+    );
+    Ok(())
+}

@@ -13,7 +13,7 @@ use rat_core::jacobian::MaterialisedJacobian;
 use rat_core::{clip, linalg, params};
 use rat_train::config::{KaczmarzKind, NormObj, SigmaType};
 use rat_train::nets::{Actor, CategoricalActor, GaussianActor, Policy};
-use rat_train::rules::rat::{ActorBatch, ActorUpdate, RatActor, RatParams};
+use rat_train::rules::rat::{ActorBatch, ActorUpdate, RatActor, RatParams, SolveOptions};
 
 const LAMBDA: f64 = 0.1;
 const LR: f64 = 0.05;
@@ -163,7 +163,7 @@ fn two_steps(stepped: &dyn Actor, by_hand: &dyn Actor) -> anyhow::Result<()> {
         max_grad_norm: MAX_NORM,
         kaczmarz: true,
         mode: KaczmarzKind::Reference,
-        reference_solve: false,
+        solve: SolveOptions::default(),
     };
     let mut rat = RatActor::new(params)?;
     let b1 = batch(0.3, 12, by_hand)?;

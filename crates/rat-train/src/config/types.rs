@@ -173,6 +173,27 @@ pub enum KaczmarzKind {
     Exact,
 }
 
+/// How RAT solves its b x b system (`solve`; a key the reference does not have).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Solve {
+    /// The symmetric form (K / b + λ R⁻¹) φ = a by Cholesky (default).
+    Cholesky,
+    /// The published non-symmetric form (K R / b + λ I) ψ = a by LU.
+    Lu,
+}
+
+/// The precision of RAT's b x b solve (`solve_dtype`): the kernel is accumulated in the
+/// networks' f32 and the system converted to this before it is solved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SolveDtype {
+    /// The networks' precision (default, as published).
+    F32,
+    /// Double precision.
+    F64,
+}
+
 /// Which joint RAT update `train_shared` runs (a key the reference does not have).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -353,6 +374,15 @@ pub struct AlgoConfig {
     /// Optional learning-rate decay (`cosine`); absent in every reference config.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr_decay: Option<String>,
+    /// RAT's solve: `cholesky` (default) or `lu` (the published form).
+    pub solve: Solve,
+    /// The precision of RAT's solve: `f32` (default) or `f64`.
+    pub solve_dtype: SolveDtype,
+    /// Log the relative residual and the condition number of RAT's solve on the first
+    /// minibatch of every rollout (TensorBoard `solve/residual`, `solve/condition`; costs one
+    /// b x b eigendecomposition per rollout).
+    #[serde(deserialize_with = "de_bool")]
+    pub solve_diagnostics: bool,
 }
 
 impl Default for AlgoConfig {
@@ -392,6 +422,9 @@ impl Default for AlgoConfig {
             joint_mode: JointMode::Reference,
             kfac_damping: 1e-3,
             lr_decay: None,
+            solve: Solve::Cholesky,
+            solve_dtype: SolveDtype::F32,
+            solve_diagnostics: false,
         }
     }
 }

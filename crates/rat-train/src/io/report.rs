@@ -31,9 +31,9 @@ pub struct IterationReport<'a> {
     pub loss_v: f64,
     /// The learning-rate columns (`lr_pi`/`lr_v` or `curr_lr`/`lr`).
     pub learning_rates: [(&'static str, f64); 2],
-    /// Seconds per phase, TensorBoard only (`time/rollout`, …): progress.csv keeps the
+    /// TensorBoard-only values (`time/rollout`, …, `solve/residual`): progress.csv keeps the
     /// reference's columns.
-    pub phases: Vec<(&'static str, f64)>,
+    pub tb_only: Vec<(&'static str, f64)>,
 }
 
 impl IterationReport<'_> {

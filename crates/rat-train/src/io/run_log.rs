@@ -309,7 +309,7 @@ impl RunLog {
                 self.tb.scalar(tag, *v, step)?;
             }
         }
-        for (tag, v) in &report.phases {
+        for (tag, v) in &report.tb_only {
             self.tb.scalar(tag, *v, step)?;
         }
         self.tb.flush()?;

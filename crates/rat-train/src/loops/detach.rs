@@ -163,11 +163,14 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
             step,
             loss_v,
             learning_rates: [("lr_pi", lr_used), ("lr_v", a.lr_v)],
-            phases: vec![
+            tb_only: [
                 ("time/rollout", rollout_seconds),
                 ("time/actor", actor_seconds),
                 ("time/critic", critic_seconds),
-            ],
+            ]
+            .into_iter()
+            .chain(update.diagnostics())
+            .collect(),
         };
         // A stop request (Ctrl-C, SIGTERM) ends the run after this iteration, logged and saved.
         let last = it + 1 == total || opts.stop_requested();

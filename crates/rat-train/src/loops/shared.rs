@@ -98,6 +98,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         // Joint passes: epochs x minibatches steps over all parameters, each with fresh
         // value-target noise and dropout masks.
         let t_joint = Instant::now();
+        update.begin_rollout();
         let lr_used = state.lr;
         let (mut step, mut loss_v) = (StepInfo::NONE, f64::NAN);
         for _ in 0..a.epochs {
@@ -150,10 +151,13 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
             step,
             loss_v,
             learning_rates: [("curr_lr", lr_used), ("lr", state.lr)],
-            phases: vec![
+            tb_only: [
                 ("time/rollout", rollout_seconds),
                 ("time/joint", joint_seconds),
-            ],
+            ]
+            .into_iter()
+            .chain(update.diagnostics())
+            .collect(),
         };
         // A stop request (Ctrl-C, SIGTERM) ends the run after this iteration, logged and saved.
         let last = it + 1 == total || opts.stop_requested();

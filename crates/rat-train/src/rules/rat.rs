@@ -15,11 +15,12 @@ use std::collections::HashMap;
 use candle_core::Tensor;
 use rat_core::jacobian::{FactoredJacobian, ScoreJacobian};
 use rat_core::kaczmarz::{ExactKaczmarz, check_damping, reference_correction};
+use rat_core::woodbury::SolveForm;
 use rat_core::{Result, clip, params, woodbury};
 
 use super::score::{ScorePass, entropy_grad, normalise_advantages, rms, scalar};
 pub use super::update::{ActorBatch, ActorUpdate, StepInfo};
-use crate::config::{AlgoConfig, KaczmarzKind, NormObj};
+use crate::config::{AlgoConfig, KaczmarzKind, NormObj, Solve, SolveDtype};
 use crate::nets::Actor;
 use crate::optim::Sgd;
 
@@ -40,8 +41,50 @@ pub struct RatParams {
     pub kaczmarz: bool,
     /// Which Kaczmarz variant, when on.
     pub mode: KaczmarzKind,
-    /// Solve with the published non-symmetric LU form instead of Cholesky.
-    pub reference_solve: bool,
+    /// How the b x b system is solved and at which precision.
+    pub solve: SolveOptions,
+}
+
+/// How RAT's b x b system is solved (`solve`, `solve_dtype`) and whether its quality is
+/// measured (`solve_diagnostics`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SolveOptions {
+    /// Cholesky of the symmetric form (default) or the published LU.
+    pub form: SolveForm,
+    /// Solve in f64 instead of the networks' precision.
+    pub f64: bool,
+    /// Measure the residual and condition number on a rollout's first minibatch.
+    pub diagnostics: bool,
+}
+
+impl SolveOptions {
+    /// The options `algo_config` names.
+    pub fn from_config(c: &AlgoConfig) -> Self {
+        Self {
+            form: match c.solve {
+                Solve::Cholesky => SolveForm::Cholesky,
+                Solve::Lu => SolveForm::Lu,
+            },
+            f64: c.solve_dtype == SolveDtype::F64,
+            diagnostics: c.solve_diagnostics,
+        }
+    }
+
+    /// ψ = (K R / b + λ I)⁻¹ a as these options say.
+    pub fn transform(
+        &self,
+        kernel: &Tensor,
+        ratio: &Tensor,
+        a: &Tensor,
+        damping: f64,
+    ) -> Result<Tensor> {
+        let dtype = if self.f64 {
+            candle_core::DType::F64
+        } else {
+            a.dtype()
+        };
+        woodbury::transform_advantages_with(kernel, ratio, a, damping, self.form, dtype)
+    }
 }
 
 impl RatParams {
@@ -55,7 +98,7 @@ impl RatParams {
             max_grad_norm: c.max_grad_norm,
             kaczmarz: c.is_karzmarz,
             mode: c.kaczmarz_mode,
-            reference_solve: false,
+            solve: SolveOptions::from_config(c),
         }
     }
 }
@@ -77,6 +120,10 @@ pub struct RatActor {
     pub params: RatParams,
     sgd: Sgd,
     exact: Option<ExactState>,
+    /// Set at a rollout's start when the solve is to be measured on its first minibatch.
+    measure: Option<()>,
+    /// The last measurement: (relative residual, condition number).
+    quality: Option<(f64, f64)>,
 }
 
 impl RatActor {
@@ -87,6 +134,8 @@ impl RatActor {
             params,
             sgd: Sgd::new(),
             exact: None,
+            measure: None,
+            quality: None,
         })
     }
 
@@ -137,11 +186,11 @@ impl RatActor {
             a
         };
         let kernel = jac.kernel()?;
-        let psi = if self.params.reference_solve {
-            woodbury::transform_advantages_reference(&kernel, ratio, &a, self.params.damping)?
-        } else {
-            woodbury::transform_advantages(&kernel, ratio, &a, self.params.damping)?
-        };
+        let damping = self.params.damping;
+        let psi = self.params.solve.transform(&kernel, ratio, &a, damping)?;
+        if self.measure.take().is_some() {
+            self.quality = Some(woodbury::solve_quality(&kernel, ratio, &a, &psi, damping)?);
+        }
         let x = jac.vjp(&ratio.mul(&psi)?.affine(1.0 / b as f64, 0.0)?)?;
         Ok((psi, x))
     }
@@ -153,6 +202,7 @@ impl ActorUpdate for RatActor {
     }
 
     fn begin_rollout(&mut self, n: usize, advantages: &Tensor) -> Result<()> {
+        self.measure = self.params.solve.diagnostics.then_some(());
         if self.exact_mode() {
             let mean = scalar(&advantages.mean_all()?)?;
             let scale = rms(&advantages.affine(1.0, -mean)?)?;
@@ -180,6 +230,12 @@ impl ActorUpdate for RatActor {
         let (clipped, grad_norm) = clip::clip_grad_norm(&grad, self.params.max_grad_norm)?;
         self.sgd.step(pass.jac.params(), &clipped, lr)?;
         pass.info(grad_norm, loss_pi)
+    }
+
+    fn diagnostics(&self) -> Vec<(&'static str, f64)> {
+        self.quality
+            .map(|(residual, cond)| vec![("solve/residual", residual), ("solve/condition", cond)])
+            .unwrap_or_default()
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

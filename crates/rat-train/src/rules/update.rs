@@ -71,6 +71,12 @@ pub trait ActorUpdate {
         lr: f64,
     ) -> rat_core::Result<StepInfo>;
 
+    /// Measurements of the rule's last rollout for TensorBoard, as (tag, value) (RAT's solve
+    /// quality when `solve_diagnostics` is on). The default has none.
+    fn diagnostics(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
+
     /// The optimiser state to checkpoint, by name.
     fn state(&self) -> Vec<(String, Tensor)>;
 

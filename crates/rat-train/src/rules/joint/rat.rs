@@ -22,6 +22,10 @@ pub struct RatJoint {
     /// The hyperparameters.
     pub params: JointParams,
     sgd: Sgd,
+    /// Set at a rollout's start when the solve is to be measured on its first minibatch.
+    measure: bool,
+    /// The last measurement: (relative residual, condition number).
+    quality: Option<(f64, f64)>,
 }
 
 impl RatJoint {
@@ -31,6 +35,8 @@ impl RatJoint {
         Ok(Self {
             params,
             sgd: Sgd::new(),
+            measure: false,
+            quality: None,
         })
     }
 
@@ -47,15 +53,38 @@ impl RatJoint {
         ratio: &Tensor,
         a: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
+        Ok(self.weights(jac, ratio, a, false)?.0)
+    }
+
+    /// [`transformed_weights`](Self::transformed_weights), and the solve's (relative residual,
+    /// condition number) when `measure`.
+    fn weights(
+        &self,
+        jac: &FactoredJacobian,
+        ratio: &Tensor,
+        a: &Tensor,
+        measure: bool,
+    ) -> Result<((Tensor, Tensor), Option<(f64, f64)>)> {
         let b = jac.num_samples();
         let rhs = Tensor::stack(&[a, &a.ones_like()?], 1)?;
         let g = self.sgd.buffer().filter(|_| self.params.kaczmarz);
         let rhs = reference_correction(jac, g, &rhs)?;
-        let sol = woodbury::transform_advantages(&jac.kernel()?, ratio, &rhs, self.params.damping)?;
+        let (kernel, damping) = (jac.kernel()?, self.params.damping);
+        let sol = self.params.solve.transform(&kernel, ratio, &rhs, damping)?;
         debug_assert_eq!(sol.dims(), [b, 2]);
+        let quality = if measure {
+            Some(woodbury::solve_quality(
+                &kernel, ratio, &rhs, &sol, damping,
+            )?)
+        } else {
+            None
+        };
         Ok((
-            sol.narrow(1, 0, 1)?.squeeze(1)?,
-            sol.narrow(1, 1, 1)?.squeeze(1)?,
+            (
+                sol.narrow(1, 0, 1)?.squeeze(1)?,
+                sol.narrow(1, 1, 1)?.squeeze(1)?,
+            ),
+            quality,
         ))
     }
 
@@ -87,7 +116,10 @@ impl JointUpdate for RatJoint {
         let (grad, loss_pi, loss_v) = match p.mode {
             JointMode::Reference => {
                 let a = normalise_advantages(&batch.advantages, &r, p.norm_obj)?;
-                let (psi, phi) = self.transformed_weights(&pass.jac, &r, &a)?;
+                let ((psi, phi), quality) = self.weights(&pass.jac, &r, &a, self.measure)?;
+                if quality.is_some() {
+                    (self.measure, self.quality) = (false, quality);
+                }
                 let loss_pi = pass.ratio.mul(&psi)?.mean_all()?.neg()?;
                 let loss_v = pass.value_loss(&batch.returns, Some(&phi))?;
                 let loss = loss_pi
@@ -106,6 +138,16 @@ impl JointUpdate for RatJoint {
         let (clipped, grad_norm) = clip::clip_grad_norm(&grad, p.max_grad_norm)?;
         self.sgd.step(pass.params(), &clipped, lr)?;
         pass.info(net, batch, grad_norm, loss_pi, loss_v)
+    }
+
+    fn begin_rollout(&mut self) {
+        self.measure = self.params.solve.diagnostics;
+    }
+
+    fn diagnostics(&self) -> Vec<(&'static str, f64)> {
+        self.quality
+            .map(|(residual, cond)| vec![("solve/residual", residual), ("solve/condition", cond)])
+            .unwrap_or_default()
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

@@ -10,6 +10,7 @@ use crate::config::{AlgoConfig, JointMode, NormObj};
 use crate::error::Result;
 use crate::nets::{DropoutMasks, Policy, SharedActorCritic};
 use crate::rules::StepInfo;
+use crate::rules::rat::SolveOptions;
 
 /// One joint minibatch.
 #[derive(Debug, Clone)]
@@ -50,6 +51,15 @@ pub trait JointUpdate {
     /// The optimiser state to checkpoint, by name.
     fn state(&self) -> Vec<(String, Tensor)>;
 
+    /// Measurements of the last rollout for TensorBoard (see
+    /// [`ActorUpdate::diagnostics`](crate::rules::ActorUpdate::diagnostics)); none by default.
+    fn diagnostics(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
+
+    /// Called once per iteration before the joint passes. The default does nothing.
+    fn begin_rollout(&mut self) {}
+
     /// Restores what [`state`](Self::state) saved.
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()>;
 }
@@ -73,6 +83,8 @@ pub struct JointParams {
     pub kaczmarz: bool,
     /// Which RAT update.
     pub mode: JointMode,
+    /// How RAT's b x b system is solved (reference mode).
+    pub solve: SolveOptions,
 }
 
 impl JointParams {
@@ -87,6 +99,7 @@ impl JointParams {
             max_grad_norm: c.max_grad_norm,
             kaczmarz: c.is_karzmarz,
             mode: c.joint_mode,
+            solve: SolveOptions::from_config(c),
         }
     }
 }
