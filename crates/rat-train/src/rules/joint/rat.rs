@@ -16,6 +16,9 @@ use crate::nets::SharedActorCritic;
 use crate::optim::Sgd;
 use crate::rules::{normalise_advantages, scalar};
 
+/// The transformed weights [ψ, φ] of the policy and value terms.
+type Weights = (Tensor, Tensor);
+
 /// RAT for the shared network: SGD (momentum 1e-6) whose buffer is the Kaczmarz vector.
 #[derive(Debug, Clone)]
 pub struct RatJoint {
@@ -64,7 +67,7 @@ impl RatJoint {
         ratio: &Tensor,
         a: &Tensor,
         measure: bool,
-    ) -> Result<((Tensor, Tensor), Option<(f64, f64)>)> {
+    ) -> Result<(Weights, Option<(f64, f64)>)> {
         let b = jac.num_samples();
         let rhs = Tensor::stack(&[a, &a.ones_like()?], 1)?;
         let g = self.sgd.buffer().filter(|_| self.params.kaczmarz);
