@@ -18,11 +18,12 @@ use rand_distr::{Distribution, StandardNormal};
 use super::options::{Outcome, RunOptions, iterations};
 use super::rollout::{RolloutTensors, Runner, advantages, normalised};
 use super::start::{
-    LoopState, Start, index_tensor, open_log, prefixed, resume_envs, run_dir, start, train_meta,
+    LoopState, Start, index_tensor, open_log, prefixed, resume_envs, run_dir, save_checkpoint,
+    start,
 };
 use crate::config::{Config, Trainer};
 use crate::error::{Result, diverged};
-use crate::io::checkpoint::{self, with_prefix};
+use crate::io::checkpoint::with_prefix;
 use crate::io::report::IterationReport;
 use crate::io::run_log::shared_log_dir;
 use crate::nets::SharedAgent;
@@ -165,12 +166,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         if last || state.checkpoint_due(opts) {
             let mut tensors = agent.tensors()?;
             tensors.extend(with_prefix("optim.joint.", update.state()));
-            tensors.extend(state.tensors()?);
-            let mut meta = train_meta(config, seed, &rng)?;
-            if let Some(envs) = runner.save_state()? {
-                meta.push(("train.envs".into(), envs.to_string()));
-            }
-            checkpoint::save(&log_dir.join("model.safetensors"), tensors, meta)?;
+            save_checkpoint(&log_dir, tensors, config, seed, &state, &rng, &runner)?;
             log.write_times(&state.times, steps_per_iteration)?;
         }
         if last {

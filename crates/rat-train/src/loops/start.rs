@@ -286,11 +286,7 @@ impl LoopState {
 }
 
 /// The run's checkpoint metadata: the seed, the RNG's position and the config, as text.
-pub(crate) fn train_meta(
-    config: &Config,
-    seed: u64,
-    rng: &ChaCha8Rng,
-) -> Result<Vec<(String, String)>> {
+fn train_meta(config: &Config, seed: u64, rng: &ChaCha8Rng) -> Result<Vec<(String, String)>> {
     Ok(vec![
         ("train.seed".into(), seed.to_string()),
         ("train.rng".into(), checkpoint::rng_text(rng)),
@@ -359,4 +355,23 @@ pub(crate) fn resume_envs(runner: &mut Runner, t: &Checkpoint, verbose: bool) ->
             Ok(())
         }
     }
+}
+
+/// Writes the run's checkpoint: `tensors` (networks and optimisers) with the loop's counters, the
+/// seed, the RNG, the config and the environments' states.
+pub(crate) fn save_checkpoint(
+    dir: &Path,
+    mut tensors: Vec<(String, Tensor)>,
+    config: &Config,
+    seed: u64,
+    state: &LoopState,
+    rng: &ChaCha8Rng,
+    runner: &Runner,
+) -> Result<()> {
+    tensors.extend(state.tensors()?);
+    let mut meta = train_meta(config, seed, rng)?;
+    if let Some(envs) = runner.save_state()? {
+        meta.push(("train.envs".into(), envs.to_string()));
+    }
+    checkpoint::save(&dir.join("model.safetensors"), tensors, meta)
 }

@@ -57,6 +57,13 @@ pub struct SolveOptions {
     pub diagnostics: bool,
 }
 
+/// A solve measurement (relative residual, condition number) as TensorBoard scalars.
+pub fn solve_tags(quality: Option<(f64, f64)>) -> Vec<(&'static str, f64)> {
+    quality
+        .map(|(residual, cond)| vec![("solve/residual", residual), ("solve/condition", cond)])
+        .unwrap_or_default()
+}
+
 impl SolveOptions {
     /// The options `algo_config` names.
     pub fn from_config(c: &AlgoConfig) -> Self {
@@ -233,9 +240,7 @@ impl ActorUpdate for RatActor {
     }
 
     fn diagnostics(&self) -> Vec<(&'static str, f64)> {
-        self.quality
-            .map(|(residual, cond)| vec![("solve/residual", residual), ("solve/condition", cond)])
-            .unwrap_or_default()
+        solve_tags(self.quality)
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

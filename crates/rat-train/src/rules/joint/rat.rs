@@ -148,9 +148,7 @@ impl JointUpdate for RatJoint {
     }
 
     fn diagnostics(&self) -> Vec<(&'static str, f64)> {
-        self.quality
-            .map(|(residual, cond)| vec![("solve/residual", residual), ("solve/condition", cond)])
-            .unwrap_or_default()
+        crate::rules::rat::solve_tags(self.quality)
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
