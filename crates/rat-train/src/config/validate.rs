@@ -29,7 +29,8 @@ impl Trainer {
         }
     }
 
-    fn other(self) -> Self {
+    /// The other loop.
+    pub fn other(self) -> Self {
         match self {
             Trainer::Detach => Trainer::Shared,
             Trainer::Shared => Trainer::Detach,

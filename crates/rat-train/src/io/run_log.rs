@@ -279,10 +279,7 @@ impl RunLog {
         let mut sorted: BTreeMap<String, BTreeMap<String, serde_yaml_ng::Value>> =
             serde_yaml_ng::from_value(tree).map_err(|e| crate::Error::Invalid(e.to_string()))?;
         // The keys only the other loop reads are not this run's settings.
-        let other = match trainer {
-            Trainer::Detach => Trainer::Shared,
-            Trainer::Shared => Trainer::Detach,
-        };
+        let other = trainer.other();
         for section in sorted.values_mut() {
             section.retain(|k, _| !other.own_keys().contains(&k.as_str()));
         }
