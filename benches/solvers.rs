@@ -101,6 +101,7 @@ fn setup(
             advantages,
             old,
             block: (0..B).collect(),
+            ent_coef: 0.0,
         },
     })
 }
@@ -297,6 +298,7 @@ fn joint_table(runs: usize, dev: &Device) -> anyhow::Result<()> {
         returns: Tensor::randn(0f32, 1.0, B, &dev)?,
         noise: Tensor::randn(0f32, 1.0, B, &dev)?,
         masks: None,
+        ent_coef: 0.0,
     };
     println!(
         "\nJoint update of the shared network (Humanoid-sized), b = {B}, f32, median of {runs} steps (ms)"

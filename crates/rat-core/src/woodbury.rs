@@ -232,3 +232,25 @@ fn validate(
     }
     Ok(b)
 }
+
+/// tr(K)/b, the mean diagonal of a b x b kernel K = J Jᵀ (the mean squared norm of the score
+/// rows): the scale against which `damping_mode: relative` reads λ.
+pub fn kernel_scale(kernel: &Tensor) -> Result<f64> {
+    let (b, c) = kernel.dims2()?;
+    if b != c || b == 0 {
+        return shape_err(
+            "kernel_scale",
+            format!(
+                "kernel must be square and non-empty, got {:?}",
+                kernel.shape()
+            ),
+        );
+    }
+    let eye = Tensor::eye(b, kernel.dtype(), kernel.device())?;
+    let trace = kernel
+        .mul(&eye)?
+        .sum_all()?
+        .to_dtype(DType::F64)?
+        .to_scalar::<f64>()?;
+    Ok(trace / b as f64)
+}

@@ -242,6 +242,16 @@ impl KlAdaptiveLr {
         }
     }
 
+    /// This rule with `algo_config`'s `kl_high`, `kl_low` and `lr_ceiling` where given.
+    pub fn configured(self, a: &crate::config::AlgoConfig) -> Self {
+        Self {
+            high: a.kl_high.unwrap_or(self.high),
+            low: a.kl_low.unwrap_or(self.low),
+            ceiling: a.lr_ceiling.unwrap_or(self.ceiling),
+            ..self
+        }
+    }
+
     /// The learning rate after seeing `kl`. A non-finite KL leaves lr unchanged.
     pub fn apply(&self, lr: f64, kl: f64) -> f64 {
         if kl > self.high {

@@ -60,6 +60,7 @@ fn batch(
         old,
         noise: grid(B, 1.7, seed)?.affine(1.2, 0.0)?,
         masks,
+        ent_coef: 0.0,
     })
 }
 

@@ -11,4 +11,4 @@ mod types;
 mod validate;
 
 pub use types::*;
-pub use validate::{MAX_PARAMETERS, MIN_MINIBATCH, Trainer};
+pub use validate::{MAX_PARAMETERS, MIN_MINIBATCH, Trainer, kl_rule_targets};

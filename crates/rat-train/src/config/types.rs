@@ -206,6 +206,17 @@ pub enum JointMode {
     Exact,
 }
 
+/// How RAT's damping λ is read (`damping_mode`; a key the reference does not have).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DampingMode {
+    /// λ as given (default, as published).
+    Absolute,
+    /// λ · tr(K)/b: relative to the kernel's mean diagonal, so that the regularisation keeps its
+    /// weight when the network (and with it the kernel's scale) grows.
+    Relative,
+}
+
 /// A YAML 1.1 scalar as PyYAML reads it: the native value, or text such as `True`, `1e6`,
 /// `10_000_000`; anything else is an error that says what was found and what is accepted.
 macro_rules! yaml11 {
@@ -275,6 +286,13 @@ yaml11!(
     |s| s.replace('_', "").parse().ok(),
     Some
 );
+
+/// An optional number: `null` (or absent) for none, else as [`de_f64`].
+fn de_opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Number(#[serde(deserialize_with = "de_f64")] f64);
+    Ok(Option::<Number>::deserialize(d)?.map(|n| n.0))
+}
 
 /// `algo_config`: the update rule's hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -383,6 +401,40 @@ pub struct AlgoConfig {
     /// b x b eigendecomposition per rollout).
     #[serde(deserialize_with = "de_bool")]
     pub solve_diagnostics: bool,
+    /// Discount γ (hard-coded 0.999 in the reference).
+    #[serde(deserialize_with = "de_f64")]
+    pub gamma: f64,
+    /// GAE λ (hard-coded 0.95 in the reference).
+    #[serde(deserialize_with = "de_f64")]
+    pub gae_lambda: f64,
+    /// The KL-adaptive rule shrinks lr above this KL (`null`: the loop's published value, 0.016
+    /// separate, 0.02 shared).
+    #[serde(deserialize_with = "de_opt_f64")]
+    pub kl_high: Option<f64>,
+    /// The KL-adaptive rule grows lr below this KL (`null`: 0.004 separate, 0.005 shared).
+    #[serde(deserialize_with = "de_opt_f64")]
+    pub kl_low: Option<f64>,
+    /// The KL-adaptive rule's largest lr (`null`: 0.05 separate, `lr` shared).
+    #[serde(deserialize_with = "de_opt_f64")]
+    pub lr_ceiling: Option<f64>,
+    /// The entropy coefficient at the end of the run, reached linearly from `ent_coef`
+    /// (`null`: constant).
+    #[serde(deserialize_with = "de_opt_f64")]
+    pub ent_coef_final: Option<f64>,
+    /// Stop an iteration's actor passes once the KL to the rollout's policy on the next
+    /// minibatch exceeds this (`null`: off; costs one forward pass per step).
+    #[serde(deserialize_with = "de_opt_f64")]
+    pub target_kl: Option<f64>,
+    /// Scale every step so that its quadratic KL ½ Δθᵀ F Δθ under the exact Fisher stays within
+    /// this (`null`: off; costs one forward tangent pass per step; SGD rules of `train_detach`).
+    #[serde(deserialize_with = "de_opt_f64")]
+    pub max_kl: Option<f64>,
+    /// RAT's λ as given (`absolute`, default) or relative to tr(K)/b (`relative`).
+    pub damping_mode: DampingMode,
+    /// Measure every actor step: the KL moved on its minibatch (one extra forward pass) and the
+    /// predicted quadratic KL (one forward tangent pass).
+    #[serde(deserialize_with = "de_bool")]
+    pub step_diagnostics: bool,
 }
 
 impl Default for AlgoConfig {
@@ -425,6 +477,16 @@ impl Default for AlgoConfig {
             solve: Solve::Cholesky,
             solve_dtype: SolveDtype::F32,
             solve_diagnostics: false,
+            gamma: 0.999,
+            gae_lambda: 0.95,
+            kl_high: None,
+            kl_low: None,
+            lr_ceiling: None,
+            ent_coef_final: None,
+            target_kl: None,
+            max_kl: None,
+            damping_mode: DampingMode::Absolute,
+            step_diagnostics: false,
         }
     }
 }

@@ -58,6 +58,8 @@ const DETACH_ONLY: &[&str] = &[
     "cg_steps",
     "clip_coef",
     "kfac_stats",
+    "max_kl",
+    "step_diagnostics",
 ];
 
 /// Keys only `train_shared` reads.
@@ -211,6 +213,7 @@ impl Config {
                 "a finite number ≥ 0",
             ));
         }
+        self.validate_step_control(trainer)?;
         if a.clamp_ratio {
             finite("min_ratio", a.min_ratio)?;
             finite("max_ratio", a.max_ratio)?;
@@ -226,5 +229,57 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The keys of issue 16's step control: discounting, the KL rule, the entropy schedule and
+    /// the KL bounds.
+    fn validate_step_control(&self, trainer: Trainer) -> Result<(), ConfigError> {
+        let a = &self.algo_config;
+        if !(a.gamma > 0.0 && a.gamma <= 1.0) {
+            return Err(reject("gamma", a.gamma, "a number in (0, 1]"));
+        }
+        if !(0.0..=1.0).contains(&a.gae_lambda) {
+            return Err(reject("gae_lambda", a.gae_lambda, "a number in [0, 1]"));
+        }
+        let optional = [
+            ("kl_high", a.kl_high),
+            ("kl_low", a.kl_low),
+            ("lr_ceiling", a.lr_ceiling),
+            ("target_kl", a.target_kl),
+            ("max_kl", a.max_kl),
+        ];
+        for (key, x) in optional {
+            x.map_or(Ok(()), |x| positive(key, x))?;
+        }
+        if let Some(x) = a.ent_coef_final {
+            finite("ent_coef_final", x)?;
+        }
+        let (high, low) = kl_rule_targets(trainer);
+        let (high, low) = (a.kl_high.unwrap_or(high), a.kl_low.unwrap_or(low));
+        if low >= high {
+            return Err(reject(
+                "kl_low",
+                low,
+                &format!(
+                    "a KL below kl_high = {high} (the rule grows lr below kl_low, shrinks it above kl_high)"
+                ),
+            ));
+        }
+        if a.max_kl.is_some() && self.algo == super::types::Algo::Ppo {
+            return Err(reject(
+                "max_kl",
+                a.max_kl.unwrap_or_default(),
+                "null for algo ppo (max_kl scales an SGD step; Adam's step is not linear in the gradient)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The published KL rule's (high, low) targets of each loop (ALGORITHMS.md 2.5).
+pub fn kl_rule_targets(trainer: Trainer) -> (f64, f64) {
+    match trainer {
+        Trainer::Detach => (0.016, 0.004),
+        Trainer::Shared => (0.02, 0.005),
     }
 }

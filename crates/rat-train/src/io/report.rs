@@ -25,15 +25,17 @@ pub struct IterationReport<'a> {
     pub returns: &'a [f64],
     /// The window of the last finished episodes, (return, length).
     pub episodes: &'a VecDeque<(f64, usize)>,
-    /// The last update step's report.
+    /// The last update step's report (its `clipfrac`: the mean over the iteration's steps).
     pub step: StepInfo,
     /// The last value loss.
     pub loss_v: f64,
     /// The learning-rate columns (`lr_pi`/`lr_v` or `curr_lr`/`lr`).
     pub learning_rates: [(&'static str, f64); 2],
-    /// TensorBoard-only values (`time/rollout`, …, `solve/residual`): progress.csv keeps the
-    /// reference's columns.
+    /// TensorBoard-only values (`time/rollout`, …, `solve/residual`).
     pub tb_only: Vec<(&'static str, f64)>,
+    /// Columns this project adds (`actor_steps`, `kl_after_mean`, …): written to `progress.csv`
+    /// after the reference's, in this order, and to TensorBoard as `train/<name>`.
+    pub extra: Vec<(&'static str, f64)>,
 }
 
 impl IterationReport<'_> {
@@ -62,7 +64,7 @@ impl IterationReport<'_> {
         let rets: Vec<f64> = self.episodes.iter().map(|e| e.0).collect();
         let lens: Vec<f64> = self.episodes.iter().map(|e| e.1 as f64).collect();
         let (it, n, info) = (self.iteration, self.batch, &self.step);
-        put("clipfrac", 0.0);
+        put("clipfrac", info.clipfrac);
         put("entropy", info.entropy);
         put("eplenmean", mean(&lens));
         put("eprewmean", mean(&rets));

@@ -122,7 +122,8 @@ pub fn shared_log_dir(root: &Path, c: &Config, seed: u64) -> PathBuf {
     ))
 }
 
-/// `progress.csv` (header = the first row's keys, sorted) plus the stdout table.
+/// `progress.csv` (header = the first row's reference keys, sorted, then the added columns in
+/// their order) plus the stdout table.
 pub struct ProgressCsv {
     path: PathBuf,
     out: BufWriter<File>,
@@ -181,12 +182,20 @@ impl ProgressCsv {
         })
     }
 
-    /// Appends one row (keys missing from the header are dropped, absent ones left empty) and
-    /// flushes it.
-    pub fn write(&mut self, row: &BTreeMap<String, f64>) -> Result<()> {
-        let keys = self
-            .keys
-            .get_or_insert_with(|| row.keys().cloned().collect());
+    /// Appends one row, the reference's columns `row` then the `extra` ones (keys missing from
+    /// the header are dropped, absent ones left empty), and flushes it.
+    pub fn write(&mut self, row: &BTreeMap<String, f64>, extra: &[(&str, f64)]) -> Result<()> {
+        let keys = self.keys.get_or_insert_with(|| {
+            row.keys()
+                .cloned()
+                .chain(extra.iter().map(|(k, _)| k.to_string()))
+                .collect()
+        });
+        let lookup = |k: &str| {
+            row.get(k)
+                .copied()
+                .or_else(|| extra.iter().find(|(e, _)| *e == k).map(|(_, v)| *v))
+        };
         let mut text = String::new();
         if self.out.get_ref().metadata().map_or(true, |m| m.len() == 0) {
             text.push_str(&keys.join(","));
@@ -194,7 +203,7 @@ impl ProgressCsv {
         }
         let cells: Vec<String> = keys
             .iter()
-            .map(|k| row.get(k).map_or(String::new(), |v| fmt_value(*v, None)))
+            .map(|k| lookup(k).map_or(String::new(), |v| fmt_value(v, None)))
             .collect();
         text.push_str(&cells.join(","));
         text.push('\n');
@@ -309,14 +318,19 @@ impl RunLog {
         for (tag, v) in &report.tb_only {
             self.tb.scalar(tag, *v, step)?;
         }
+        for (name, v) in report.extra.iter().filter(|(_, v)| v.is_finite()) {
+            self.tb.scalar(&format!("train/{name}"), *v, step)?;
+        }
         self.tb.flush()?;
         let every = log_interval.max(1);
         if last || (report.iteration + 1).is_multiple_of(every) {
             if verbose {
                 self.progress.clear();
-                print!("{}", table(&row));
+                let mut all = row.clone();
+                all.extend(report.extra.iter().map(|(k, v)| (k.to_string(), *v)));
+                print!("{}", table(&all));
             }
-            self.csv.write(&row)?;
+            self.csv.write(&row, &report.extra)?;
         }
         if verbose {
             let ret = row.get("eprewmean").copied().unwrap_or(f64::NAN);

@@ -2,7 +2,8 @@
 //! one iteration at a time:
 //!
 //! rollout → GAE → PopArt (normalise R and A) → observation normaliser → recompute the old
-//! policy → all actor passes → KL-adaptive lr → all critic passes → log (and checkpoint).
+//! policy → all actor passes (until `target_kl`, if set) → KL-adaptive lr → all critic passes →
+//! log (and checkpoint).
 //!
 //! The actor rule is any [`ActorUpdate`](crate::rules::ActorUpdate); this loop does not change when one is added.
 
@@ -11,6 +12,7 @@ use std::time::Instant;
 use candle_core::{DType, Tensor};
 use rand::seq::SliceRandom;
 
+use super::control::{StepStats, ent_coef_at, kl_to, past_target};
 use super::options::{Outcome, RunOptions, iterations};
 use super::rollout::{RolloutTensors, Runner, advantages, normalised};
 use super::start::{
@@ -49,10 +51,11 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         &mut rng,
     )?;
     let discrete = matches!(agent.actor, ActorNet::Categorical(_));
-    let mut runner = Runner::new(env)?;
+    let mut runner = Runner::new(env, a.gamma)?;
     let mut update = actor_update(config)?;
     let mut critic_opt = Adam::new(&agent.critic.params())?;
     let mut state = LoopState::new(a.lr_pi, n);
+    let kl_rule = KlAdaptiveLr::SEPARATE.configured(a);
     if let Some(tensors) = &restored {
         agent.load(tensors)?;
         update.load_state(&prefixed(tensors, "optim.actor.", device)?)?;
@@ -79,7 +82,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         let rollout = runner.run(&agent, t, device, &mut rng)?;
         let rollout_seconds = t0.elapsed().as_secs_f64();
         state.push_episodes(&rollout.episodes);
-        let est = advantages(&rollout.trajectory, a.adv_type)?;
+        let est = advantages(&rollout.trajectory, a)?;
 
         // PopArt first (R and A on the updated statistics, the critic's head rescaled), then the
         // observation normaliser; the updates see the rollout through both.
@@ -96,11 +99,12 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         // first step), as the reference recomputes it.
         let old = agent.actor.policy(&data.obs, None)?.detach()?;
 
-        // Actor passes: pi_epochs x pi_minibatches steps of the rule.
+        // Actor passes: pi_epochs x pi_minibatches steps of the rule, or fewer once the KL to the
+        // rollout's policy on the next minibatch passes `target_kl`.
         let t_actor = Instant::now();
         update.begin_rollout(n, &data.adv)?;
-        let lr_used = state.lr;
-        let mut step = StepInfo::NONE;
+        let (lr_used, ent_coef) = (state.lr, ent_coef_at(a, it, total));
+        let (mut step, mut stats, mut stop) = (StepInfo::NONE, StepStats::default(), false);
         for _ in 0..a.pi_epochs {
             state.indices.shuffle(&mut rng);
             for chunk in state.indices.chunks(pi_b) {
@@ -111,7 +115,16 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
                     advantages: data.adv.index_select(&idx, 0)?,
                     old: old.select(&idx)?,
                     block: chunk.to_vec(),
+                    ent_coef,
                 };
+                // The first step always runs: its KL to the rollout's policy is 0 but for
+                // rounding (the old policy was evaluated on the whole rollout at once).
+                if a.target_kl.is_some() && stats.steps() > 0 {
+                    stop = past_target(a, kl_to(&agent.actor, &batch.old, &batch.obs)?);
+                    if stop {
+                        break;
+                    }
+                }
                 step = update
                     .step(&agent.actor, &batch, state.lr)
                     .map_err(diverged(
@@ -120,6 +133,15 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
                         ("lr_pi", state.lr),
                         a.cg_damping,
                     ))?;
+                let kl_after = if a.step_diagnostics {
+                    kl_to(&agent.actor, &batch.old, &batch.obs)?
+                } else {
+                    f64::NAN
+                };
+                stats.push(&step, kl_after);
+            }
+            if stop {
+                break;
             }
         }
         let actor_seconds = t_actor.elapsed().as_secs_f64();
@@ -127,7 +149,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
 
         // The KL-adaptive learning rate, on the last minibatch's KL.
         if a.use_kl_adaptive_lr && step.kl.is_finite() {
-            state.lr = KlAdaptiveLr::SEPARATE.apply(state.lr, step.kl);
+            state.lr = kl_rule.apply(state.lr, step.kl);
         }
 
         // Critic passes: v_epochs x v_minibatches Adam steps on the PopArt targets.
@@ -161,7 +183,10 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
             advantages: &data.host.advantages,
             returns: &data.host.returns,
             episodes: &state.episodes,
-            step,
+            step: StepInfo {
+                clipfrac: stats.clipfrac(),
+                ..step
+            },
             loss_v,
             learning_rates: [("lr_pi", lr_used), ("lr_v", a.lr_v)],
             tb_only: [
@@ -172,6 +197,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
             .into_iter()
             .chain(update.diagnostics())
             .collect(),
+            extra: stats.columns(a, ent_coef),
         };
         // A stop request (Ctrl-C, SIGTERM) ends the run after this iteration, logged and saved.
         let last = it + 1 == total || opts.stop_requested();

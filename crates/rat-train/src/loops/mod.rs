@@ -4,11 +4,13 @@
 //!   [`detach::run`];
 //! * [`shared`] — `train_shared`: one shared actor–critic with joint updates;
 //! * [`rollout`] — the environment steps of one iteration and the advantages;
+//! * [`control`] — the entropy schedule, the per-rollout KL stop and the step statistics;
 //! * [`start`] — start-up (seed, environments, resume) and the counters carried between
 //!   iterations;
 //! * [`evaluate`] — deterministic evaluation of a checkpoint;
 //! * [`options`] — [`RunOptions`], [`Outcome`] and the iteration count of a budget.
 
+pub mod control;
 pub mod detach;
 pub mod evaluate;
 pub mod options;

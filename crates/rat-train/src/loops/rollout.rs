@@ -8,14 +8,9 @@ use rand::Rng;
 use rat_envs::{Space, StepBuffers, VecEnv};
 use rat_rollout::{Advantages, PopArtStats, Trajectory};
 
-use crate::config::AdvType;
+use crate::config::{AdvType, AlgoConfig};
 use crate::error::{Result, invalid};
 use crate::nets::{ActionMode, Preprocess, RolloutModel, select_actions};
-
-/// Discount γ, hard-coded in the reference (no config key).
-pub const GAMMA: f64 = 0.999;
-/// GAE λ, hard-coded in the reference.
-pub const LAMBDA: f64 = 0.95;
 
 /// What the environment receives for pre-squash actions: tanh(a)·scale for a box (the reference
 /// squashes with the first component of the upper bound only), the index itself when discrete.
@@ -72,13 +67,14 @@ impl Rollout {
     }
 }
 
-/// GAE(γ = 0.999, λ = 0.95) of a rollout's trajectories (`adv_type: td`: the one-step TD errors
-/// as the advantages, the GAE returns kept), reordered env-major like the rollout's rows.
-pub fn advantages(traj: &Trajectory, adv_type: AdvType) -> Result<Advantages> {
-    let est = rat_rollout::gae(traj, GAMMA, LAMBDA)?;
-    let advantages = match adv_type {
+/// GAE(γ, λ) of a rollout's trajectories with `algo_config`'s `gamma` and `gae_lambda` (0.999
+/// and 0.95, hard-coded in the reference; `adv_type: td`: the one-step TD errors as the
+/// advantages, the GAE returns kept), reordered env-major like the rollout's rows.
+pub fn advantages(traj: &Trajectory, a: &AlgoConfig) -> Result<Advantages> {
+    let est = rat_rollout::gae(traj, a.gamma, a.gae_lambda)?;
+    let advantages = match a.adv_type {
         AdvType::Gae => est.advantages,
-        AdvType::Td => rat_rollout::td_errors(traj, GAMMA)?,
+        AdvType::Td => rat_rollout::td_errors(traj, a.gamma)?,
     };
     let e = traj.num_envs;
     Ok(Advantages {
@@ -95,11 +91,14 @@ pub struct Runner {
     dones: Vec<bool>,
     buf: StepBuffers,
     squash: Squash,
+    /// The discount of the truncation bootstrap γ·V(s_T).
+    gamma: f64,
 }
 
 impl Runner {
-    /// Resets the environments (the first reset seeds them) and wraps them.
-    pub fn new(mut env: VecEnv) -> Result<Self> {
+    /// Resets the environments (the first reset seeds them) and wraps them; `gamma` discounts
+    /// the bootstrap of truncated episodes.
+    pub fn new(mut env: VecEnv, gamma: f64) -> Result<Self> {
         let mut buf = env.buffers();
         env.reset(&mut buf.obs)?;
         Ok(Self {
@@ -108,6 +107,7 @@ impl Runner {
             dones: vec![false; env.num_envs()],
             env,
             buf,
+            gamma,
         })
     }
 
@@ -187,7 +187,7 @@ impl Runner {
                     .flat_map(|&i| self.buf.final_obs[i * d..(i + 1) * d].iter().copied())
                     .collect();
                 let v = agent.values(&agent.normalise(&rows, device)?)?;
-                cut.iter().zip(v).for_each(|(&i, v)| r[i] += GAMMA * v);
+                cut.iter().zip(v).for_each(|(&i, v)| r[i] += self.gamma * v);
             }
             rewards.extend(r);
             episodes.extend(self.buf.episodes().map(|(_, ret, len)| (ret, len)));

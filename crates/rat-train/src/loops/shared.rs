@@ -2,8 +2,9 @@
 //! loop, one iteration at a time:
 //!
 //! rollout → GAE → PopArt (normalise R and A) → observation normaliser → recompute the old
-//! policy → `epochs` passes of joint updates over all parameters → KL-adaptive lr (on the KL
-//! measured after the last step) → log (and checkpoint).
+//! policy → `epochs` passes of joint updates over all parameters (until the KL after a step
+//! passes `target_kl`, if set) → KL-adaptive lr (on the KL measured after the last step) → log
+//! (and checkpoint).
 //!
 //! There is no critic phase: the value loss is part of every joint step. The rule is any
 //! [`JointUpdate`](crate::rules::joint::JointUpdate) (`rat`, `diag`, `kfac`, `ekfac`).
@@ -15,6 +16,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
+use super::control::{StepStats, ent_coef_at, past_target};
 use super::options::{Outcome, RunOptions, iterations};
 use super::rollout::{RolloutTensors, Runner, advantages, normalised};
 use super::start::{
@@ -51,7 +53,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         &mut rng,
     )?;
     let discrete = matches!(env.action_space(), rat_envs::Space::Discrete { .. });
-    let mut runner = Runner::new(env)?;
+    let mut runner = Runner::new(env, a.gamma)?;
     let mut update = joint_update(config)?;
     let mut state = LoopState::new(a.lr, n);
     if let Some(tensors) = &restored {
@@ -72,7 +74,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
     )?;
     let b = n / a.minibatches;
     let steps_per_iteration = a.epochs * n.div_ceil(b);
-    let kl_rule = KlAdaptiveLr::shared(a.lr);
+    let kl_rule = KlAdaptiveLr::shared(a.lr).configured(a);
     let (session_start, first) = (Instant::now(), state.iteration);
     let mut phase_sums = [0.0f64; 3];
     let total = iterations(config);
@@ -82,7 +84,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         let rollout = runner.run(&agent, t, device, &mut rng)?;
         let rollout_seconds = t0.elapsed().as_secs_f64();
         state.push_episodes(&rollout.episodes);
-        let est = advantages(&rollout.trajectory, a.adv_type)?;
+        let est = advantages(&rollout.trajectory, a)?;
 
         // PopArt (the value head rescaled), then the observation normaliser.
         let stats = agent.update_popart(&est.returns)?;
@@ -100,8 +102,9 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         // value-target noise and dropout masks.
         let t_joint = Instant::now();
         update.begin_rollout();
-        let lr_used = state.lr;
+        let (lr_used, ent_coef) = (state.lr, ent_coef_at(a, it, total));
         let (mut step, mut loss_v) = (StepInfo::NONE, f64::NAN);
+        let (mut stats, mut stop) = (StepStats::default(), false);
         for _ in 0..a.epochs {
             state.indices.shuffle(&mut rng);
             for chunk in state.indices.chunks(b) {
@@ -114,6 +117,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
                     old: old.select(&idx)?,
                     noise: normal_noise(chunk.len(), device, &mut rng)?,
                     masks: agent.net.sample_masks(chunk.len(), device, &mut rng)?,
+                    ent_coef,
                 };
                 let info = update
                     .step(&agent.net, &batch, state.lr)
@@ -124,6 +128,15 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
                         other => other,
                     })?;
                 (step, loss_v) = (info.step, info.loss_v);
+                // The joint rules measure the KL after the step.
+                stats.push(&step, step.kl);
+                stop = past_target(a, step.kl);
+                if stop {
+                    break;
+                }
+            }
+            if stop {
+                break;
             }
         }
         // The KL-adaptive learning rate on the KL after the last step (timed with the updates,
@@ -149,7 +162,10 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
             advantages: &data.host.advantages,
             returns: &data.host.returns,
             episodes: &state.episodes,
-            step,
+            step: StepInfo {
+                clipfrac: stats.clipfrac(),
+                ..step
+            },
             loss_v,
             learning_rates: [("curr_lr", lr_used), ("lr", state.lr)],
             tb_only: [
@@ -159,6 +175,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
             .into_iter()
             .chain(update.diagnostics())
             .collect(),
+            extra: stats.columns(a, ent_coef),
         };
         // A stop request (Ctrl-C, SIGTERM) ends the run after this iteration, logged and saved.
         let last = it + 1 == total || opts.stop_requested();

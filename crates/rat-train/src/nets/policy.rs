@@ -66,13 +66,19 @@ impl Policy {
     }
 
     /// The same policy with its tensors detached (the "old" policy of an update).
+    ///
+    /// The outputs are copied, not shared: a state-independent log σ is a broadcast *view* of its
+    /// parameter, and the optimisers update parameters in place, so a shared view would follow
+    /// every step and silently drop the log σ part of the ratio and the KL to this policy (the
+    /// reference's `outputs_old` is a copy, `torch.cat` of the outputs).
     pub fn detach(&self) -> Result<Policy> {
         Ok(match self {
-            Policy::Gaussian(d) => {
-                Policy::Gaussian(DiagGaussian::new(d.mean().detach(), d.log_std().detach())?)
-            }
+            Policy::Gaussian(d) => Policy::Gaussian(DiagGaussian::new(
+                d.mean().detach().copy()?,
+                d.log_std().detach().copy()?,
+            )?),
             Policy::Categorical(d) => {
-                Policy::Categorical(Categorical::new(&d.log_probs().detach())?)
+                Policy::Categorical(Categorical::new(&d.log_probs().detach().copy()?)?)
             }
         })
     }
@@ -93,6 +99,21 @@ pub enum PolicyTangent {
 }
 
 impl Policy {
+    /// vᵀ F_i v per sample (b): the output-space Fisher metric's quadratic form on the tangent
+    /// J_out v, so that ½ mean_i of it is the quadratic estimate of KL(π ‖ π + dπ) along v.
+    ///
+    /// Gaussian: Σ_k μ̇_k²/σ_k² + 2 (log σ)˙_k². Categorical: l̇ᵀ (diag p − p pᵀ) l̇.
+    pub fn fisher_quadratic(&self, tangent: &PolicyTangent) -> Result<Tensor> {
+        let (_, metric) = self.fisher_outputs(tangent)?;
+        let raw = match tangent {
+            PolicyTangent::Gaussian { mean, log_std } => {
+                Tensor::cat(&[mean, &log_std.broadcast_as(mean.shape())?], 1)?
+            }
+            PolicyTangent::Categorical(t) => t.clone(),
+        };
+        Ok(raw.mul(&metric)?.sum(1)?)
+    }
+
     /// For the exact Fisher-vector product (`rat_core::fisher::exact_fvp`): outputs whose
     /// Jacobian carries the Fisher, computed with the parameters in the autograd graph, and the
     /// output-space Fisher metric applied to `tangent`, in the same layout.

@@ -12,7 +12,7 @@ use candle_core::Tensor;
 use rat_core::jacobian::ScoreJacobian;
 use rat_core::{Result, clip};
 
-use super::score::ScorePass;
+use super::score::{ScorePass, StepControl};
 use super::update::{ActorBatch, ActorUpdate, StepInfo};
 use crate::config::{AlgoConfig, NormObj};
 use crate::nets::Actor;
@@ -23,7 +23,7 @@ pub struct DiagActor {
     damping: f64,
     norm_obj: NormObj,
     clamp: Option<(f64, f64)>,
-    ent_coef: f64,
+    control: StepControl,
     max_grad_norm: f64,
     /// SGD with the reference's momentum 1e-6 (its buffer is not used as a Kaczmarz vector).
     sgd: crate::optim::Sgd,
@@ -36,7 +36,7 @@ impl DiagActor {
             damping: c.cg_damping,
             norm_obj: c.norm_obj,
             clamp: c.clamp_ratio.then_some((c.min_ratio, c.max_ratio)),
-            ent_coef: c.ent_coef,
+            control: StepControl::from_config(c),
             max_grad_norm: c.max_grad_norm,
             sgd: crate::optim::Sgd::new(),
         })
@@ -52,7 +52,7 @@ impl ActorUpdate for DiagActor {
         let pass = ScorePass::new(actor, batch, self.clamp)?;
         let b = pass.jac.num_samples() as f64;
         let (loss_pi, grad) =
-            super::pg::surrogate_gradient(&pass, actor, batch, self.norm_obj, self.ent_coef)?;
+            super::pg::surrogate_gradient(&pass, actor, batch, self.norm_obj, batch.ent_coef)?;
         let diag = pass.jac.sq_col_sums()?;
         let d = grad
             .iter()
@@ -60,8 +60,12 @@ impl ActorUpdate for DiagActor {
             .map(|(g, f)| Ok(g.div(&f.affine(1.0 / b, self.damping)?)?))
             .collect::<Result<Vec<_>>>()?;
         let (clipped, grad_norm) = clip::clip_grad_norm(&d, self.max_grad_norm)?;
-        self.sgd.step(pass.jac.params(), &clipped, lr)?;
-        pass.info(grad_norm, loss_pi)
+        let (step, kl_pred) = self.control.bound(actor, &pass, &batch.obs, clipped, lr)?;
+        self.sgd.step(pass.jac.params(), &step, lr)?;
+        Ok(StepInfo {
+            kl_pred,
+            ..pass.info(grad_norm, loss_pi)?
+        })
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

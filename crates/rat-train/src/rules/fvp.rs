@@ -14,7 +14,7 @@ use rat_core::clip::PostGrad;
 use rat_core::layers::Tangents;
 use rat_core::{Result, fisher, params};
 
-use super::score::{ScorePass, normalise_advantages, scalar};
+use super::score::{ScorePass, StepControl, normalise_advantages, scalar};
 use super::update::{ActorBatch, ActorUpdate, StepInfo};
 use crate::config::{AlgoConfig, GradKind, NormObj, PostGradKind};
 use crate::nets::{Actor, Policy};
@@ -25,7 +25,7 @@ pub struct FvpActor {
     damping: f64,
     norm_obj: NormObj,
     clamp: Option<(f64, f64)>,
-    ent_coef: f64,
+    control: StepControl,
     max_grad_norm: f64,
     grad: GradKind,
     post_grad: PostGrad,
@@ -41,7 +41,7 @@ impl FvpActor {
             damping: c.cg_damping,
             norm_obj: c.norm_obj,
             clamp: c.clamp_ratio.then_some((c.min_ratio, c.max_ratio)),
-            ent_coef: c.ent_coef,
+            control: StepControl::from_config(c),
             max_grad_norm: c.max_grad_norm,
             grad: c.grad,
             post_grad: match c.post_grad {
@@ -124,7 +124,7 @@ impl ActorUpdate for FvpActor {
             batch,
             self.clamp,
             self.norm_obj,
-            self.ent_coef,
+            batch.ent_coef,
         )?;
         let policy = actor.policy(&batch.obs, None)?;
         let shapes: Vec<_> = grad.iter().map(|g| g.shape().clone()).collect();
@@ -151,8 +151,12 @@ impl ActorUpdate for FvpActor {
         };
         let (d, q) =
             rat_core::clip::post_grad(&d, fd.as_deref(), self.post_grad, self.max_grad_norm)?;
-        self.sgd.step(pass.jac.params(), &d, lr)?;
-        pass.info(q, loss_pi)
+        let (step, kl_pred) = self.control.bound(actor, &pass, &batch.obs, d, lr)?;
+        self.sgd.step(pass.jac.params(), &step, lr)?;
+        Ok(StepInfo {
+            kl_pred,
+            ..pass.info(q, loss_pi)?
+        })
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use rat_core::{Error, Result, clip};
 use rat_kfac::{Kfac, KfacOptions};
 
-use super::score::ScorePass;
+use super::score::{ScorePass, StepControl};
 use super::update::{ActorBatch, ActorUpdate, StepInfo};
 use crate::config::{AlgoConfig, KfacStats, NormObj};
 use crate::nets::Actor;
@@ -28,7 +28,7 @@ pub struct KfacActor {
     kfac: Kfac,
     norm_obj: NormObj,
     clamp: Option<(f64, f64)>,
-    ent_coef: f64,
+    control: StepControl,
     max_grad_norm: f64,
     stats: KfacStats,
     rng: ChaCha8Rng,
@@ -57,7 +57,7 @@ impl KfacActor {
             })?,
             norm_obj: c.norm_obj,
             clamp: c.clamp_ratio.then_some((c.min_ratio, c.max_ratio)),
-            ent_coef: c.ent_coef,
+            control: StepControl::from_config(c),
             max_grad_norm: c.max_grad_norm,
             stats: c.kfac_stats,
             rng: ChaCha8Rng::seed_from_u64(0x6b66_6163),
@@ -110,12 +110,17 @@ impl ActorUpdate for KfacActor {
             batch,
             self.clamp,
             self.norm_obj,
-            self.ent_coef,
+            batch.ent_coef,
         )?;
         let (clipped, grad_norm) = clip::clip_grad_norm(&grad, self.max_grad_norm)?;
         let (d, _nu) = self.kfac.precondition(&pass.rec, &clipped, lr)?;
-        apply_step(pass.jac.params(), self.kfac.momentum_step(&d)?, lr)?;
-        pass.info(grad_norm, loss_pi)
+        let d = self.kfac.momentum_step(&d)?.to_vec();
+        let (step, kl_pred) = self.control.bound(actor, &pass, &batch.obs, d, lr)?;
+        apply_step(pass.jac.params(), &step, lr)?;
+        Ok(StepInfo {
+            kl_pred,
+            ..pass.info(grad_norm, loss_pi)?
+        })
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

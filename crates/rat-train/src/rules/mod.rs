@@ -17,5 +17,7 @@ pub mod score;
 pub mod update;
 
 pub use factory::actor_update;
-pub use score::{ScorePass, entropy_grad, normalise_advantages, rms, scalar};
+pub use score::{
+    ScorePass, StepControl, entropy_grad, normalise_advantages, quadratic_kl, rms, scalar,
+};
 pub use update::{ActorBatch, ActorUpdate, StepInfo};

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use candle_core::Tensor;
 use rat_core::{Result, clip};
 
-use super::score::{ScorePass, normalise_advantages, scalar};
+use super::score::{ScorePass, StepControl, normalise_advantages, scalar};
 use super::update::{ActorBatch, ActorUpdate, StepInfo};
 use crate::config::{AlgoConfig, NormObj};
 use crate::nets::Actor;
@@ -20,7 +20,7 @@ use crate::nets::Actor;
 pub struct PgActor {
     norm_obj: NormObj,
     clamp: Option<(f64, f64)>,
-    ent_coef: f64,
+    control: StepControl,
     max_grad_norm: f64,
     sgd: crate::optim::Sgd,
 }
@@ -31,7 +31,7 @@ impl PgActor {
         Ok(Self {
             norm_obj: c.norm_obj,
             clamp: c.clamp_ratio.then_some((c.min_ratio, c.max_ratio)),
-            ent_coef: c.ent_coef,
+            control: StepControl::from_config(c),
             max_grad_norm: c.max_grad_norm,
             sgd: crate::optim::Sgd::new(),
         })
@@ -62,10 +62,14 @@ impl ActorUpdate for PgActor {
     fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
         let pass = ScorePass::new(actor, batch, self.clamp)?;
         let (loss_pi, grad) =
-            surrogate_gradient(&pass, actor, batch, self.norm_obj, self.ent_coef)?;
+            surrogate_gradient(&pass, actor, batch, self.norm_obj, batch.ent_coef)?;
         let (clipped, grad_norm) = clip::clip_grad_norm(&grad, self.max_grad_norm)?;
-        self.sgd.step(pass.jac.params(), &clipped, lr)?;
-        pass.info(grad_norm, loss_pi)
+        let (step, kl_pred) = self.control.bound(actor, &pass, &batch.obs, clipped, lr)?;
+        self.sgd.step(pass.jac.params(), &step, lr)?;
+        Ok(StepInfo {
+            kl_pred,
+            ..pass.info(grad_norm, loss_pi)?
+        })
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

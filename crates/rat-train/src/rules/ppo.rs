@@ -22,7 +22,6 @@ use crate::optim::Adam;
 #[derive(Debug, Clone)]
 pub struct PpoActor {
     clip_coef: f64,
-    ent_coef: f64,
     max_grad_norm: f64,
     adam: Option<Adam>,
 }
@@ -38,7 +37,6 @@ impl PpoActor {
         }
         Ok(Self {
             clip_coef: c.clip_coef,
-            ent_coef: c.ent_coef,
             max_grad_norm: c.max_grad_norm,
             adam: None,
         })
@@ -79,11 +77,17 @@ impl ActorUpdate for PpoActor {
         let flat = r.gt(hi)?.mul(&positive)?.add(&r.lt(lo)?.mul(&negative)?)?;
         let mask = flat.eq(0u8)?.to_dtype(r.dtype())?;
         let w = r.mul(&a)?.mul(&mask)?;
-        let grad = pass.loss_gradient(actor, &batch.obs, &w, self.ent_coef)?;
+        let grad = pass.loss_gradient(actor, &batch.obs, &w, batch.ent_coef)?;
         let (clipped_grad, grad_norm) = clip::clip_grad_norm(&grad, self.max_grad_norm)?;
         let ps = pass.jac.params().to_vec();
         self.adam(&ps)?.step(&ps, &clipped_grad, lr)?;
-        pass.info(grad_norm, loss_pi)
+        // CleanRL's clipfrac: the fraction with |r − 1| > ε.
+        let outside = r.affine(1.0, -1.0)?.abs()?.gt(self.clip_coef)?;
+        let clipfrac = scalar(&outside.to_dtype(r.dtype())?.mean_all()?)?;
+        Ok(StepInfo {
+            clipfrac,
+            ..pass.info(grad_norm, loss_pi)?
+        })
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

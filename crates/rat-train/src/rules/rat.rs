@@ -18,9 +18,9 @@ use rat_core::kaczmarz::{ExactKaczmarz, check_damping, reference_correction};
 use rat_core::woodbury::SolveForm;
 use rat_core::{Result, clip, params, woodbury};
 
-use super::score::{ScorePass, entropy_grad, normalise_advantages, rms, scalar};
+use super::score::{ScorePass, StepControl, entropy_grad, normalise_advantages, rms, scalar};
 pub use super::update::{ActorBatch, ActorUpdate, StepInfo};
-use crate::config::{AlgoConfig, KaczmarzKind, NormObj, Solve, SolveDtype};
+use crate::config::{AlgoConfig, DampingMode, KaczmarzKind, NormObj, Solve, SolveDtype};
 use crate::nets::Actor;
 use crate::optim::Sgd;
 
@@ -33,8 +33,10 @@ pub struct RatParams {
     pub norm_obj: NormObj,
     /// (min, max) ratio clamp, if any.
     pub clamp: Option<(f64, f64)>,
-    /// Entropy bonus coefficient.
-    pub ent_coef: f64,
+    /// λ as given or relative to tr(K)/b (`damping_mode`).
+    pub damping_mode: DampingMode,
+    /// The per-step KL bound and measurement (`max_kl`, `step_diagnostics`).
+    pub control: StepControl,
     /// Global L2 clip.
     pub max_grad_norm: f64,
     /// The Kaczmarz correction (`is_karzmarz`).
@@ -101,13 +103,36 @@ impl RatParams {
             damping: c.cg_damping,
             norm_obj: c.norm_obj,
             clamp: c.clamp_ratio.then_some((c.min_ratio, c.max_ratio)),
-            ent_coef: c.ent_coef,
+            damping_mode: c.damping_mode,
+            control: StepControl::from_config(c),
             max_grad_norm: c.max_grad_norm,
             kaczmarz: c.is_karzmarz,
             mode: c.kaczmarz_mode,
             solve: SolveOptions::from_config(c),
         }
     }
+}
+
+/// The λ the solve uses and the kernel's scale tr(K)/b: λ as given (`absolute`) or λ·tr(K)/b
+/// (`relative`; λ as given where K is 0). The scale is NaN unless relative or asked for
+/// (`measure`).
+pub fn effective_damping(
+    damping: f64,
+    mode: DampingMode,
+    measure: bool,
+    kernel: &Tensor,
+) -> Result<(f64, f64)> {
+    let relative = mode == DampingMode::Relative;
+    if !relative && !measure {
+        return Ok((damping, f64::NAN));
+    }
+    let scale = woodbury::kernel_scale(kernel)?;
+    let effective = if relative && scale > 0.0 {
+        damping * scale
+    } else {
+        damping
+    };
+    Ok((effective, scale))
 }
 
 /// The exact mode's state for one rollout.
@@ -155,13 +180,14 @@ impl RatActor {
         self.sgd.buffer()
     }
 
-    /// ψ and the ascent direction x for this block, in the configured mode.
+    /// ψ, the ascent direction x for this block in the configured mode, and the kernel's
+    /// scale tr(K)/b (NaN where not needed).
     fn direction(
         &mut self,
         jac: &FactoredJacobian,
         batch: &ActorBatch,
         ratio: &Tensor,
-    ) -> Result<(Tensor, Vec<Tensor>)> {
+    ) -> Result<(Tensor, Vec<Tensor>, f64)> {
         let b = jac.num_samples();
         let exact = self.exact_mode();
         if let Some(state) = self.exact.as_mut().filter(|_| exact) {
@@ -184,7 +210,7 @@ impl RatActor {
                 }
             };
             let step = solver.block_step(jac, &batch.block, ratio, &a)?;
-            return Ok((step.psi, step.direction));
+            return Ok((step.psi, step.direction, f64::NAN));
         }
         let a = normalise_advantages(&batch.advantages, ratio, self.params.norm_obj)?;
         let a = if self.params.kaczmarz {
@@ -193,13 +219,15 @@ impl RatActor {
             a
         };
         let kernel = jac.kernel()?;
-        let damping = self.params.damping;
+        let p = &self.params;
+        let (damping, scale) =
+            effective_damping(p.damping, p.damping_mode, p.control.measure, &kernel)?;
         let psi = self.params.solve.transform(&kernel, ratio, &a, damping)?;
         if self.measure.take().is_some() {
             self.quality = Some(woodbury::solve_quality(&kernel, ratio, &a, &psi, damping)?);
         }
         let x = jac.vjp(&ratio.mul(&psi)?.affine(1.0 / b as f64, 0.0)?)?;
-        Ok((psi, x))
+        Ok((psi, x, scale))
     }
 }
 
@@ -226,17 +254,23 @@ impl ActorUpdate for RatActor {
     /// One RAT step on `batch`, updating `actor` in place (θ ← θ − lr·buf).
     fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
         let pass = ScorePass::new(actor, batch, self.params.clamp)?;
-        let (psi, x) = self.direction(&pass.jac, batch, &pass.ratio)?;
+        let (psi, x, kernel_scale) = self.direction(&pass.jac, batch, &pass.ratio)?;
         let loss_pi = -scalar(&pass.ratio.mul(&psi)?.mul(&pass.logp)?.mean_all()?)?;
         // ∇L = −x − ent_coef ∇ℋ.
         let mut grad = params::scale(&x, -1.0)?;
-        if self.params.ent_coef != 0.0 {
+        if batch.ent_coef != 0.0 {
             let ent = entropy_grad(actor, &batch.obs)?;
-            grad = params::axpy(-self.params.ent_coef, &ent, &grad)?;
+            grad = params::axpy(-batch.ent_coef, &ent, &grad)?;
         }
         let (clipped, grad_norm) = clip::clip_grad_norm(&grad, self.params.max_grad_norm)?;
-        self.sgd.step(pass.jac.params(), &clipped, lr)?;
-        pass.info(grad_norm, loss_pi)
+        let control = self.params.control;
+        let (step, kl_pred) = control.bound(actor, &pass, &batch.obs, clipped, lr)?;
+        self.sgd.step(pass.jac.params(), &step, lr)?;
+        Ok(StepInfo {
+            kl_pred,
+            kernel_scale,
+            ..pass.info(grad_norm, loss_pi)?
+        })
     }
 
     fn diagnostics(&self) -> Vec<(&'static str, f64)> {

@@ -4,9 +4,10 @@
 use candle_core::Tensor;
 use rat_core::Result;
 use rat_core::jacobian::ScoreJacobian;
+use rat_core::layers::Tangents;
 
 use super::update::{ActorBatch, StepInfo};
-use crate::config::NormObj;
+use crate::config::{AlgoConfig, NormObj};
 use crate::nets::Actor;
 use crate::nets::Policy;
 
@@ -31,6 +32,8 @@ pub struct ScorePass {
     pub kl: f64,
     /// Mean entropy.
     pub entropy: f64,
+    /// The fraction of samples whose ratio π/π_old lies on or outside the clamp.
+    pub clipfrac: f64,
 }
 
 /// f64 value of a one-element tensor.
@@ -53,9 +56,12 @@ impl ScorePass {
         let kl = scalar(&old.kl(&dist)?.mean_all()?)?;
         let entropy = scalar(&dist.entropy()?.mean_all()?)?;
         let rho = logp.sub(&old.log_prob(&batch.actions)?)?.exp()?.detach();
-        let ratio = match clamp {
-            Some((lo, hi)) => rho.clamp(lo, hi)?,
-            None => rho,
+        let (ratio, clipfrac) = match clamp {
+            Some((lo, hi)) => {
+                let inside = rho.gt(lo)?.mul(&rho.lt(hi)?)?.to_dtype(rho.dtype())?;
+                (rho.clamp(lo, hi)?, 1.0 - scalar(&inside.mean_all()?)?)
+            }
+            None => (rho, 0.0),
         };
         let value = logp.detach();
         let grads = logp.sum_all()?.backward()?;
@@ -69,6 +75,7 @@ impl ScorePass {
             ratio,
             kl,
             entropy,
+            clipfrac,
         })
     }
 
@@ -99,7 +106,61 @@ impl ScorePass {
             ratio_max: scalar(&self.ratio.max(0)?)?,
             ratio_min: scalar(&self.ratio.min(0)?)?,
             loss_pi,
+            clipfrac: self.clipfrac,
+            kl_pred: f64::NAN,
+            kernel_scale: f64::NAN,
         })
+    }
+}
+
+/// ½ vᵀ F v, F the exact Fisher of `policy` (the actor's policy at `obs`, at the current θ)
+/// averaged over `obs`: the quadratic estimate of the KL a step v moves the policy by.
+pub fn quadratic_kl(actor: &dyn Actor, policy: &Policy, obs: &Tensor, v: &[Tensor]) -> Result<f64> {
+    let tangent = actor.policy_tangent(obs, &Tangents::new(&actor.params(), v)?)?;
+    Ok(0.5 * scalar(&policy.fisher_quadratic(&tangent)?.mean_all()?)?)
+}
+
+/// The per-step KL bound (`max_kl`) and its measurement (`step_diagnostics`), for the rules whose
+/// step is θ ← θ − lr·d (SGD with the reference's momentum 1e-6, which this neglects).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct StepControl {
+    /// The largest quadratic KL a step may have.
+    pub max_kl: Option<f64>,
+    /// Compute the predicted KL even without a bound.
+    pub measure: bool,
+}
+
+impl StepControl {
+    /// The control `algo_config` asks for.
+    pub fn from_config(c: &AlgoConfig) -> Self {
+        Self {
+            max_kl: c.max_kl,
+            measure: c.step_diagnostics,
+        }
+    }
+
+    /// d scaled by min(1, √(max_kl / κ)) with κ = ½ lr² dᵀ F d the predicted KL of the step
+    /// −lr·d, and the predicted KL of the step returned (NaN when neither bound nor measurement
+    /// is on, which costs nothing).
+    pub fn bound(
+        &self,
+        actor: &dyn Actor,
+        pass: &ScorePass,
+        obs: &Tensor,
+        d: Vec<Tensor>,
+        lr: f64,
+    ) -> Result<(Vec<Tensor>, f64)> {
+        if self.max_kl.is_none() && !self.measure {
+            return Ok((d, f64::NAN));
+        }
+        let kl = lr * lr * quadratic_kl(actor, &pass.policy.detach()?, obs, &d)?;
+        match self.max_kl {
+            Some(bound) if kl > bound => {
+                let d = rat_core::params::scale(&d, (bound / kl).sqrt())?;
+                Ok((d, bound))
+            }
+            _ => Ok((d, kl)),
+        }
     }
 }
 

@@ -21,6 +21,8 @@ pub struct ActorBatch {
     pub old: Policy,
     /// The samples' positions in the rollout (rules that keep per-sample state use them).
     pub block: Vec<usize>,
+    /// The entropy bonus coefficient for this step (`ent_coef`, or its schedule's value).
+    pub ent_coef: f64,
 }
 
 /// What one step reports (the reference's per-minibatch log values).
@@ -38,6 +40,13 @@ pub struct StepInfo {
     pub ratio_min: f64,
     /// The policy term of the loss.
     pub loss_pi: f64,
+    /// The fraction of samples whose ratio hit the clamp (ppo: the clip).
+    pub clipfrac: f64,
+    /// The step's predicted KL ½ Δθᵀ F Δθ under the exact Fisher (NaN unless `max_kl` or
+    /// `step_diagnostics`).
+    pub kl_pred: f64,
+    /// RAT's kernel scale tr(K)/b (NaN for the other rules).
+    pub kernel_scale: f64,
 }
 
 impl StepInfo {
@@ -49,6 +58,9 @@ impl StepInfo {
         ratio_max: f64::NAN,
         ratio_min: f64::NAN,
         loss_pi: f64::NAN,
+        clipfrac: f64::NAN,
+        kl_pred: f64::NAN,
+        kernel_scale: f64::NAN,
     };
 }
 

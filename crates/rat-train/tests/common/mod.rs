@@ -1,4 +1,7 @@
-//! Fixtures shared by rat-train's test binaries.
+//! Fixtures shared by rat-train's test binaries (each binary uses a part of them).
+#![allow(dead_code)]
+
+pub mod actors;
 
 use candle_core::{DType, Tensor};
 

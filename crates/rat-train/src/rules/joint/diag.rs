@@ -39,7 +39,7 @@ impl JointUpdate for DiagJoint {
         let p = self.params;
         let pass = JointPass::new(net, batch, p.clamp)?;
         let (loss, loss_pi, loss_v) =
-            pass.surrogate_loss(batch, p.norm_obj, p.ent_coef, p.vf_coef)?;
+            pass.surrogate_loss(batch, p.norm_obj, batch.ent_coef, p.vf_coef)?;
         let g = pass.gradient(&loss)?;
         let b = pass.jac.num_samples() as f64;
         let d = g

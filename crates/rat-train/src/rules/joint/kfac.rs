@@ -63,7 +63,7 @@ impl JointUpdate for KfacJoint {
         }
         self.kfac.update_scales(&pass.rec, &pass.grads)?;
         let (loss, loss_pi, loss_v) =
-            pass.surrogate_loss(batch, p.norm_obj, p.ent_coef, p.vf_coef)?;
+            pass.surrogate_loss(batch, p.norm_obj, batch.ent_coef, p.vf_coef)?;
         let g = pass.gradient(&loss)?;
         let (clipped, grad_norm) = clip::clip_grad_norm(&g, p.max_grad_norm)?;
         let (d, _nu) = self.kfac.precondition(&pass.rec, &clipped, lr)?;

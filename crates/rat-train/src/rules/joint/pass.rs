@@ -27,6 +27,8 @@ pub struct JointPass {
     pub ratio: Tensor,
     /// Mean entropy in the graph (a scalar tensor).
     pub entropy: Tensor,
+    /// The fraction of samples whose ratio lies on or outside the clamp.
+    pub clipfrac: f64,
 }
 
 impl JointPass {
@@ -40,9 +42,12 @@ impl JointPass {
         let out = net.forward(&batch.obs, Some(&mut rec), batch.masks.as_ref())?;
         let logp = out.policy.log_prob(&batch.actions)?;
         let rho = logp.sub(&batch.old.log_prob(&batch.actions)?)?.exp()?;
-        let ratio = match clamp {
-            Some((lo, hi)) => rho.clamp(lo, hi)?,
-            None => rho,
+        let (ratio, clipfrac) = match clamp {
+            Some((lo, hi)) => {
+                let inside = rho.gt(lo)?.mul(&rho.lt(hi)?)?.to_dtype(rho.dtype())?;
+                (rho.clamp(lo, hi)?, 1.0 - scalar(&inside.mean_all()?)?)
+            }
+            None => (rho, 0.0),
         };
         let entropy = out.policy.entropy()?.mean_all()?;
         // ℓ_i = log π_i − (v_i − ṽ_i)² with ṽ_i = v_i + ε_i constant: ∂ℓ_i/∂v_i = 2ε_i.
@@ -57,6 +62,7 @@ impl JointPass {
             out,
             ratio,
             entropy,
+            clipfrac,
         })
     }
 
@@ -125,6 +131,9 @@ impl JointPass {
                 ratio_max: scalar(&r.max(0)?)?,
                 ratio_min: scalar(&r.min(0)?)?,
                 loss_pi,
+                clipfrac: self.clipfrac,
+                kl_pred: f64::NAN,
+                kernel_scale: f64::NAN,
             },
             loss_v,
         })

@@ -14,6 +14,7 @@ use crate::config::JointMode;
 use crate::error::Result;
 use crate::nets::SharedActorCritic;
 use crate::optim::Sgd;
+use crate::rules::rat::effective_damping;
 use crate::rules::{normalise_advantages, scalar};
 
 /// The transformed weights [ψ, φ] of the policy and value terms.
@@ -72,7 +73,9 @@ impl RatJoint {
         let rhs = Tensor::stack(&[a, &a.ones_like()?], 1)?;
         let g = self.sgd.buffer().filter(|_| self.params.kaczmarz);
         let rhs = reference_correction(jac, g, &rhs)?;
-        let (kernel, damping) = (jac.kernel()?, self.params.damping);
+        let kernel = jac.kernel()?;
+        let p = &self.params;
+        let (damping, _) = effective_damping(p.damping, p.damping_mode, false, &kernel)?;
         let sol = self.params.solve.transform(&kernel, ratio, &rhs, damping)?;
         debug_assert_eq!(sol.dims(), [b, 2]);
         let quality = if measure {
@@ -126,13 +129,13 @@ impl JointUpdate for RatJoint {
                 let loss_pi = pass.ratio.mul(&psi)?.mean_all()?.neg()?;
                 let loss_v = pass.value_loss(&batch.returns, Some(&phi))?;
                 let loss = loss_pi
-                    .sub(&pass.entropy.affine(p.ent_coef, 0.0)?)?
+                    .sub(&pass.entropy.affine(batch.ent_coef, 0.0)?)?
                     .add(&loss_v.affine(p.vf_coef, 0.0)?)?;
                 (pass.gradient(&loss)?, scalar(&loss_pi)?, scalar(&loss_v)?)
             }
             JointMode::Exact => {
                 let (loss, loss_pi, loss_v) =
-                    pass.surrogate_loss(batch, p.norm_obj, p.ent_coef, p.vf_coef)?;
+                    pass.surrogate_loss(batch, p.norm_obj, batch.ent_coef, p.vf_coef)?;
                 let g = pass.gradient(&loss)?;
                 let x = Self::regularised_natural_gradient(&pass.jac, &r, &g, p.damping)?;
                 (x, loss_pi, loss_v)

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use candle_core::Tensor;
 
-use crate::config::{AlgoConfig, JointMode, NormObj};
+use crate::config::{AlgoConfig, DampingMode, JointMode, NormObj};
 use crate::error::Result;
 use crate::nets::{DropoutMasks, Policy, SharedActorCritic};
 use crate::rules::StepInfo;
@@ -29,6 +29,8 @@ pub struct JointBatch {
     pub noise: Tensor,
     /// Dropout masks for every forward pass of this update (None: no dropout).
     pub masks: Option<DropoutMasks>,
+    /// The entropy bonus coefficient for this step (`ent_coef`, or its schedule's value).
+    pub ent_coef: f64,
 }
 
 /// What one joint step reports.
@@ -73,8 +75,8 @@ pub struct JointParams {
     pub norm_obj: NormObj,
     /// (min, max) ratio clamp, if any.
     pub clamp: Option<(f64, f64)>,
-    /// Entropy bonus coefficient.
-    pub ent_coef: f64,
+    /// λ as given or relative to tr(K)/b (`damping_mode`; RAT reference mode only).
+    pub damping_mode: DampingMode,
     /// Value-loss weight.
     pub vf_coef: f64,
     /// Global L2 clip over all parameters.
@@ -94,7 +96,7 @@ impl JointParams {
             damping: c.cg_damping,
             norm_obj: c.norm_obj,
             clamp: c.clamp_ratio.then_some((c.min_ratio, c.max_ratio)),
-            ent_coef: c.ent_coef,
+            damping_mode: c.damping_mode,
             vf_coef: c.vf_coef,
             max_grad_norm: c.max_grad_norm,
             kaczmarz: c.is_karzmarz,
