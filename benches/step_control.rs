@@ -1,7 +1,7 @@
 //! What issue 16's step control costs per actor step: one RAT step on MinAtar's CNN (10 x 10 x 4
 //! Breakout grids, 3 actions, b = 1024, f32) and on the Hopper-sized MLP (b = 1024), plain; with
 //! `step_diagnostics` (the predicted KL by one forward tangent pass, the kernel scale, and the
-//! loop's forward pass for the KL the step moved); with `max_kl` (the forward tangent pass); and
+//! loop's two forward passes, before and after, for the KL the step moved); with `max_kl` (the forward tangent pass); and
 //! the forward pass `target_kl` adds before a step.
 //!
 //! `cargo bench --bench step_control` prints one table (median of `RAT_BENCH_RUNS` = 15 steps).
@@ -50,8 +50,8 @@ fn batch(
     })
 }
 
-/// Median ms of a RAT step with `tweak` applied to the default config, plus the loop's
-/// after-step forward pass when `measure_after`.
+/// Median ms of a RAT step with `tweak` applied to the default config, plus the loop's forward
+/// passes before and after the step when `measure_after`.
 fn step_ms(
     actor: &dyn Actor,
     bt: &ActorBatch,
@@ -65,9 +65,13 @@ fn step_ms(
     rule.step(actor, bt, LR)?;
     median_ms(
         || {
+            let before = match measure_after {
+                true => Some(actor.policy(&bt.obs, None)?.detach()?),
+                false => None,
+            };
             black_box(rule.step(actor, bt, LR)?);
-            if measure_after {
-                black_box(kl_to(actor, &bt.old, &bt.obs)?);
+            if let Some(before) = &before {
+                black_box(kl_to(actor, before, &bt.obs)?);
             }
             Ok(())
         },

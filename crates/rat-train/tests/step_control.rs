@@ -384,8 +384,8 @@ fn target_kl_stops_the_passes_and_step_diagnostics_fill_their_columns() -> anyho
     // 4 epochs x 8 minibatches, every one measured.
     assert_eq!(full["actor_steps"], "32");
     for col in [
-        "kl_after_mean",
-        "kl_after_max",
+        "kl_step_mean",
+        "kl_step_max",
         "kl_pred_mean",
         "kernel_scale",
         "damping_ratio",
@@ -393,8 +393,8 @@ fn target_kl_stops_the_passes_and_step_diagnostics_fill_their_columns() -> anyho
         let v: f64 = full[col].parse()?;
         assert!(v.is_finite() && v > 0.0, "{col} = {v}");
     }
-    let mean: f64 = full["kl_after_mean"].parse()?;
-    let max: f64 = full["kl_after_max"].parse()?;
+    let mean: f64 = full["kl_step_mean"].parse()?;
+    let max: f64 = full["kl_step_max"].parse()?;
     assert!(mean <= max);
     // A tiny target: the first step (KL 0 to the rollout's policy) always runs, then it stops.
     let stopped = run(&[("target_kl", "1e-9")])?;

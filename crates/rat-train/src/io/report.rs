@@ -33,7 +33,7 @@ pub struct IterationReport<'a> {
     pub learning_rates: [(&'static str, f64); 2],
     /// TensorBoard-only values (`time/rollout`, …, `solve/residual`).
     pub tb_only: Vec<(&'static str, f64)>,
-    /// Columns this project adds (`actor_steps`, `kl_after_mean`, …): written to `progress.csv`
+    /// Columns this project adds (`actor_steps`, `kl_step_mean`, …): written to `progress.csv`
     /// after the reference's, in this order, and to TensorBoard as `train/<name>`.
     pub extra: Vec<(&'static str, f64)>,
 }

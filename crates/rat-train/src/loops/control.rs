@@ -36,14 +36,15 @@ pub fn past_target(a: &AlgoConfig, kl: f64) -> bool {
 pub struct StepStats {
     steps: usize,
     clipfrac: Vec<f64>,
-    kl_after: Vec<f64>,
+    kl_step: Vec<f64>,
     kl_pred: Vec<f64>,
     kernel_scale: Vec<f64>,
 }
 
 impl StepStats {
-    /// Records one step's report and the KL it moved on its minibatch (NaN: not measured).
-    pub fn push(&mut self, info: &StepInfo, kl_after: f64) {
+    /// Records one step's report and the KL it moved on its minibatch, KL(π_before ‖ π_after)
+    /// (NaN: not measured).
+    pub fn push(&mut self, info: &StepInfo, kl_step: f64) {
         self.steps += 1;
         let keep = |v: &mut Vec<f64>, x: f64| {
             if x.is_finite() {
@@ -51,7 +52,7 @@ impl StepStats {
             }
         };
         keep(&mut self.clipfrac, info.clipfrac);
-        keep(&mut self.kl_after, kl_after);
+        keep(&mut self.kl_step, kl_step);
         keep(&mut self.kl_pred, info.kl_pred);
         keep(&mut self.kernel_scale, info.kernel_scale);
     }
@@ -66,8 +67,8 @@ impl StepStats {
         mean(&self.clipfrac)
     }
 
-    /// The columns after the reference's, in order: steps taken, the KL the steps moved (mean,
-    /// max), their predicted KL (mean, max), RAT's kernel scale tr(K)/b and λ against it, and
+    /// The columns after the reference's, in order: steps taken, the KL each step moved on its
+    /// minibatch (mean, max), their predicted quadratic KL (mean, max), RAT's kernel scale tr(K)/b and λ against it, and
     /// the entropy coefficient used. NaN where not measured.
     pub fn columns(&self, a: &AlgoConfig, ent_coef: f64) -> Vec<(&'static str, f64)> {
         let scale = mean(&self.kernel_scale);
@@ -78,8 +79,8 @@ impl StepStats {
         };
         vec![
             ("actor_steps", self.steps as f64),
-            ("kl_after_mean", mean(&self.kl_after)),
-            ("kl_after_max", max(&self.kl_after)),
+            ("kl_step_mean", mean(&self.kl_step)),
+            ("kl_step_max", max(&self.kl_step)),
             ("kl_pred_mean", mean(&self.kl_pred)),
             ("kl_pred_max", max(&self.kl_pred)),
             ("kernel_scale", scale),

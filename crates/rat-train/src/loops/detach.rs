@@ -125,6 +125,11 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
                         break;
                     }
                 }
+                // The policy before the step, for the KL the step moves (`step_diagnostics`).
+                let before = match a.step_diagnostics {
+                    true => Some(agent.actor.policy(&batch.obs, None)?.detach()?),
+                    false => None,
+                };
                 step = update
                     .step(&agent.actor, &batch, state.lr)
                     .map_err(diverged(
@@ -133,12 +138,11 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
                         ("lr_pi", state.lr),
                         a.cg_damping,
                     ))?;
-                let kl_after = if a.step_diagnostics {
-                    kl_to(&agent.actor, &batch.old, &batch.obs)?
-                } else {
-                    f64::NAN
+                let kl_step = match &before {
+                    Some(before) => kl_to(&agent.actor, before, &batch.obs)?,
+                    None => f64::NAN,
                 };
-                stats.push(&step, kl_after);
+                stats.push(&step, kl_step);
             }
             if stop {
                 break;

@@ -128,8 +128,9 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
                         other => other,
                     })?;
                 (step, loss_v) = (info.step, info.loss_v);
-                // The joint rules measure the KL after the step.
-                stats.push(&step, step.kl);
+                // The joint rules' KL is to the rollout's policy after the step, not the KL
+                // the step alone moved (not measured here).
+                stats.push(&step, f64::NAN);
                 stop = past_target(a, step.kl);
                 if stop {
                     break;

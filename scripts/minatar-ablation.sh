@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Issue 16's ablation on MinAtar: every variant of the step control on the CNN, per game and seed,
+# with train_detach; runs land under docs/results/minatar_ablation/logs/<game>/<variant>/ (not
+# committed), and scripts/summarise-runs.py turns them into summary.csv and curves.csv.
+#
+#   scripts/minatar-ablation.sh [--frames 1000000] [--games breakout,space_invaders] \
+#       [--seeds 1,2] [--variants rat,rat_max_kl_0.003,...] [--jobs 2]
+#
+# Variants (the published settings are configs/rat_cnn.yaml; each adds keys to it):
+#   rat                    published
+#   rat_max_kl_{0.001,0.003,0.01}   per-step bound under the exact Fisher
+#   rat_target_kl_{0.01,0.02}       per-rollout stop
+#   rat_relative_{0.01,0.1,1}       damping_mode relative, λ sweep
+#   rat_1x8, rat_1x2       1 epoch x 8 minibatches, 1 epoch x 2 minibatches
+#   kfac, fvp              the same CNN (rat_cnn.yaml with --algo), with max_kl 0.003
+#   pg                     SGD, no preconditioning
+#   ppo                    configs/ppo_cnn.yaml (CleanRL's settings)
+# Every run logs the step diagnostics (step_diagnostics True).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+frames=1000000 games=breakout,space_invaders seeds=1,2 jobs=2
+variants=rat,rat_max_kl_0.001,rat_max_kl_0.003,rat_max_kl_0.01,rat_target_kl_0.01,rat_target_kl_0.02,rat_relative_0.01,rat_relative_0.1,rat_relative_1,rat_1x8,rat_1x2,kfac,fvp,pg,ppo
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --frames) frames=$2; shift 2 ;;
+    --games) games=$2; shift 2 ;;
+    --seeds) seeds=$2; shift 2 ;;
+    --variants) variants=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+bin="$root/target/release/examples/train_detach"
+[ -x "$bin" ] || cargo build --release --example train_detach
+
+# The keys a variant adds to its config.
+args_of() {
+  case "$1" in
+    rat) echo "--config rat_cnn.yaml" ;;
+    rat_max_kl_*) echo "--config rat_cnn.yaml --max_kl ${1#rat_max_kl_}" ;;
+    rat_target_kl_*) echo "--config rat_cnn.yaml --target_kl ${1#rat_target_kl_}" ;;
+    rat_relative_*) echo "--config rat_cnn.yaml --damping_mode relative --cg_damping ${1#rat_relative_}" ;;
+    rat_1x8) echo "--config rat_cnn.yaml --pi_epochs 1 --pi_minibatches 8" ;;
+    rat_1x2) echo "--config rat_cnn.yaml --pi_epochs 1 --pi_minibatches 2" ;;
+    kfac) echo "--config rat_cnn.yaml --algo kfac --optimizer kfac --lr_pi 0.01 --max_kl 0.003" ;;
+    fvp) echo "--config rat_cnn.yaml --algo fvp --max_kl 0.003" ;;
+    pg) echo "--config rat_cnn.yaml --algo pg" ;;
+    ppo) echo "--config ppo_cnn.yaml" ;;
+    *) echo "unknown variant $1" >&2; return 2 ;;
+  esac
+}
+
+commands=()
+for game in ${games//,/ }; do
+  for variant in ${variants//,/ }; do
+    for seed in ${seeds//,/ }; do
+      dir="docs/results/minatar_ablation/logs/$game/$variant"
+      commands+=("$bin $(args_of "$variant") --env_name minatar:$game --seed $seed --timesteps_per_proc $frames --step_diagnostics True --log_dir $dir --quiet")
+    done
+  done
+done
+printf '%s\n' "${commands[@]}" | xargs -P "$jobs" -I{} sh -c '{} || echo "failed: {}" >&2'
+python3 scripts/summarise-runs.py docs/results/minatar_ablation
