@@ -1,8 +1,10 @@
-//! Runs a `train_detach` checkpoint deterministically (mean action, squashed as in training) for
-//! n episodes and prints the mean ± std return.
+//! Runs a `train_detach` or `train_shared` checkpoint deterministically (mean action, squashed
+//! as in training) for n episodes and prints the mean ± std return; `--video out.gif` (or `.mp4`
+//! with `ffmpeg` on the PATH) records the first episode(s), captioned with their returns.
 //!
 //! ```text
 //! cargo run --release --example evaluate -- logs/<run>/model.safetensors [--episodes 10] [--seed 0] [--stochastic]
+//! cargo run --release --example evaluate -- logs/<run>/model.safetensors --video agent.gif [--video_episodes 1] [--fps 25]
 //! ```
 
 use std::path::PathBuf;
@@ -11,7 +13,8 @@ use std::process::ExitCode;
 use rat_train::nets::ActionMode;
 
 const USAGE: &str = "usage: evaluate <model.safetensors> [--episodes n (10)] [--seed s (0)] \
-                     [--stochastic] [--device k (-1)]";
+                     [--stochastic] [--device k (-1)] [--video out.gif|out.mp4] \
+                     [--video_episodes n (1)] [--fps f (25)]";
 
 fn main() -> ExitCode {
     match run() {
@@ -27,6 +30,7 @@ fn run() -> rat_train::Result<()> {
     use rat_train::cli::{Item, integer, items};
     let (mut path, mut episodes, mut seed, mut mode, mut device) =
         (None, 10usize, 0u64, ActionMode::Mode, -1i64);
+    let (mut video, mut video_episodes, mut fps) = (None, 1usize, 25u32);
     let bad = |m: String| rat_train::Error::Invalid(m);
     for item in items(std::env::args().skip(1), &["stochastic"])? {
         match item {
@@ -39,6 +43,9 @@ fn run() -> rat_train::Result<()> {
                 "episodes" => episodes = integer(&k, &v)?,
                 "seed" => seed = integer(&k, &v)?,
                 "device" => device = integer(&k, &v)?,
+                "video" => video = Some(PathBuf::from(v)),
+                "video_episodes" => video_episodes = integer(&k, &v)?,
+                "fps" => fps = integer(&k, &v)?,
                 _ => return Err(bad(format!("unknown flag --{k}"))),
             },
             Item::Positional(p) if path.is_none() => path = Some(PathBuf::from(p)),
@@ -47,7 +54,28 @@ fn run() -> rat_train::Result<()> {
     }
     let path = path.ok_or_else(|| bad("no checkpoint given".into()))?;
     let device = rat_train::cli::device(device)?;
-    let eval = rat_train::loops::evaluate::evaluate(&path, episodes, seed, mode, &device)?;
+    if video.is_some() && (video_episodes == 0 || video_episodes > episodes || fps == 0) {
+        return Err(bad(format!(
+            "--video_episodes must be in 1..={episodes} (the episodes run) and --fps ≥ 1, got {video_episodes} and {fps}"
+        )));
+    }
+    let record = if video.is_some() { video_episodes } else { 0 };
+    let (eval, recorded) = rat_train::loops::evaluate::evaluate_recorded(
+        &path, episodes, seed, mode, &device, record,
+    )?;
+    if let Some(out) = &video {
+        use rat_train::io::video::{with_caption, write_video};
+        let frames: Vec<_> = recorded
+            .iter()
+            .zip(&eval.returns)
+            .flat_map(|(frames, ret)| {
+                let caption = format!("return {ret:.1}");
+                frames.iter().map(move |f| with_caption(f, &caption))
+            })
+            .collect();
+        write_video(out, &frames, fps)?;
+        println!("video: {} ({} frames)", out.display(), frames.len());
+    }
     let (mean, std) = eval.mean_std();
     let mean_len = eval.lengths.iter().sum::<usize>() as f64 / eval.lengths.len() as f64;
     println!("{episodes} episodes: return {mean:.2} ± {std:.2} (mean length {mean_len:.1})");

@@ -66,6 +66,15 @@ pub trait Env: Send {
             msg: format!("{} cannot load a state", self.id()),
         })
     }
+
+    /// The current state as an RGB frame, for watching the agent. The default is an error: the
+    /// environment cannot draw itself.
+    fn render(&mut self) -> Result<crate::Frame> {
+        Err(crate::Error::InvalidArgument {
+            op: "Env::render",
+            msg: format!("{} cannot render frames", self.id()),
+        })
+    }
 }
 
 /// A serialisable value as an environment state.
@@ -206,6 +215,10 @@ impl<E: Env> Env for TimeLimit<E> {
         self.elapsed = from_state(&state["elapsed"])?;
         self.inner.load_state(&state["inner"])
     }
+
+    fn render(&mut self) -> Result<crate::Frame> {
+        self.inner.render()
+    }
 }
 
 /// Records each episode's undiscounted return and length, as Gymnasium's
@@ -273,6 +286,10 @@ impl<E: Env> Env for EpisodeStats<E> {
             (self.ret, self.len) = (0.0, 0);
         }
         Ok(s)
+    }
+
+    fn render(&mut self) -> Result<crate::Frame> {
+        self.inner.render()
     }
 
     fn save_state(&self) -> Result<serde_json::Value> {

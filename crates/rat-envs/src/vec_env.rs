@@ -328,6 +328,27 @@ impl VecEnv {
         matches!(self.backend, Backend::Batch { .. })
     }
 
+    /// Environment `i`'s current state as an RGB frame ([`Env::render`]); an error for a batch
+    /// its library steps, or an environment that cannot draw itself.
+    pub fn render(&self, i: usize) -> Result<crate::Frame> {
+        if i >= self.num_envs() {
+            return Err(Error::InvalidArgument {
+                op: "VecEnv::render",
+                msg: format!("environment {i} of {}", self.num_envs()),
+            });
+        }
+        match &self.backend {
+            Backend::Pool { shared, .. } => shared.lock(i).env.render(),
+            Backend::Batch { .. } => Err(Error::InvalidArgument {
+                op: "VecEnv::render",
+                msg: format!(
+                    "{}: rendering a library's batch is not supported yet",
+                    self.id
+                ),
+            }),
+        }
+    }
+
     /// Every environment's state ([`Env::save_state`]) with its current observation and its
     /// episode's return and length so far, for a checkpoint: after [`load_state`](Self::load_state)
     /// on environments made the same way, [`step`](Self::step) continues exactly. An error for a

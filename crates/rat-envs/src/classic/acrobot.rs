@@ -140,6 +140,14 @@ fn bound(x: f64, lo: f64, hi: f64) -> f64 {
 impl Env for Acrobot {
     crate::env::serde_state!();
 
+    fn render(&mut self) -> Result<crate::Frame> {
+        if self.state.is_none() {
+            return Err(not_reset(Self::ID));
+        }
+        let s = self.state();
+        crate::render::classic::acrobot(s[0], s[1])
+    }
+
     fn id(&self) -> &str {
         Self::ID
     }

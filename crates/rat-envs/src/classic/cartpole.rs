@@ -80,6 +80,13 @@ impl CartPole {
 impl Env for CartPole {
     crate::env::serde_state!();
 
+    fn render(&mut self) -> Result<crate::Frame> {
+        if self.state.is_none() {
+            return Err(not_reset(Self::ID));
+        }
+        crate::render::classic::cartpole(&self.state())
+    }
+
     fn id(&self) -> &str {
         Self::ID
     }

@@ -64,6 +64,13 @@ impl MountainCar {
 impl Env for MountainCar {
     crate::env::serde_state!();
 
+    fn render(&mut self) -> Result<crate::Frame> {
+        if self.state.is_none() {
+            return Err(not_reset(Self::ID));
+        }
+        crate::render::classic::mountain_car(self.state()[0], GOAL_POSITION)
+    }
+
     fn id(&self) -> &str {
         Self::ID
     }

@@ -78,6 +78,13 @@ fn write_obs(op: &'static str, obs: &mut [f64], [theta, theta_dot]: [f64; 2]) ->
 impl Env for Pendulum {
     crate::env::serde_state!();
 
+    fn render(&mut self) -> Result<crate::Frame> {
+        if self.state.is_none() {
+            return Err(not_reset(Self::ID));
+        }
+        crate::render::classic::pendulum(self.state()[0])
+    }
+
     fn id(&self) -> &str {
         Self::ID
     }

@@ -137,6 +137,14 @@ impl<G: Game> Env for MinAtar<G> {
         Some([SIZE, SIZE, self.game.channels()])
     }
 
+    /// The grid, [`CELL_PIXELS`] pixels a cell, one colour per channel.
+    fn render(&mut self) -> Result<crate::Frame> {
+        let shape = [SIZE, SIZE, self.game.channels()];
+        let mut grid = vec![0.0; SIZE * SIZE * self.game.channels()];
+        self.observe(&mut grid)?;
+        Ok(crate::render::grid_frame(&grid, shape, CELL_PIXELS))
+    }
+
     fn reset(&mut self, seed: Option<u64>, obs: &mut [f64]) -> Result<()> {
         if let Some(s) = seed {
             self.rng = ChaCha8Rng::seed_from_u64(s);
@@ -172,6 +180,9 @@ impl<G: Game> Env for MinAtar<G> {
         })
     }
 }
+
+/// Pixels per grid cell in a rendered frame (160 x 160 for the 10 x 10 grid).
+pub const CELL_PIXELS: usize = 16;
 
 /// The games by name.
 pub const GAMES: &[&str] = &[

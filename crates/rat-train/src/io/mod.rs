@@ -1,7 +1,7 @@
 //! A run's outputs: the run directory and its files ([`run_log`]: `progress.csv`, `config.yaml`,
 //! `time.json`), what one iteration reports and the TensorBoard tag table ([`report`]), the
 //! progress line ([`progress`]), the TensorBoard writer ([`tensorboard`]), checkpoints
-//! ([`checkpoint`]) and learning-curve plots ([`png`]).
+//! ([`checkpoint`]), learning-curve plots ([`png`]) and evaluation videos ([`video`]).
 
 pub mod checkpoint;
 pub mod png;
@@ -9,3 +9,4 @@ pub mod progress;
 pub mod report;
 pub mod run_log;
 pub mod tensorboard;
+pub mod video;

@@ -40,6 +40,20 @@ pub fn evaluate(
     mode: ActionMode,
     device: &Device,
 ) -> Result<Evaluation> {
+    Ok(evaluate_recorded(checkpoint_path, episodes, seed, mode, device, 0)?.0)
+}
+
+/// [`evaluate`], rendering the first `record` episodes: one frame per step from the episode's
+/// first observation to the one before it ends ([`rat_envs::Env::render`]; an environment that
+/// cannot draw itself is an error, before any step when `record` > 0).
+pub fn evaluate_recorded(
+    checkpoint_path: &Path,
+    episodes: usize,
+    seed: u64,
+    mode: ActionMode,
+    device: &Device,
+    record: usize,
+) -> Result<(Evaluation, Vec<Vec<rat_envs::Frame>>)> {
     if episodes == 0 {
         return invalid("evaluate: need at least one episode");
     }
@@ -67,6 +81,10 @@ pub fn evaluate(
         lengths: Vec::new(),
     };
     let mut env_action = vec![0f32; agent.pre().act_dim];
+    let mut videos: Vec<Vec<rat_envs::Frame>> = Vec::new();
+    if record > 0 {
+        videos.push(vec![env.render(0)?]);
+    }
     while out.returns.len() < episodes {
         let x = agent.normalise(&buf.obs, device)?;
         let a = select_actions(&agent.policy(&x)?, mode, &mut rng)?;
@@ -76,6 +94,15 @@ pub fn evaluate(
             out.returns.push(ret);
             out.lengths.push(len);
         }
+        // The environment has already reset after an episode's last step: its frame is the
+        // next episode's first.
+        let recording = out.returns.len() < episodes.min(record);
+        if recording && buf.done(0) {
+            videos.push(Vec::new());
+        }
+        if let Some(frames) = videos.last_mut().filter(|_| recording) {
+            frames.push(env.render(0)?);
+        }
     }
-    Ok(out)
+    Ok((out, videos))
 }

@@ -1,0 +1,191 @@
+//! Evaluation videos: frames of every built-in family have their advertised size and change with
+//! the state, a MinAtar frame maps back to its grid exactly, a GIF decodes to its frames, and
+//! `evaluate_recorded` records an episode from a checkpoint end to end.
+
+use rat_envs::render::{GRID_BACKGROUND, GRID_PALETTE};
+use rat_envs::{Env, Frame};
+use rat_train::io::video::{CAPTION_HEIGHT, gif_bytes, with_caption};
+
+fn frame_after(env: &mut dyn Env, steps: usize, action: f32) -> anyhow::Result<Frame> {
+    let mut obs = vec![0.0; env.observation_space().flat_dim()];
+    env.reset(Some(4), &mut obs)?;
+    let a = vec![action; env.action_space().flat_dim()];
+    for _ in 0..steps {
+        env.step(&a, &mut obs)?;
+    }
+    Ok(env.render()?)
+}
+
+#[test]
+fn classic_frames_have_their_size_and_follow_the_state() -> anyhow::Result<()> {
+    for (id, size) in [
+        ("CartPole-v1", (300, 200)),
+        ("Pendulum-v1", (250, 250)),
+        ("Acrobot-v1", (250, 250)),
+        ("MountainCar-v0", (300, 200)),
+        ("MountainCarContinuous-v0", (300, 200)),
+    ] {
+        let mut env = rat_envs::make_env(id)?;
+        let a = frame_after(env.as_mut(), 0, 0.0)?;
+        let b = frame_after(env.as_mut(), 8, 1.0)?;
+        assert_eq!((a.width, a.height), size, "{id}");
+        assert_eq!(a.rgb.len(), size.0 * size.1 * 3);
+        assert!(
+            a.rgb.chunks(3).any(|p| p != a.pixel(0, 0)),
+            "{id}: constant frame"
+        );
+        assert_ne!(a, b, "{id}: the frame did not follow the state");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_minatar_frame_maps_back_to_its_grid() -> anyhow::Result<()> {
+    let cell = rat_envs::minatar::CELL_PIXELS;
+    for game in rat_envs::minatar::GAMES {
+        let mut env = rat_envs::make_env(&format!("minatar:{game}"))?;
+        let [h, w, c] = env.image_shape().expect("an image");
+        let mut obs = vec![0.0; h * w * c];
+        env.reset(Some(1), &mut obs)?;
+        for t in 0..20 {
+            env.step(&[(t % 3) as f32], &mut obs)?;
+        }
+        let frame = env.render()?;
+        assert_eq!((frame.width, frame.height), (w * cell, h * cell));
+        for row in 0..h {
+            for col in 0..w {
+                let cellv = &obs[(row * w + col) * c..(row * w + col + 1) * c];
+                let want = (0..c)
+                    .rev()
+                    .find(|&k| cellv[k] > 0.5)
+                    .map_or(GRID_BACKGROUND, |k| GRID_PALETTE[k]);
+                // Every pixel of the cell, not just one.
+                for y in row * cell..(row + 1) * cell {
+                    for x in col * cell..(col + 1) * cell {
+                        assert_eq!(frame.pixel(x, y), want, "{game} cell ({row}, {col})");
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_gif_decodes_to_its_frames_with_their_colours() -> anyhow::Result<()> {
+    let mut env = rat_envs::make_env("minatar:breakout")?;
+    let frames: Vec<Frame> = (0..5)
+        .map(|k| {
+            Ok(with_caption(
+                &frame_after(env.as_mut(), k, 1.0)?,
+                "return 1.5",
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    assert_eq!(frames[0].height, 160 + CAPTION_HEIGHT);
+    let bytes = gif_bytes(&frames, 4)?;
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::RGBA);
+    let mut decoder = options.read_info(bytes.as_slice())?;
+    let mut decoded = Vec::new();
+    while let Some(f) = decoder.read_next_frame()? {
+        assert_eq!(
+            (f.width as usize, f.height as usize),
+            (160, 160 + CAPTION_HEIGHT)
+        );
+        assert_eq!(f.delay, 4);
+        decoded.push(f.buffer.to_vec());
+    }
+    assert_eq!(decoded.len(), 5);
+    for (f, rgba) in frames.iter().zip(&decoded) {
+        let rgb: Vec<u8> = rgba.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+        assert_eq!(rgb, f.rgb, "a frame of few colours must keep them exactly");
+    }
+    Ok(())
+}
+
+#[test]
+fn evaluate_records_an_episode_from_a_checkpoint() -> anyhow::Result<()> {
+    let root = std::env::temp_dir().join(format!("rat-test-video-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let mut c = rat_train::config::Config::load("rat_mlp.yaml")?;
+    for (k, v) in [
+        ("env_name", "CartPole-v1"),
+        ("num_envs", "2"),
+        ("nsteps", "32"),
+        ("a_hidden_size", "8"),
+        ("c_hidden_size", "8"),
+        ("timesteps_per_proc", "0"),
+    ] {
+        c.set(k, v)?;
+    }
+    let opts = rat_train::loops::RunOptions {
+        seed: Some(1),
+        log_root: root.clone(),
+        verbose: false,
+        device: rat_train::cli::test_device()?,
+        ..rat_train::loops::RunOptions::default()
+    };
+    let outcome = rat_train::loops::detach::run(&c, &opts)?;
+    let (eval, videos) = rat_train::loops::evaluate::evaluate_recorded(
+        &outcome.log_dir.join("model.safetensors"),
+        2,
+        0,
+        rat_train::nets::ActionMode::Mode,
+        &opts.device,
+        1,
+    )?;
+    assert_eq!(videos.len(), 1);
+    // One frame per step but the last (the environment resets after it).
+    assert_eq!(videos[0].len(), eval.lengths[0]);
+    let path = root.join("agent.gif");
+    rat_train::io::video::write_video(&path, &videos[0], 25)?;
+    let mut decoder = gif::DecodeOptions::new().read_info(std::fs::File::open(&path)?)?;
+    let mut n = 0;
+    while decoder.read_next_frame()?.is_some() {
+        n += 1;
+    }
+    assert_eq!(n, eval.lengths[0]);
+    let _ = std::fs::remove_dir_all(&root);
+    Ok(())
+}
+
+/// An environment without a renderer.
+struct Blind;
+
+impl Env for Blind {
+    fn id(&self) -> &str {
+        "Blind"
+    }
+    fn observation_space(&self) -> rat_envs::Space {
+        rat_envs::Space::unbounded(1)
+    }
+    fn action_space(&self) -> rat_envs::Space {
+        rat_envs::Space::Discrete { n: 2 }
+    }
+    fn reset(&mut self, _seed: Option<u64>, obs: &mut [f64]) -> rat_envs::Result<()> {
+        obs[0] = 0.0;
+        Ok(())
+    }
+    fn step(&mut self, _action: &[f32], obs: &mut [f64]) -> rat_envs::Result<rat_envs::Step> {
+        obs[0] = 0.0;
+        Ok(rat_envs::Step {
+            reward: 0.0,
+            terminated: false,
+            truncated: false,
+        })
+    }
+}
+
+#[test]
+fn an_environment_that_cannot_draw_says_so() -> anyhow::Result<()> {
+    let env = rat_envs::VecEnv::new(vec![Box::new(Blind)], 1, 0)?;
+    let err = env.render(0).expect_err("Blind has no renderer");
+    assert!(
+        err.to_string().contains("Blind cannot render frames"),
+        "{err}"
+    );
+    let err = env.render(3).expect_err("environment 3 of 1");
+    assert!(err.to_string().contains("environment 3 of 1"), "{err}");
+    Ok(())
+}
