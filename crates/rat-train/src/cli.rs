@@ -38,6 +38,9 @@ usage: train_detach | train_shared --config <file> [--<key> <value>]... [options
                            are cut back to the checkpoint's iteration first
   --log_dir <dir>          root of the run directories (default: logs)
   --checkpoint_every <n>   save every n iterations (default 50; 0 = only at the end)
+  --video_every <k>        render one evaluation episode every k iterations into the run's
+                           videos/iter_NNNNNN.gif and TensorBoard (eval/video); MinAtar and
+                           classic control (default 0: never)
   --quiet                  no tables or progress lines
   Ctrl-C / SIGTERM         finish the iteration, save a checkpoint and the logs, exit 130
                            (a second one exits at once)
@@ -182,6 +185,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Cli>> {
             "checkpoint_every" => {
                 options.checkpoint_every = integer::<i64>(&key, &value)?.max(0) as usize
             }
+            "video_every" => options.video_every = integer::<i64>(&key, &value)?.max(0) as usize,
             "n_proc" if integer::<i64>(&key, &value)? != 1 => {
                 return invalid(
                     "--n_proc: only one process is supported (the reference's extra \

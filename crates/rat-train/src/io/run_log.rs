@@ -340,6 +340,15 @@ impl RunLog {
         Ok(())
     }
 
+    /// Logs a recorded evaluation episode after iteration `it`: its GIF of `size` = (width,
+    /// height) as an animated image (`eval/video`) and its return (`eval/return`) in
+    /// TensorBoard.
+    pub fn video(&mut self, it: usize, size: (usize, usize), gif: &[u8], ret: f64) -> Result<()> {
+        self.tb.image("eval/video", size, gif, it as i64)?;
+        self.tb.scalar("eval/return", ret, it as i64)?;
+        self.tb.flush()
+    }
+
     /// Writes `time.json`: per-iteration update seconds, their mean, mean per minibatch step,
     /// standard error and count.
     pub fn write_times(&self, times: &[f64], steps_per_iteration: usize) -> Result<()> {

@@ -1,6 +1,6 @@
-//! A TensorBoard event-file writer for scalars: TFRecord framing (length, masked CRC-32C, data,
-//! masked CRC-32C) around hand-encoded `Event` protocol buffers. No protobuf dependency: a scalar
-//! event is five fields.
+//! A TensorBoard event-file writer for scalars and images: TFRecord framing (length, masked
+//! CRC-32C, data, masked CRC-32C) around hand-encoded `Event` protocol buffers. No protobuf
+//! dependency: a scalar event is five fields, an image one a few more.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -71,6 +71,33 @@ fn scalar_event(wall_time: f64, step: i64, tag: &str, value: f32) -> Vec<u8> {
     })
 }
 
+/// An `Image` summary (`Summary.Value.image`): height, width, colour space and the encoded
+/// bytes (PNG, or a GIF, which TensorBoard plays as an animation, as tensorboardX's videos).
+fn image_event(
+    wall_time: f64,
+    step: i64,
+    tag: &str,
+    size: (usize, usize),
+    encoded: &[u8],
+) -> Vec<u8> {
+    event(wall_time, step, |out| {
+        let mut image = Vec::with_capacity(encoded.len() + 16);
+        varint(1 << 3, &mut image); // height
+        varint(size.1 as u64, &mut image);
+        varint(2 << 3, &mut image); // width
+        varint(size.0 as u64, &mut image);
+        varint(3 << 3, &mut image); // colorspace: RGB
+        varint(3, &mut image);
+        bytes_field(4, encoded, &mut image); // encoded_image_string
+        let mut v = Vec::with_capacity(image.len() + tag.len() + 8);
+        bytes_field(1, tag.as_bytes(), &mut v);
+        bytes_field(4, &image, &mut v); // Summary.Value.image
+        let mut summary = Vec::with_capacity(v.len() + 4);
+        bytes_field(1, &v, &mut summary);
+        bytes_field(5, &summary, out);
+    })
+}
+
 fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -135,6 +162,17 @@ impl EventWriter {
         self.record(&scalar_event(now(), step, tag, value as f32))
     }
 
+    /// One image at `step`: `encoded` is a PNG or GIF of `size` = (width, height) pixels.
+    pub fn image(
+        &mut self,
+        tag: &str,
+        size: (usize, usize),
+        encoded: &[u8],
+        step: i64,
+    ) -> Result<()> {
+        self.record(&image_event(now(), step, tag, size, encoded))
+    }
+
     /// Flushes to disk.
     pub fn flush(&mut self) -> Result<()> {
         self.out.flush().map_err(io(&self.path))
@@ -184,12 +222,20 @@ pub fn read_scalars(path: &Path) -> Result<Vec<(String, i64, f32)>> {
         .collect())
 }
 
-/// Drops the scalars of steps ≥ `step` from an event file (rewritten atomically), so that a
-/// resumed run does not log the iterations after its checkpoint twice.
+/// Reads back the images of an event file as (tag, step, width, height, encoded bytes).
+pub fn read_images(path: &Path) -> Result<Vec<(String, i64, usize, usize, Vec<u8>)>> {
+    Ok(records(path)?
+        .iter()
+        .filter_map(|r| parse_image(r))
+        .collect())
+}
+
+/// Drops the summaries (scalars and images) of steps ≥ `step` from an event file (rewritten
+/// atomically), so that a resumed run does not log the iterations after its checkpoint twice.
 pub fn truncate(path: &Path, step: i64) -> Result<()> {
     let kept: Vec<Vec<u8>> = records(path)?
         .into_iter()
-        .filter(|r| parse_scalar(r).is_none_or(|(_, s, _)| s < step))
+        .filter(|r| summary_step(r).is_none_or(|s| s < step))
         .collect();
     let tmp = path.with_extension("truncating");
     let file = File::create(&tmp).map_err(io(&tmp))?;
@@ -260,7 +306,8 @@ fn fields(b: &[u8]) -> Option<Vec<(u64, u64, &[u8])>> {
     Some(out)
 }
 
-fn parse_scalar(event: &[u8]) -> Option<(String, i64, f32)> {
+/// The step and the first summary value's fields (tag, …) of an event with a summary.
+fn summary_value(event: &[u8]) -> Option<(i64, Vec<(u64, u64, &[u8])>)> {
     let f = fields(event)?;
     let step = f.iter().find(|x| x.0 == 2).map_or(Some(0), |x| {
         let mut p = 0;
@@ -268,8 +315,31 @@ fn parse_scalar(event: &[u8]) -> Option<(String, i64, f32)> {
     })?;
     let summary = f.iter().find(|x| x.0 == 5)?.2;
     let value = fields(summary)?.into_iter().find(|x| x.0 == 1)?.2;
-    let vf = fields(value)?;
-    let tag = String::from_utf8(vf.iter().find(|x| x.0 == 1)?.2.to_vec()).ok()?;
+    Some((step, fields(value)?))
+}
+
+fn summary_step(event: &[u8]) -> Option<i64> {
+    summary_value(event).map(|(step, _)| step)
+}
+
+fn tag_of(vf: &[(u64, u64, &[u8])]) -> Option<String> {
+    String::from_utf8(vf.iter().find(|x| x.0 == 1)?.2.to_vec()).ok()
+}
+
+fn parse_scalar(event: &[u8]) -> Option<(String, i64, f32)> {
+    let (step, vf) = summary_value(event)?;
     let v = f32::from_le_bytes(vf.iter().find(|x| x.0 == 2)?.2.try_into().ok()?);
-    Some((tag, step, v))
+    Some((tag_of(&vf)?, step, v))
+}
+
+fn parse_image(event: &[u8]) -> Option<(String, i64, usize, usize, Vec<u8>)> {
+    let (step, vf) = summary_value(event)?;
+    let image = fields(vf.iter().find(|x| x.0 == 4)?.2)?;
+    let int = |k: u64| {
+        let mut p = 0;
+        read_varint(image.iter().find(|x| x.0 == k)?.2, &mut p)
+    };
+    let (h, w) = (int(1)? as usize, int(2)? as usize);
+    let bytes = image.iter().find(|x| x.0 == 4)?.2.to_vec();
+    Some((tag_of(&vf)?, step, w, h, bytes))
 }

@@ -19,6 +19,7 @@ use super::start::{
     LoopState, Start, index_tensor, open_log, prefixed, resume_envs, run_dir, save_checkpoint,
     start,
 };
+use super::video::VideoRecorder;
 use crate::config::{Config, Trainer};
 use crate::error::{Result, diverged};
 use crate::io::checkpoint::with_prefix;
@@ -71,6 +72,12 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         count(agent.critic.params())
     );
     let mut log = open_log(config, opts, &log_dir, &restored, Trainer::Detach, &params)?;
+    let mut video = VideoRecorder::new(
+        &config.env_config.env_name,
+        seed,
+        opts.video_every,
+        &log_dir,
+    )?;
     let (pi_b, v_b) = (n / a.pi_minibatches, n / a.v_minibatches);
     let steps_per_iteration = a.pi_epochs * n.div_ceil(pi_b);
     let (session_start, first) = (Instant::now(), state.iteration);
@@ -206,6 +213,10 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         // A stop request (Ctrl-C, SIGTERM) ends the run after this iteration, logged and saved.
         let last = it + 1 == total || opts.stop_requested();
         log.iteration(&report, config.log_config.log_interval, last, opts.verbose)?;
+        if let Some(v) = video.as_mut().filter(|v| v.due(it)) {
+            let clip = v.record(&agent, device, it)?;
+            log.video(it, clip.size, &clip.gif, clip.ret)?;
+        }
         if last || state.checkpoint_due(opts) {
             let mut tensors = agent.tensors()?;
             tensors.extend(with_prefix("optim.actor.", update.state()));

@@ -73,6 +73,30 @@ pub fn evaluate_recorded(
         a.load(&tensors)?;
         Box::new(a)
     };
+    play(
+        agent.as_ref(),
+        &mut env,
+        episodes,
+        record,
+        mode,
+        device,
+        &mut rng,
+    )
+}
+
+/// Runs `agent` on environment 0 of `env` (reset first) for `episodes` whole episodes, actions
+/// chosen by `mode` (the observation normaliser frozen), rendering the first `record` of them:
+/// one frame per step from the episode's first observation to the one before it ends. An
+/// environment that cannot draw itself is an error before any step when `record` > 0.
+pub fn play(
+    agent: &dyn RolloutModel,
+    env: &mut rat_envs::VecEnv,
+    episodes: usize,
+    record: usize,
+    mode: ActionMode,
+    device: &Device,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Evaluation, Vec<Vec<rat_envs::Frame>>)> {
     let squash = Squash::for_space(env.action_space())?;
     let mut buf = env.buffers();
     env.reset(&mut buf.obs)?;
@@ -87,7 +111,7 @@ pub fn evaluate_recorded(
     }
     while out.returns.len() < episodes {
         let x = agent.normalise(&buf.obs, device)?;
-        let a = select_actions(&agent.policy(&x)?, mode, &mut rng)?;
+        let a = select_actions(&agent.policy(&x)?, mode, rng)?;
         squash.apply(&a, &mut env_action);
         env.step(&env_action, &mut buf)?;
         for (_, ret, len) in buf.episodes() {

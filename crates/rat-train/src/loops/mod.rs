@@ -8,6 +8,7 @@
 //! * [`start`] — start-up (seed, environments, resume) and the counters carried between
 //!   iterations;
 //! * [`evaluate`] — deterministic evaluation of a checkpoint;
+//! * [`video`] — `--video_every`: evaluation episodes as GIFs in the run directory and TensorBoard;
 //! * [`options`] — [`RunOptions`], [`Outcome`] and the iteration count of a budget.
 
 pub mod control;
@@ -17,5 +18,6 @@ pub mod options;
 pub mod rollout;
 pub mod shared;
 pub mod start;
+pub mod video;
 
 pub use options::{Outcome, RunOptions, iterations};

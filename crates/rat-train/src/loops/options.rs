@@ -22,6 +22,9 @@ pub struct RunOptions {
     pub resume: Option<PathBuf>,
     /// Save a checkpoint every this many iterations (0: only at the end).
     pub checkpoint_every: usize,
+    /// Render one deterministic evaluation episode every this many iterations into the run
+    /// directory's `videos/` and TensorBoard (0: never).
+    pub video_every: usize,
     /// Print the stdout tables and progress lines.
     pub verbose: bool,
     /// When set (by a SIGINT/SIGTERM handler, see `examples/train_detach.rs`), the run ends after
@@ -46,6 +49,7 @@ impl Default for RunOptions {
             log_root: PathBuf::from("logs"),
             resume: None,
             checkpoint_every: 50,
+            video_every: 0,
             verbose: true,
             stop: None,
         }

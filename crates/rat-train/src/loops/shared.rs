@@ -23,6 +23,7 @@ use super::start::{
     LoopState, Start, index_tensor, open_log, prefixed, resume_envs, run_dir, save_checkpoint,
     start,
 };
+use super::video::VideoRecorder;
 use crate::config::{Config, Trainer};
 use crate::error::{Result, diverged};
 use crate::io::checkpoint::with_prefix;
@@ -71,6 +72,12 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         &restored,
         Trainer::Shared,
         &count.to_string(),
+    )?;
+    let mut video = VideoRecorder::new(
+        &config.env_config.env_name,
+        seed,
+        opts.video_every,
+        &log_dir,
     )?;
     let b = n / a.minibatches;
     let steps_per_iteration = a.epochs * n.div_ceil(b);
@@ -181,6 +188,10 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         // A stop request (Ctrl-C, SIGTERM) ends the run after this iteration, logged and saved.
         let last = it + 1 == total || opts.stop_requested();
         log.iteration(&report, config.log_config.log_interval, last, opts.verbose)?;
+        if let Some(v) = video.as_mut().filter(|v| v.due(it)) {
+            let clip = v.record(&agent, device, it)?;
+            log.video(it, clip.size, &clip.gif, clip.ret)?;
+        }
         if last || state.checkpoint_due(opts) {
             let mut tensors = agent.tensors()?;
             tensors.extend(with_prefix("optim.joint.", update.state()));

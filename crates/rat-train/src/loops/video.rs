@@ -1,0 +1,96 @@
+//! `--video_every K`: every K iterations one deterministic evaluation episode of the current
+//! policy, rendered into the run directory (`videos/iter_000123.gif`) and into TensorBoard as an
+//! animated image (`eval/video`, next to `eval/return`).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::evaluate::play;
+use crate::error::{Result, io};
+use crate::io::video::{gif_bytes, with_caption};
+use crate::nets::{ActionMode, RolloutModel};
+
+/// GIF delay between frames (hundredths of a second): 25 frames per second.
+const DELAY_CS: u16 = 4;
+
+/// One recorded evaluation episode.
+#[derive(Debug, Clone)]
+pub struct Clip {
+    /// Where the GIF was written.
+    pub path: PathBuf,
+    /// (width, height) of its frames.
+    pub size: (usize, usize),
+    /// The GIF.
+    pub gif: Vec<u8>,
+    /// The episode's return.
+    pub ret: f64,
+}
+
+/// Its own environment (seeded apart from the training ones) and the schedule.
+pub struct VideoRecorder {
+    env: rat_envs::VecEnv,
+    rng: ChaCha8Rng,
+    every: usize,
+    dir: PathBuf,
+}
+
+impl VideoRecorder {
+    /// A recorder every `every` iterations (`None` for 0), writing under `run_dir/videos`; an
+    /// environment that cannot render is refused here, before training starts.
+    pub fn new(env_name: &str, seed: u64, every: usize, run_dir: &Path) -> Result<Option<Self>> {
+        if every == 0 {
+            return Ok(None);
+        }
+        let mut env = rat_envs::make(env_name, 1, seed.wrapping_add(1_000_003))?;
+        let mut buf = env.buffers();
+        env.reset(&mut buf.obs)?;
+        env.render(0)
+            .map_err(|e| crate::Error::Invalid(format!("--video_every {every}: {e}")))?;
+        let dir = run_dir.join("videos");
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(Some(Self {
+            env,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            every,
+            dir,
+        }))
+    }
+
+    /// Whether iteration `it` (from 0) records.
+    pub fn due(&self, it: usize) -> bool {
+        (it + 1).is_multiple_of(self.every)
+    }
+
+    /// Plays and writes one episode of `agent` after iteration `it`.
+    pub fn record(&mut self, agent: &dyn RolloutModel, device: &Device, it: usize) -> Result<Clip> {
+        let (eval, videos) = play(
+            agent,
+            &mut self.env,
+            1,
+            1,
+            ActionMode::Mode,
+            device,
+            &mut self.rng,
+        )?;
+        let ret = eval.returns.first().copied().unwrap_or(f64::NAN);
+        let caption = format!("{} return {ret:.1}", it + 1);
+        let frames: Vec<_> = videos
+            .iter()
+            .flatten()
+            .map(|f| with_caption(f, &caption))
+            .collect();
+        let gif = gif_bytes(&frames, DELAY_CS)?;
+        let path = self.dir.join(format!("iter_{:06}.gif", it + 1));
+        std::fs::write(&path, &gif).map_err(io(&path))?;
+        let size = frames.first().map_or((0, 0), |f| (f.width, f.height));
+        Ok(Clip {
+            path,
+            size,
+            gif,
+            ret,
+        })
+    }
+}
