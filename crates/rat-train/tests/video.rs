@@ -225,14 +225,18 @@ fn video_every_writes_gifs_that_round_trip_through_tensorboard() -> anyhow::Resu
         .expect("an event file");
     let images = rat_train::io::tensorboard::read_images(&events)?;
     assert_eq!(images.len(), 1);
-    let (tag, step, w, h, bytes) = &images[0];
-    assert_eq!((tag.as_str(), *step), ("eval/video", 1));
-    assert_eq!((*w, *h), (300, 200 + CAPTION_HEIGHT));
-    assert_eq!(bytes, &gif);
-    let mut decoder = gif::DecodeOptions::new().read_info(bytes.as_slice())?;
+    let image = &images[0];
+    assert_eq!((image.tag.as_str(), image.step), ("eval/video", 1));
+    assert_eq!((image.width, image.height), (300, 200 + CAPTION_HEIGHT));
+    assert_eq!(image.encoded, gif);
+    let mut decoder = gif::DecodeOptions::new().read_info(image.encoded.as_slice())?;
     assert!(decoder.read_next_frame()?.is_some());
     let scalars = rat_train::io::tensorboard::read_scalars(&events)?;
-    assert!(scalars.iter().any(|(t, s, _)| t == "eval/return" && *s == 1));
+    assert!(
+        scalars
+            .iter()
+            .any(|(t, s, _)| t == "eval/return" && *s == 1)
+    );
     // A resume cut back before step 1 drops the image with the scalars.
     rat_train::io::tensorboard::truncate(&events, 1)?;
     assert!(rat_train::io::tensorboard::read_images(&events)?.is_empty());
@@ -248,7 +252,10 @@ fn video_every_refuses_an_environment_that_cannot_render() -> anyhow::Result<()>
         .map(|e| e.to_string());
     // Without Procgen's library the environment itself is refused; with it, its rendering.
     let msg = err.expect("refused");
-    assert!(msg.contains("procgen") || msg.contains("starpilot"), "{msg}");
+    assert!(
+        msg.contains("procgen") || msg.contains("starpilot"),
+        "{msg}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

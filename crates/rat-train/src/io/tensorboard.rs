@@ -222,8 +222,23 @@ pub fn read_scalars(path: &Path) -> Result<Vec<(String, i64, f32)>> {
         .collect())
 }
 
-/// Reads back the images of an event file as (tag, step, width, height, encoded bytes).
-pub fn read_images(path: &Path) -> Result<Vec<(String, i64, usize, usize, Vec<u8>)>> {
+/// An image summary read back from an event file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// Its tag.
+    pub tag: String,
+    /// Its step.
+    pub step: i64,
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// The encoded image (PNG or GIF).
+    pub encoded: Vec<u8>,
+}
+
+/// Reads back the images of an event file.
+pub fn read_images(path: &Path) -> Result<Vec<Image>> {
     Ok(records(path)?
         .iter()
         .filter_map(|r| parse_image(r))
@@ -277,7 +292,7 @@ fn read_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
 }
 
 /// Visits the fields of a message as (field number, wire type, payload).
-fn fields(b: &[u8]) -> Option<Vec<(u64, u64, &[u8])>> {
+fn fields(b: &[u8]) -> Option<Fields<'_>> {
     let mut pos = 0;
     let mut out = Vec::new();
     while pos < b.len() {
@@ -306,8 +321,11 @@ fn fields(b: &[u8]) -> Option<Vec<(u64, u64, &[u8])>> {
     Some(out)
 }
 
+/// A message's fields as (field number, wire type, payload).
+type Fields<'a> = Vec<(u64, u64, &'a [u8])>;
+
 /// The step and the first summary value's fields (tag, …) of an event with a summary.
-fn summary_value(event: &[u8]) -> Option<(i64, Vec<(u64, u64, &[u8])>)> {
+fn summary_value(event: &[u8]) -> Option<(i64, Fields<'_>)> {
     let f = fields(event)?;
     let step = f.iter().find(|x| x.0 == 2).map_or(Some(0), |x| {
         let mut p = 0;
@@ -332,7 +350,7 @@ fn parse_scalar(event: &[u8]) -> Option<(String, i64, f32)> {
     Some((tag_of(&vf)?, step, v))
 }
 
-fn parse_image(event: &[u8]) -> Option<(String, i64, usize, usize, Vec<u8>)> {
+fn parse_image(event: &[u8]) -> Option<Image> {
     let (step, vf) = summary_value(event)?;
     let image = fields(vf.iter().find(|x| x.0 == 4)?.2)?;
     let int = |k: u64| {
@@ -340,6 +358,11 @@ fn parse_image(event: &[u8]) -> Option<(String, i64, usize, usize, Vec<u8>)> {
         read_varint(image.iter().find(|x| x.0 == k)?.2, &mut p)
     };
     let (h, w) = (int(1)? as usize, int(2)? as usize);
-    let bytes = image.iter().find(|x| x.0 == 4)?.2.to_vec();
-    Some((tag_of(&vf)?, step, w, h, bytes))
+    Some(Image {
+        tag: tag_of(&vf)?,
+        step,
+        width: w,
+        height: h,
+        encoded: image.iter().find(|x| x.0 == 4)?.2.to_vec(),
+    })
 }
