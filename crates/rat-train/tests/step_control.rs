@@ -234,18 +234,23 @@ fn relative_damping_is_absolute_damping_times_the_kernel_scale() -> anyhow::Resu
     Ok(())
 }
 
+/// π/π_old per sample, by hand.
+fn ratios(actor: &dyn Actor, bt: &ActorBatch) -> anyhow::Result<Vec<f64>> {
+    Ok(actor
+        .policy(&bt.obs, None)?
+        .log_prob(&bt.actions)?
+        .sub(&bt.old.log_prob(&bt.actions)?)?
+        .exp()?
+        .to_vec1::<f64>()?)
+}
+
 #[test]
 fn clipfrac_counts_the_ratios_on_or_outside_the_clamp() -> anyhow::Result<()> {
     let actor = categorical()?;
     let bt = batch(1.3, 16, &actor)?;
     let (lo, hi) = (0.5, 2.0);
     let pass = ScorePass::new(&actor, &bt, Some((lo, hi)))?;
-    let rho = actor
-        .policy(&bt.obs, None)?
-        .log_prob(&bt.actions)?
-        .sub(&bt.old.log_prob(&bt.actions)?)?
-        .exp()?
-        .to_vec1::<f64>()?;
+    let rho = ratios(&actor, &bt)?;
     let outside = rho.iter().filter(|&&r| r <= lo || r >= hi).count();
     assert!(
         outside > 0 && outside < rho.len(),
@@ -259,12 +264,7 @@ fn clipfrac_counts_the_ratios_on_or_outside_the_clamp() -> anyhow::Result<()> {
 fn ppo_clipfrac_counts_the_ratios_more_than_clip_coef_from_one() -> anyhow::Result<()> {
     let actor = categorical()?;
     let bt = batch(1.3, 16, &actor)?;
-    let rho = actor
-        .policy(&bt.obs, None)?
-        .log_prob(&bt.actions)?
-        .sub(&bt.old.log_prob(&bt.actions)?)?
-        .exp()?
-        .to_vec1::<f64>()?;
+    let rho = ratios(&actor, &bt)?;
     let outside = rho.iter().filter(|&&r| (r - 1.0).abs() > 0.5).count();
     assert!(outside > 0 && outside < rho.len());
     let c = AlgoConfig {

@@ -104,10 +104,14 @@ fn a_gif_decodes_to_its_frames_with_their_colours() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[test]
-fn evaluate_records_an_episode_from_a_checkpoint() -> anyhow::Result<()> {
-    let root = std::env::temp_dir().join(format!("rat-test-video-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+/// A CartPole config of 64-step iterations and 8-unit networks (⌊`budget` / 64⌋ + 2 iterations),
+/// and run options logging under `root` with `video_every`.
+fn tiny_cartpole(
+    root: &std::path::Path,
+    budget: usize,
+    video_every: usize,
+) -> anyhow::Result<(rat_train::config::Config, rat_train::loops::RunOptions)> {
+    let _ = std::fs::remove_dir_all(root);
     let mut c = rat_train::config::Config::load("rat_mlp.yaml")?;
     for (k, v) in [
         ("env_name", "CartPole-v1"),
@@ -115,17 +119,25 @@ fn evaluate_records_an_episode_from_a_checkpoint() -> anyhow::Result<()> {
         ("nsteps", "32"),
         ("a_hidden_size", "8"),
         ("c_hidden_size", "8"),
-        ("timesteps_per_proc", "0"),
     ] {
         c.set(k, v)?;
     }
+    c.env_config.timesteps_per_proc = budget;
     let opts = rat_train::loops::RunOptions {
         seed: Some(1),
-        log_root: root.clone(),
+        log_root: root.to_path_buf(),
         verbose: false,
+        video_every,
         device: rat_train::cli::test_device()?,
         ..rat_train::loops::RunOptions::default()
     };
+    Ok((c, opts))
+}
+
+#[test]
+fn evaluate_records_an_episode_from_a_checkpoint() -> anyhow::Result<()> {
+    let root = std::env::temp_dir().join(format!("rat-test-video-{}", std::process::id()));
+    let (c, opts) = tiny_cartpole(&root, 0, 0)?;
     let outcome = rat_train::loops::detach::run(&c, &opts)?;
     let (eval, videos) = rat_train::loops::evaluate::evaluate_recorded(
         &outcome.log_dir.join("model.safetensors"),
@@ -193,26 +205,7 @@ fn an_environment_that_cannot_draw_says_so() -> anyhow::Result<()> {
 #[test]
 fn video_every_writes_gifs_that_round_trip_through_tensorboard() -> anyhow::Result<()> {
     let root = std::env::temp_dir().join(format!("rat-test-video-every-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let mut c = rat_train::config::Config::load("rat_mlp.yaml")?;
-    for (k, v) in [
-        ("env_name", "CartPole-v1"),
-        ("num_envs", "2"),
-        ("nsteps", "32"),
-        ("a_hidden_size", "8"),
-        ("c_hidden_size", "8"),
-        ("timesteps_per_proc", "64"),
-    ] {
-        c.set(k, v)?;
-    }
-    let opts = rat_train::loops::RunOptions {
-        seed: Some(1),
-        log_root: root.clone(),
-        verbose: false,
-        video_every: 2,
-        device: rat_train::cli::test_device()?,
-        ..rat_train::loops::RunOptions::default()
-    };
+    let (c, opts) = tiny_cartpole(&root, 64, 2)?;
     // ⌊64 / 64⌋ + 2 = 3 iterations: a video after the second only.
     let outcome = rat_train::loops::detach::run(&c, &opts)?;
     let gif = std::fs::read(outcome.log_dir.join("videos/iter_000002.gif"))?;
