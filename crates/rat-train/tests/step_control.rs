@@ -419,3 +419,34 @@ fn target_kl_stops_the_passes_and_step_diagnostics_fill_their_columns() -> anyho
     assert_eq!(cols[cols.len() - 9], "ret_var");
     Ok(())
 }
+
+#[test]
+fn target_kl_stops_the_shared_loop_once_a_step_passes_it() -> anyhow::Result<()> {
+    let root = temp_dir("step-control-shared");
+    let mut c = Config::load("rat_mlp_shared.yaml")?;
+    for (k, v) in [
+        ("env_name", "CartPole-v1"),
+        ("num_envs", "2"),
+        ("nsteps", "64"),
+        ("hidden_size", "16"),
+        ("log_interval", "1"),
+        ("timesteps_per_proc", "0"),
+        ("target_kl", "1e-9"),
+    ] {
+        c.set(k, v)?;
+    }
+    let opts = RunOptions {
+        seed: Some(2),
+        log_root: root.clone(),
+        verbose: false,
+        device: rat_train::cli::test_device()?,
+        ..RunOptions::default()
+    };
+    let outcome = rat_train::loops::shared::run(&c, &opts)?;
+    let row = last_row(&outcome.log_dir)?;
+    // 4 epochs x 8 minibatches without the target; the KL after a step passes 1e-9 early.
+    let steps: usize = row["actor_steps"].parse()?;
+    assert!((1..32).contains(&steps), "actor_steps = {steps}");
+    let _ = std::fs::remove_dir_all(&root);
+    Ok(())
+}
