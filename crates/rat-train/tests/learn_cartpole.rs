@@ -52,7 +52,8 @@ fn rat_solves_cartpole_and_writes_every_output() -> anyhow::Result<()> {
         "CartPole not solved: mean of the last 20 returns {mean20}"
     );
 
-    // progress.csv: the reference's columns, sorted, one row per 10 iterations.
+    // progress.csv: the reference's columns, sorted, then this project's; one row per 10
+    // iterations.
     let csv = std::fs::read_to_string(out.log_dir.join("progress.csv"))?;
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
@@ -89,9 +90,24 @@ fn rat_solves_cartpole_and_writes_every_output() -> anyhow::Result<()> {
     ] {
         assert!(header.contains(&col), "progress.csv lacks {col}");
     }
-    let mut sorted = header.clone();
+    // The reference's columns first, sorted; this project's after them, in their order.
+    let reference = &header[..header.len() - 8];
+    let mut sorted = reference.to_vec();
     sorted.sort();
-    assert_eq!(header, sorted);
+    assert_eq!(reference, sorted.as_slice());
+    assert_eq!(
+        &header[header.len() - 8..],
+        [
+            "actor_steps",
+            "kl_step_mean",
+            "kl_step_max",
+            "kl_pred_mean",
+            "kl_pred_max",
+            "kernel_scale",
+            "damping_ratio",
+            "ent_coef"
+        ]
+    );
     // Every 10th iteration, and the last one.
     assert_eq!(lines.count(), out.iterations.div_ceil(10));
 
