@@ -4,15 +4,17 @@
 # committed), and scripts/summarise-runs.py turns them into summary.csv and curves.csv.
 #
 #   scripts/minatar-ablation.sh [--frames 1000000] [--games breakout,space_invaders] \
-#       [--seeds 1,2] [--variants rat,rat_max_kl_0.003,...] [--jobs 2]
+#       [--seeds 1,2] [--variants rat,rat_target_kl_0.01,...] [--jobs 2]
 #
 # Variants (the published settings are configs/rat_cnn.yaml; each adds keys to it):
 #   rat                    published
-#   rat_max_kl_{0.001,0.003,0.01}   per-step bound under the exact Fisher
+#   rat_max_kl_{1e-5,3e-5,1e-4}  per-step bound under the exact Fisher (a published RAT step
+#                          on Breakout is ≈ 1e-4, and 32 aligned steps compound to ≈ 32² times it)
 #   rat_target_kl_{0.01,0.02}       per-rollout stop
-#   rat_relative_{0.01,0.1,1}       damping_mode relative, λ sweep
+#   rat_relative_{0.0001,0.001,0.01}  damping_mode relative, λ sweep: λ·tr(K)/b; on the CNN
+#                          tr(K)/b ≈ 18 at the start, so the published λ = 0.1 is ≈ 0.0055 relative
 #   rat_1x8, rat_1x2       1 epoch x 8 minibatches, 1 epoch x 2 minibatches
-#   kfac, fvp              the same CNN (rat_cnn.yaml with --algo), with max_kl 0.003
+#   kfac, fvp              the same CNN (rat_cnn.yaml with --algo), with max_kl 3e-5
 #   pg                     SGD, no preconditioning
 #   ppo                    configs/ppo_cnn.yaml (CleanRL's settings)
 # Every run logs the step diagnostics (step_diagnostics True).
@@ -20,7 +22,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 frames=1000000 games=breakout,space_invaders seeds=1,2 jobs=2
-variants=rat,rat_max_kl_0.001,rat_max_kl_0.003,rat_max_kl_0.01,rat_target_kl_0.01,rat_target_kl_0.02,rat_relative_0.01,rat_relative_0.1,rat_relative_1,rat_1x8,rat_1x2,kfac,fvp,pg,ppo
+variants=rat,rat_max_kl_0.00001,rat_max_kl_0.00003,rat_max_kl_0.0001,rat_target_kl_0.01,rat_target_kl_0.02,rat_relative_0.0001,rat_relative_0.001,rat_relative_0.01,rat_1x8,rat_1x2,kfac,fvp,pg,ppo
 while [ $# -gt 0 ]; do
   case "$1" in
     --frames) frames=$2; shift 2 ;;
@@ -43,8 +45,8 @@ args_of() {
     rat_relative_*) echo "--config rat_cnn.yaml --damping_mode relative --cg_damping ${1#rat_relative_}" ;;
     rat_1x8) echo "--config rat_cnn.yaml --pi_epochs 1 --pi_minibatches 8" ;;
     rat_1x2) echo "--config rat_cnn.yaml --pi_epochs 1 --pi_minibatches 2" ;;
-    kfac) echo "--config rat_cnn.yaml --algo kfac --optimizer kfac --lr_pi 0.01 --max_kl 0.003" ;;
-    fvp) echo "--config rat_cnn.yaml --algo fvp --max_kl 0.003" ;;
+    kfac) echo "--config rat_cnn.yaml --algo kfac --optimizer kfac --lr_pi 0.01 --max_kl 0.00003" ;;
+    fvp) echo "--config rat_cnn.yaml --algo fvp --max_kl 0.00003" ;;
     pg) echo "--config rat_cnn.yaml --algo pg" ;;
     ppo) echo "--config ppo_cnn.yaml" ;;
     *) echo "unknown variant $1" >&2; return 2 ;;
