@@ -1,16 +1,51 @@
 //! Rendering throughput per environment family: frames per second of `Env::render` (classic
-//! control drawn by tiny-skia, MinAtar's grid), and of turning frames into a captioned GIF.
+//! control drawn by tiny-skia, MinAtar's grid, MuJoCo offscreen through EGL at Gymnasium's
+//! 480 x 480 with every effect and with `Detail::Fast`, Procgen's own frames), and of turning
+//! frames into a captioned GIF (for MuJoCo's fast frames, halved first, as `--video_every`
+//! records them).
 //!
-//! `cargo bench --bench render` prints one table.
+//! `cargo bench --bench render [--features mujoco]` prints one table.
 
 use std::time::Instant;
 
-use rat_envs::Env;
-use rat_train::io::video::{gif_bytes, with_caption};
+use rat_envs::render::Detail;
+use rat_envs::{Frame, VecEnv};
+use rat_train::io::video::{downsample, gif_bytes, with_caption};
+
+/// Steps environment 0 of `env` with action 0 and renders after each step.
+fn render_frames(env: &mut VecEnv, n: usize) -> anyhow::Result<(Vec<Frame>, f64)> {
+    let mut buf = env.buffers();
+    env.reset(&mut buf.obs)?;
+    let action = vec![0.0f32; env.action_space().flat_dim()];
+    // The first frame opens MuJoCo's GL context: not counted.
+    env.render(0)?;
+    let mut frames = Vec::with_capacity(n);
+    let t0 = Instant::now();
+    for _ in 0..n {
+        env.step(&action, &mut buf)?;
+        frames.push(env.render(0)?);
+    }
+    Ok((frames, n as f64 / t0.elapsed().as_secs_f64()))
+}
+
+fn row(label: &str, frames: &[Frame], render: f64) -> anyhow::Result<()> {
+    let t1 = Instant::now();
+    let captioned: Vec<_> = frames
+        .iter()
+        .map(|f| with_caption(f, "return 1.0"))
+        .collect();
+    std::hint::black_box(gif_bytes(&captioned, 4)?);
+    let gif = frames.len() as f64 / t1.elapsed().as_secs_f64();
+    let f = &frames[0];
+    println!(
+        "| {label} | {} x {} | {render:.1} | {gif:.0} |",
+        f.width, f.height
+    );
+    Ok(())
+}
 
 fn main() -> anyhow::Result<()> {
-    let n = 300;
-    println!("\nRendering, {n} frames each, one thread");
+    println!("\nRendering: frames per second, one environment");
     println!("| environment | frame (px) | render frames/s | captioned GIF frames/s |");
     println!("|---|---|---|---|");
     for id in [
@@ -21,32 +56,26 @@ fn main() -> anyhow::Result<()> {
         "minatar:breakout",
         "minatar:seaquest",
     ] {
-        let mut env: Box<dyn Env> = rat_envs::make_env(id)?;
-        let mut obs = vec![0.0; env.observation_space().flat_dim()];
-        env.reset(Some(0), &mut obs)?;
-        let action = vec![0.0f32; env.action_space().flat_dim()];
-        let mut frames = Vec::with_capacity(n);
-        let t0 = Instant::now();
-        for _ in 0..n {
-            if env.step(&action, &mut obs)?.done() {
-                env.reset(None, &mut obs)?;
-            }
-            frames.push(env.render()?);
+        let mut env = rat_envs::make(id, 1, 0)?;
+        let (frames, fps) = render_frames(&mut env, 300)?;
+        row(id, &frames, fps)?;
+    }
+    if cfg!(feature = "mujoco") {
+        for id in ["Hopper-v4", "Humanoid-v4"] {
+            let mut env = rat_envs::make(id, 1, 0)?;
+            let (frames, fps) = render_frames(&mut env, 50)?;
+            row(id, &frames, fps)?;
+            env.set_render_detail(Detail::Fast);
+            let (frames, fps) = render_frames(&mut env, 100)?;
+            row(&format!("{id}, fast"), &frames, fps)?;
+            let halved: Vec<_> = frames.iter().map(|f| downsample(f, 2)).collect();
+            row(&format!("{id}, fast, halved GIF"), &halved, fps)?;
         }
-        // The stepping is a small part: classic control and MinAtar step in microseconds.
-        let render = n as f64 / t0.elapsed().as_secs_f64();
-        let t1 = Instant::now();
-        let captioned: Vec<_> = frames
-            .iter()
-            .map(|f| with_caption(f, "return 1.0"))
-            .collect();
-        std::hint::black_box(gif_bytes(&captioned, 4)?);
-        let gif = n as f64 / t1.elapsed().as_secs_f64();
-        let f = &frames[0];
-        println!(
-            "| {id} | {} x {} | {render:.0} | {gif:.0} |",
-            f.width, f.height
-        );
+    }
+    if rat_envs::procgen::is_fetched() {
+        let mut env = rat_envs::make("procgen:starpilot", 1, 0)?;
+        let (frames, fps) = render_frames(&mut env, 300)?;
+        row("procgen:starpilot", &frames, fps)?;
     }
     Ok(())
 }

@@ -28,6 +28,16 @@ pub trait BatchEnv: Send {
         None
     }
 
+    /// Environment `i`'s current observation as an RGB frame; by default an error saying that
+    /// this batch cannot draw itself.
+    fn render(&self, i: usize) -> Result<crate::Frame> {
+        let _ = i;
+        Err(crate::Error::InvalidArgument {
+            op: "BatchEnv::render",
+            msg: format!("{} cannot render frames", self.id()),
+        })
+    }
+
     /// Starts new episodes in every environment and writes their first observations.
     /// `Some(seed)` re-seeds the batch; `None` continues its stream.
     fn reset(&mut self, seed: Option<u64>, obs: &mut [f64]) -> Result<()>;

@@ -75,6 +75,18 @@ pub trait Env: Send {
             msg: format!("{} cannot render frames", self.id()),
         })
     }
+
+    /// Frames per second of simulated time (Gymnasium's `metadata["render_fps"]`), so that a
+    /// video can play at the speed the agent moves; `None` where time has no unit (MinAtar).
+    fn render_fps(&self) -> Option<f64> {
+        None
+    }
+
+    /// How much [`render`](Self::render) draws from now on; ignored by environments that draw
+    /// the same either way.
+    fn set_render_detail(&mut self, detail: crate::render::Detail) {
+        let _ = detail;
+    }
 }
 
 /// A serialisable value as an environment state.
@@ -219,6 +231,14 @@ impl<E: Env> Env for TimeLimit<E> {
     fn render(&mut self) -> Result<crate::Frame> {
         self.inner.render()
     }
+
+    fn render_fps(&self) -> Option<f64> {
+        self.inner.render_fps()
+    }
+
+    fn set_render_detail(&mut self, detail: crate::render::Detail) {
+        self.inner.set_render_detail(detail);
+    }
 }
 
 /// Records each episode's undiscounted return and length, as Gymnasium's
@@ -290,6 +310,14 @@ impl<E: Env> Env for EpisodeStats<E> {
 
     fn render(&mut self) -> Result<crate::Frame> {
         self.inner.render()
+    }
+
+    fn render_fps(&self) -> Option<f64> {
+        self.inner.render_fps()
+    }
+
+    fn set_render_detail(&mut self, detail: crate::render::Detail) {
+        self.inner.set_render_detail(detail);
     }
 
     fn save_state(&self) -> Result<serde_json::Value> {

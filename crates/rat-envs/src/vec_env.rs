@@ -328,8 +328,9 @@ impl VecEnv {
         matches!(self.backend, Backend::Batch { .. })
     }
 
-    /// Environment `i`'s current state as an RGB frame ([`Env::render`]); an error for a batch
-    /// its library steps, or an environment that cannot draw itself.
+    /// Environment `i`'s current state as an RGB frame ([`Env::render`], or
+    /// [`BatchEnv::render`] for a batch its library steps); an error for an environment that
+    /// cannot draw itself.
     pub fn render(&self, i: usize) -> Result<crate::Frame> {
         if i >= self.num_envs() {
             return Err(Error::InvalidArgument {
@@ -339,13 +340,25 @@ impl VecEnv {
         }
         match &self.backend {
             Backend::Pool { shared, .. } => shared.lock(i).env.render(),
-            Backend::Batch { .. } => Err(Error::InvalidArgument {
-                op: "VecEnv::render",
-                msg: format!(
-                    "{}: rendering a library's batch is not supported yet",
-                    self.id
-                ),
-            }),
+            Backend::Batch { batch, .. } => batch.render(i),
+        }
+    }
+
+    /// Frames per second of simulated time ([`Env::render_fps`]) of environment 0; `None` for
+    /// a library's batch.
+    pub fn render_fps(&self) -> Option<f64> {
+        match &self.backend {
+            Backend::Pool { shared, .. } => shared.lock(0).env.render_fps(),
+            Backend::Batch { .. } => None,
+        }
+    }
+
+    /// How much every environment draws from now on ([`Env::set_render_detail`]).
+    pub fn set_render_detail(&self, detail: crate::render::Detail) {
+        if let Backend::Pool { shared, .. } = &self.backend {
+            for i in 0..self.num_envs() {
+                shared.lock(i).env.set_render_detail(detail);
+            }
         }
     }
 

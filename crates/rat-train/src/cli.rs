@@ -39,8 +39,8 @@ usage: train_detach | train_shared --config <file> [--<key> <value>]... [options
   --log_dir <dir>          root of the run directories (default: logs)
   --checkpoint_every <n>   save every n iterations (default 50; 0 = only at the end)
   --video_every <k>        render one evaluation episode every k iterations into the run's
-                           videos/iter_NNNNNN.gif and TensorBoard (eval/video); MinAtar and
-                           classic control (default 0: never)
+                           videos/iter_NNNNNN.gif and TensorBoard (eval/video): every
+                           family, MuJoCo through EGL (default 0: never)
   --quiet                  no tables or progress lines
   Ctrl-C / SIGTERM         finish the iteration, save a checkpoint and the logs, exit 130
                            (a second one exits at once)

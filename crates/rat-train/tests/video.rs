@@ -5,6 +5,7 @@
 use rat_envs::render::{GRID_BACKGROUND, GRID_PALETTE};
 use rat_envs::{Env, Frame};
 use rat_train::io::video::{CAPTION_HEIGHT, gif_bytes, with_caption};
+use rat_train::loops::evaluate::Recording;
 
 fn frame_after(env: &mut dyn Env, steps: usize, action: f32) -> anyhow::Result<Frame> {
     let mut obs = vec![0.0; env.observation_space().flat_dim()];
@@ -145,11 +146,28 @@ fn evaluate_records_an_episode_from_a_checkpoint() -> anyhow::Result<()> {
         0,
         rat_train::nets::ActionMode::Mode,
         &opts.device,
-        1,
+        Recording::every_frame(1),
     )?;
     assert_eq!(videos.len(), 1);
     // One frame per step but the last (the environment resets after it).
     assert_eq!(videos[0].len(), eval.lengths[0]);
+    // CartPole runs at 50 frames a second: at 25, every other frame.
+    let (eval2, halved) = rat_train::loops::evaluate::evaluate_recorded(
+        &outcome.log_dir.join("model.safetensors"),
+        2,
+        0,
+        rat_train::nets::ActionMode::Mode,
+        &opts.device,
+        Recording::at_fps(1, 25.0),
+    )?;
+    assert_eq!(eval2, eval);
+    assert_eq!(halved[0].len(), eval.lengths[0].div_ceil(2));
+    assert!(
+        halved[0]
+            .iter()
+            .zip(videos[0].iter().step_by(2))
+            .all(|(a, b)| a == b)
+    );
     let path = root.join("agent.gif");
     rat_train::io::video::write_video(&path, &videos[0], 25)?;
     let mut decoder = gif::DecodeOptions::new().read_info(std::fs::File::open(&path)?)?;
@@ -240,15 +258,36 @@ fn video_every_writes_gifs_that_round_trip_through_tensorboard() -> anyhow::Resu
 #[test]
 fn video_every_refuses_an_environment_that_cannot_render() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("rat-test-video-refuse-{}", std::process::id()));
-    let err = rat_train::loops::video::VideoRecorder::new("procgen:starpilot", 0, 5, &dir)
+    let env = rat_envs::VecEnv::new(vec![Box::new(Blind)], 1, 0)?;
+    let err = rat_train::loops::video::VideoRecorder::with_env(env, 0, 5, &dir)
         .err()
         .map(|e| e.to_string());
-    // Without Procgen's library the environment itself is refused; with it, its rendering.
     let msg = err.expect("refused");
     assert!(
-        msg.contains("procgen") || msg.contains("starpilot"),
+        msg.contains("--video_every 5") && msg.contains("Blind cannot render frames"),
         "{msg}"
+    );
+    assert!(
+        !dir.join("videos").exists(),
+        "a refused recorder made its folder"
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+#[test]
+fn downsampling_averages_each_block() {
+    let mut f = Frame::filled(5, 2, [0, 0, 0]);
+    // Left block: 0, 10, 20, 31 in red; right block all 200 in green; column 4 is dropped.
+    for (k, (x, y)) in [(0, 0), (1, 0), (0, 1), (1, 1)].into_iter().enumerate() {
+        f.fill_rect(x, y, 1, 1, [[0, 10, 20, 31][k], 0, 0]);
+    }
+    f.fill_rect(2, 0, 2, 2, [0, 200, 0]);
+    f.fill_rect(4, 0, 1, 2, [255, 255, 255]);
+    let d = rat_train::io::video::downsample(&f, 2);
+    assert_eq!((d.width, d.height), (2, 1));
+    // (0 + 10 + 20 + 31) / 4 = 15.25, rounded to 15.
+    assert_eq!(d.pixel(0, 0), [15, 0, 0]);
+    assert_eq!(d.pixel(1, 0), [0, 200, 0]);
+    assert_eq!(rat_train::io::video::downsample(&f, 1), f);
 }

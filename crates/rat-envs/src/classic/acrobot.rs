@@ -140,6 +140,11 @@ fn bound(x: f64, lo: f64, hi: f64) -> f64 {
 impl Env for Acrobot {
     crate::env::serde_state!();
 
+    /// Gymnasium's `metadata["render_fps"]`.
+    fn render_fps(&self) -> Option<f64> {
+        Some(15.0)
+    }
+
     fn render(&mut self) -> Result<crate::Frame> {
         if self.state.is_none() {
             return Err(not_reset(Self::ID));

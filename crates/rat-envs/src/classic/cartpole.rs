@@ -80,6 +80,11 @@ impl CartPole {
 impl Env for CartPole {
     crate::env::serde_state!();
 
+    /// Gymnasium's `metadata["render_fps"]`.
+    fn render_fps(&self) -> Option<f64> {
+        Some(50.0)
+    }
+
     fn render(&mut self) -> Result<crate::Frame> {
         if self.state.is_none() {
             return Err(not_reset(Self::ID));

@@ -149,6 +149,11 @@ impl MountainCarContinuous {
 impl Env for MountainCarContinuous {
     crate::env::serde_state!();
 
+    /// Gymnasium's `metadata["render_fps"]`.
+    fn render_fps(&self) -> Option<f64> {
+        Some(30.0)
+    }
+
     fn render(&mut self) -> Result<crate::Frame> {
         if self.state.is_none() {
             return Err(not_reset(Self::ID));

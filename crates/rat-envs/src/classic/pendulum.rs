@@ -78,6 +78,11 @@ fn write_obs(op: &'static str, obs: &mut [f64], [theta, theta_dot]: [f64; 2]) ->
 impl Env for Pendulum {
     crate::env::serde_state!();
 
+    /// Gymnasium's `metadata["render_fps"]`.
+    fn render_fps(&self) -> Option<f64> {
+        Some(30.0)
+    }
+
     fn render(&mut self) -> Result<crate::Frame> {
         if self.state.is_none() {
             return Err(not_reset(Self::ID));

@@ -3,10 +3,12 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::render::{CameraConfig, RENDER_SIZE, Renderer};
 use super::sim::Sim;
 use super::tasks::{Obs, Task};
 use crate::env::{Env, Step, check_obs, continuous_action, from_state, to_state};
 use crate::error::{Error, Result};
+use crate::render::Detail;
 use crate::space::Space;
 
 /// A Gymnasium MuJoCo task (no time limit; [`super::make_task`] adds it). Reset noise comes from
@@ -25,6 +27,10 @@ pub struct MujocoEnv {
     /// How the current state was reached, so that a saved state can be recreated exactly,
     /// derived quantities included (see [`Env::save_state`] below).
     last: Option<LastOp>,
+    /// Gymnasium's camera for this task, and the renderer, made at the first `render`.
+    camera: CameraConfig,
+    detail: Detail,
+    renderer: Option<Renderer>,
 }
 
 /// The last operation on the simulation: replaying it from its starting point recreates every
@@ -39,7 +45,12 @@ enum LastOp {
 }
 
 impl MujocoEnv {
-    pub(crate) fn new(id: &'static str, sim: Sim, task: Box<dyn Task>) -> Self {
+    pub(crate) fn new(
+        id: &'static str,
+        sim: Sim,
+        task: Box<dyn Task>,
+        camera: CameraConfig,
+    ) -> Self {
         // Gymnasium's action space is Box(ctrlrange, float32): bounds rounded to f32.
         let (low, high) = sim
             .ctrlrange()
@@ -58,6 +69,9 @@ impl MujocoEnv {
             qpos,
             qvel,
             last: None,
+            camera,
+            detail: Detail::Full,
+            renderer: None,
         }
     }
 
@@ -139,6 +153,34 @@ impl Env for MujocoEnv {
             terminated,
             truncated: false,
         })
+    }
+
+    /// A 480 x 480 frame from Gymnasium's camera for the task ([`super::render`]); the first
+    /// call opens the EGL context.
+    fn render(&mut self) -> Result<crate::Frame> {
+        let renderer = match self.renderer.take() {
+            Some(r) => r,
+            None => Renderer::new(&mut self.sim, self.camera, RENDER_SIZE, RENDER_SIZE).map_err(
+                |e| match e {
+                    Error::MujocoUnavailable(msg) => {
+                        Error::MujocoUnavailable(format!("{} cannot render: {msg}", self.id))
+                    }
+                    e => e,
+                },
+            )?,
+        };
+        let renderer = self.renderer.insert(renderer);
+        renderer.set_detail(self.detail);
+        renderer.render(&mut self.sim)
+    }
+
+    /// Gymnasium's `render_fps`: `round(1 / dt)` (Hopper 125, Humanoid 67).
+    fn render_fps(&self) -> Option<f64> {
+        Some((1.0 / self.sim.dt()).round())
+    }
+
+    fn set_render_detail(&mut self, detail: Detail) {
+        self.detail = detail;
     }
 
     /// The generator's position, the last operation and the integration state it led to.

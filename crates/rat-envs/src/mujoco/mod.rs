@@ -12,16 +12,19 @@
 //! build used (`<workspace>/.mujoco/assets` by default).
 
 mod env;
+mod render;
 mod sim;
 mod tasks;
 
 use std::path::PathBuf;
 
 pub use env::MujocoEnv;
+pub use render::RENDER_SIZE;
 pub use tasks::Version;
 
 use crate::env::{Env, TimeLimit};
 use crate::error::{Error, Result};
+use render::CameraConfig;
 use sim::Sim;
 use tasks::Kind;
 
@@ -159,7 +162,7 @@ pub fn make_task(id: &str) -> Result<TimeLimit<MujocoEnv>> {
     let sim = Sim::load(&xml, spec.frame_skip)?;
     let task = spec.kind.build(spec.version, &sim)?;
     Ok(TimeLimit::new(
-        MujocoEnv::new(spec.id, sim, task),
+        MujocoEnv::new(spec.id, sim, task, CameraConfig::gymnasium(spec.kind)),
         spec.max_episode_steps,
     ))
 }

@@ -199,6 +199,31 @@ impl Sim {
         self.timestep() * self.frame_skip as f64
     }
 
+    /// The model and data pointers, for MuJoCo's visualisation calls ([`super::render`]), which
+    /// read the model and write only the data's scratch space.
+    pub fn raw(&mut self) -> (*const mjModel, *mut mjData) {
+        (self.model.as_ptr(), self.data.as_ptr())
+    }
+
+    /// Positions of every geom (`geom_xpos`, ngeom × 3).
+    pub fn geom_xpos(&self) -> &[f64] {
+        let n = usize::try_from(self.m().ngeom).unwrap_or(0);
+        // SAFETY: geom_xpos has ngeom × 3 entries, alive as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.d().geom_xpos, 3 * n) }
+    }
+
+    /// The model's extent (`stat.extent`), Gymnasium's default camera distance.
+    pub fn extent(&self) -> f64 {
+        self.m().stat.extent
+    }
+
+    /// The model's offscreen buffer size (`vis.global.offwidth`, `offheight`).
+    pub fn offscreen_size(&self) -> (usize, usize) {
+        let g = &self.m().vis.global;
+        let size = |n: c_int| usize::try_from(n).unwrap_or(0);
+        (size(g.offwidth), size(g.offheight))
+    }
+
     /// Actuator control ranges as `(low, high)` per actuator.
     pub fn ctrlrange(&self) -> Vec<(f64, f64)> {
         // SAFETY: actuator_ctrlrange has nu × 2 entries.

@@ -59,6 +59,22 @@ pub const FRAME: usize = 64;
 pub const NUM_ACTIONS: usize = 15;
 const OBS_DIM: usize = FRAME * FRAME * 3;
 
+/// Pixels a side per observation pixel in [`BatchEnv::render`]'s frames (256 x 256).
+pub const RENDER_SCALE: usize = 4;
+
+/// A `FRAME x FRAME` RGB image, each pixel a `scale x scale` square.
+fn scaled_frame(rgb: &[u8], scale: usize) -> crate::Frame {
+    let side = FRAME * scale;
+    let mut frame = crate::Frame::filled(side, side, [0, 0, 0]);
+    for (row, line) in frame.rgb.chunks_exact_mut(3 * side).enumerate() {
+        let src = &rgb[(row / scale) * 3 * FRAME..(row / scale + 1) * 3 * FRAME];
+        for (col, px) in line.chunks_exact_mut(3).enumerate() {
+            px.copy_from_slice(&src[3 * (col / scale)..3 * (col / scale) + 3]);
+        }
+    }
+    frame
+}
+
 /// Level distribution (Procgen's `distribution_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DistributionMode {
@@ -429,6 +445,26 @@ impl BatchEnv for Procgen {
 
     fn image_shape(&self) -> Option<[usize; 3]> {
         Some([FRAME, FRAME, 3])
+    }
+
+    /// The library's own 64 x 64 frame of environment `i` (the observation, before scaling to
+    /// [0, 1]), each pixel drawn as a [`RENDER_SCALE`]-pixel square. After an episode's last
+    /// step it is already the next episode's first frame (the library resets by itself).
+    fn render(&self, i: usize) -> Result<crate::Frame> {
+        let err = |msg: String| Error::InvalidArgument {
+            op: "Procgen::render",
+            msg: format!("{}: {msg}", self.id),
+        };
+        let Some(h) = &self.handle else {
+            return Err(err("the batch has not been reset yet".into()));
+        };
+        if i >= self.n {
+            return Err(err(format!("environment {i} of {}", self.n)));
+        }
+        Ok(scaled_frame(
+            &h.ob[i * OBS_DIM..(i + 1) * OBS_DIM],
+            RENDER_SCALE,
+        ))
     }
 
     /// The library cannot restart an episode, so this makes a new batch: seeded with `seed`,

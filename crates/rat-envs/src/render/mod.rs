@@ -4,6 +4,18 @@
 
 pub mod classic;
 
+/// How much an environment draws: everything (the default), or what a frequent training video
+/// can afford (MuJoCo: no shadows or reflections, which are three quarters of a software-rendered
+/// frame). Environments that draw the same either way ignore it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Detail {
+    /// Everything the environment's reference renderer draws.
+    #[default]
+    Full,
+    /// The bodies and the scene, without the costly effects.
+    Fast,
+}
+
 /// An RGB image, row-major, three bytes per pixel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {

@@ -61,6 +61,33 @@ pub fn with_caption(frame: &Frame, text: &str) -> Frame {
     out
 }
 
+/// `frame` shrunk by `factor` in each direction, each pixel the mean of a `factor x factor`
+/// block (a remainder row or column is dropped).
+pub fn downsample(frame: &Frame, factor: usize) -> Frame {
+    let f = factor.max(1);
+    let (w, h) = (frame.width / f, frame.height / f);
+    let mut out = Frame::filled(w, h, [0, 0, 0]);
+    for y in 0..h {
+        for x in 0..w {
+            let mut sum = [0u32; 3];
+            for dy in 0..f {
+                for dx in 0..f {
+                    let p = frame.pixel(x * f + dx, y * f + dy);
+                    for (s, v) in sum.iter_mut().zip(p) {
+                        *s += u32::from(v);
+                    }
+                }
+            }
+            let n = (f * f) as u32;
+            let i = 3 * (y * w + x);
+            for (o, s) in out.rgb[i..i + 3].iter_mut().zip(sum) {
+                *o = ((s + n / 2) / n) as u8;
+            }
+        }
+    }
+    out
+}
+
 /// The frames as an endlessly looping GIF, `delay_cs` hundredths of a second each. Frames of
 /// at most 256 colours keep their colours exactly.
 pub fn gif_bytes(frames: &[Frame], delay_cs: u16) -> Result<Vec<u8>> {

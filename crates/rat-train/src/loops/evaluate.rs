@@ -31,6 +31,50 @@ impl Evaluation {
     }
 }
 
+/// Which frames [`play`] keeps: those of the first `episodes` episodes, every one, or, for a
+/// video played at `fps` frames a second, one every `render_fps / fps` steps (rounded, at least
+/// one), so that it plays at the speed of the environment's simulated time
+/// ([`rat_envs::Env::render_fps`]; every frame where that is unknown).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Recording {
+    /// How many episodes, from the first.
+    pub episodes: usize,
+    /// The video's playback rate, or `None` for every frame.
+    pub fps: Option<f64>,
+}
+
+impl Recording {
+    /// Nothing recorded.
+    pub const NONE: Self = Self {
+        episodes: 0,
+        fps: None,
+    };
+
+    /// Every frame of the first `episodes` episodes.
+    pub fn every_frame(episodes: usize) -> Self {
+        Self {
+            episodes,
+            fps: None,
+        }
+    }
+
+    /// The first `episodes` episodes, for playback at `fps` frames a second.
+    pub fn at_fps(episodes: usize, fps: f64) -> Self {
+        Self {
+            episodes,
+            fps: Some(fps),
+        }
+    }
+
+    /// Steps between kept frames for an environment of `render_fps`.
+    pub fn stride(&self, render_fps: Option<f64>) -> usize {
+        match (self.fps, render_fps) {
+            (Some(fps), Some(r)) if fps > 0.0 && r > fps => (r / fps).round() as usize,
+            _ => 1,
+        }
+    }
+}
+
 /// Runs the policy of `checkpoint` (a `model.safetensors` of `train_detach` or `train_shared`) for `episodes`
 /// episodes of its environment, seeded from `seed`, choosing actions by `mode`.
 pub fn evaluate(
@@ -40,19 +84,25 @@ pub fn evaluate(
     mode: ActionMode,
     device: &Device,
 ) -> Result<Evaluation> {
-    Ok(evaluate_recorded(checkpoint_path, episodes, seed, mode, device, 0)?.0)
+    Ok(evaluate_recorded(
+        checkpoint_path,
+        episodes,
+        seed,
+        mode,
+        device,
+        Recording::NONE,
+    )?
+    .0)
 }
 
-/// [`evaluate`], rendering the first `record` episodes: one frame per step from the episode's
-/// first observation to the one before it ends ([`rat_envs::Env::render`]; an environment that
-/// cannot draw itself is an error, before any step when `record` > 0).
+/// [`evaluate`], rendering the episodes `record` asks for ([`play`]).
 pub fn evaluate_recorded(
     checkpoint_path: &Path,
     episodes: usize,
     seed: u64,
     mode: ActionMode,
     device: &Device,
-    record: usize,
+    record: Recording,
 ) -> Result<(Evaluation, Vec<Vec<rat_envs::Frame>>)> {
     if episodes == 0 {
         return invalid("evaluate: need at least one episode");
@@ -85,14 +135,15 @@ pub fn evaluate_recorded(
 }
 
 /// Runs `agent` on environment 0 of `env` (reset first) for `episodes` whole episodes, actions
-/// chosen by `mode` (the observation normaliser frozen), rendering the first `record` of them:
-/// one frame per step from the episode's first observation to the one before it ends. An
-/// environment that cannot draw itself is an error before any step when `record` > 0.
+/// chosen by `mode` (the observation normaliser frozen), rendering the episodes `record` asks
+/// for: from the episode's first observation to the one before it ends, every
+/// [`Recording::stride`]-th step. An environment that cannot draw itself is an error before any
+/// step when something is to be recorded.
 pub fn play(
     agent: &dyn RolloutModel,
     env: &mut rat_envs::VecEnv,
     episodes: usize,
-    record: usize,
+    record: Recording,
     mode: ActionMode,
     device: &Device,
     rng: &mut ChaCha8Rng,
@@ -106,7 +157,10 @@ pub fn play(
     };
     let mut env_action = vec![0f32; agent.pre().act_dim];
     let mut videos: Vec<Vec<rat_envs::Frame>> = Vec::new();
-    if record > 0 {
+    let stride = record.stride(env.render_fps());
+    // Steps since the episode in progress started.
+    let mut t = 0;
+    if record.episodes > 0 {
         videos.push(vec![env.render(0)?]);
     }
     while out.returns.len() < episodes {
@@ -120,11 +174,12 @@ pub fn play(
         }
         // The environment has already reset after an episode's last step: its frame is the
         // next episode's first.
-        let recording = out.returns.len() < episodes.min(record);
+        t = if buf.done(0) { 0 } else { t + 1 };
+        let recording = out.returns.len() < episodes.min(record.episodes);
         if recording && buf.done(0) {
             videos.push(Vec::new());
         }
-        if let Some(frames) = videos.last_mut().filter(|_| recording) {
+        if let Some(frames) = videos.last_mut().filter(|_| recording && t % stride == 0) {
             frames.push(env.render(0)?);
         }
     }

@@ -1,6 +1,11 @@
 //! `--video_every K`: every K iterations one deterministic evaluation episode of the current
 //! policy, rendered into the run directory (`videos/iter_000123.gif`) and into TensorBoard as an
 //! animated image (`eval/video`, next to `eval/return`).
+//!
+//! A training video is a glance, not a figure, and must not slow training: it plays at 25 frames
+//! a second in simulated time (Hopper keeps every fifth frame), draws without MuJoCo's shadows
+//! and reflections ([`Detail::Fast`]), and halves frames wider than [`MAX_WIDTH`]. For a full
+//! recording of a checkpoint use `evaluate --video`.
 
 use std::path::{Path, PathBuf};
 
@@ -8,13 +13,19 @@ use candle_core::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::evaluate::play;
+use rat_envs::render::Detail;
+
+use super::evaluate::{Recording, play};
 use crate::error::{Result, io};
-use crate::io::video::{gif_bytes, with_caption};
+use crate::io::video::{downsample, gif_bytes, with_caption};
 use crate::nets::{ActionMode, RolloutModel};
 
 /// GIF delay between frames (hundredths of a second): 25 frames per second.
 const DELAY_CS: u16 = 4;
+/// Playback rate.
+const FPS: f64 = 25.0;
+/// Frames wider than this are halved (MuJoCo's 480 x 480 become 240 x 240).
+pub const MAX_WIDTH: usize = 320;
 
 /// One recorded evaluation episode.
 #[derive(Debug, Clone)]
@@ -44,7 +55,21 @@ impl VideoRecorder {
         if every == 0 {
             return Ok(None);
         }
-        let mut env = rat_envs::make(env_name, 1, seed.wrapping_add(1_000_003))?;
+        let env = rat_envs::make(env_name, 1, seed.wrapping_add(1_000_003))?;
+        Self::with_env(env, seed, every, run_dir)
+    }
+
+    /// As [`new`](Self::new), on `env` (its environment 0 records).
+    pub fn with_env(
+        mut env: rat_envs::VecEnv,
+        seed: u64,
+        every: usize,
+        run_dir: &Path,
+    ) -> Result<Option<Self>> {
+        if every == 0 {
+            return Ok(None);
+        }
+        env.set_render_detail(Detail::Fast);
         let mut buf = env.buffers();
         env.reset(&mut buf.obs)?;
         env.render(0)
@@ -70,7 +95,7 @@ impl VideoRecorder {
             agent,
             &mut self.env,
             1,
-            1,
+            Recording::at_fps(1, FPS),
             ActionMode::Mode,
             device,
             &mut self.rng,
@@ -80,7 +105,14 @@ impl VideoRecorder {
         let frames: Vec<_> = videos
             .iter()
             .flatten()
-            .map(|f| with_caption(f, &caption))
+            .map(|f| {
+                let f = if f.width > MAX_WIDTH {
+                    downsample(f, 2)
+                } else {
+                    f.clone()
+                };
+                with_caption(&f, &caption)
+            })
             .collect();
         let gif = gif_bytes(&frames, DELAY_CS)?;
         let path = self.dir.join(format!("iter_{:06}.gif", it + 1));
