@@ -67,6 +67,12 @@ fn mujoco_frames_have_gymnasiums_size_and_follow_the_state() -> Result<()> {
             frame_after(env.as_mut(), 30, 0.4)? == later,
             "{id}: rendering is not a function of the state"
         );
+        // Fast frames: the fast size, still a scene.
+        env.set_render_detail(rat_envs::render::Detail::Fast);
+        let fast = frame_after(env.as_mut(), 30, 0.4)?;
+        let side = rat_envs::mujoco::FAST_RENDER_SIZE;
+        ensure!((fast.width, fast.height) == (side, side), "{id}: fast size");
+        ensure!(colours(&fast) > 50, "{id}: a blank fast frame");
     }
     Ok(())
 }

@@ -248,6 +248,11 @@ fn video_every_writes_gifs_that_round_trip_through_tensorboard() -> anyhow::Resu
             .iter()
             .any(|(t, s, _)| t == "eval/return" && *s == 1)
     );
+    assert!(
+        scalars
+            .iter()
+            .any(|(t, s, v)| t == "time/video" && *s == 1 && *v > 0.0)
+    );
     // A resume cut back before step 1 drops the image with the scalars.
     rat_train::io::tensorboard::truncate(&events, 1)?;
     assert!(rat_train::io::tensorboard::read_images(&events)?.is_empty());

@@ -19,7 +19,7 @@ mod tasks;
 use std::path::PathBuf;
 
 pub use env::MujocoEnv;
-pub use render::RENDER_SIZE;
+pub use render::{FAST_RENDER_SIZE, RENDER_SIZE};
 pub use tasks::Version;
 
 use crate::env::{Env, TimeLimit};

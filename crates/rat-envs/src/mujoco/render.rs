@@ -35,6 +35,8 @@ use crate::render::{Detail, Frame};
 
 /// Gymnasium's `DEFAULT_SIZE`: frames are 480 x 480.
 pub const RENDER_SIZE: usize = 480;
+/// The side of a [`Detail::Fast`] frame.
+pub const FAST_RENDER_SIZE: usize = 240;
 
 /// What to install when EGL is missing.
 const EGL_HELP: &str = "MuJoCo renders offscreen through EGL: install a GPU driver's EGL or \

@@ -342,10 +342,18 @@ impl RunLog {
 
     /// Logs a recorded evaluation episode after iteration `it`: its GIF of `size` = (width,
     /// height) as an animated image (`eval/video`) and its return (`eval/return`) in
-    /// TensorBoard.
-    pub fn video(&mut self, it: usize, size: (usize, usize), gif: &[u8], ret: f64) -> Result<()> {
+    /// TensorBoard, with the seconds it took (`time/video`).
+    pub fn video(
+        &mut self,
+        it: usize,
+        size: (usize, usize),
+        gif: &[u8],
+        ret: f64,
+        seconds: f64,
+    ) -> Result<()> {
         self.tb.image("eval/video", size, gif, it as i64)?;
         self.tb.scalar("eval/return", ret, it as i64)?;
+        self.tb.scalar("time/video", seconds, it as i64)?;
         self.tb.flush()
     }
 

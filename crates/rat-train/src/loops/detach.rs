@@ -215,7 +215,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         log.iteration(&report, config.log_config.log_interval, last, opts.verbose)?;
         if let Some(v) = video.as_mut().filter(|v| v.due(it)) {
             let clip = v.record(&agent, device, it)?;
-            log.video(it, clip.size, &clip.gif, clip.ret)?;
+            log.video(it, clip.size, &clip.gif, clip.ret, clip.seconds)?;
         }
         if last || state.checkpoint_due(opts) {
             let mut tensors = agent.tensors()?;

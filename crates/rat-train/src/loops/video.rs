@@ -3,9 +3,9 @@
 //! animated image (`eval/video`, next to `eval/return`).
 //!
 //! A training video is a glance, not a figure, and must not slow training: it plays at 25 frames
-//! a second in simulated time (Hopper keeps every fifth frame), draws without MuJoCo's shadows
-//! and reflections ([`Detail::Fast`]), and halves frames wider than [`MAX_WIDTH`]. For a full
-//! recording of a checkpoint use `evaluate --video`.
+//! a second in simulated time (Hopper keeps every fifth frame), draws at [`Detail::Fast`]
+//! (MuJoCo: 240 x 240 without shadows or reflections), and halves any frame wider than
+//! [`MAX_WIDTH`]. For a full recording of a checkpoint use `evaluate --video`.
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +38,8 @@ pub struct Clip {
     pub gif: Vec<u8>,
     /// The episode's return.
     pub ret: f64,
+    /// Wall seconds spent playing, rendering and encoding it.
+    pub seconds: f64,
 }
 
 /// Its own environment (seeded apart from the training ones) and the schedule.
@@ -91,6 +93,7 @@ impl VideoRecorder {
 
     /// Plays and writes one episode of `agent` after iteration `it`.
     pub fn record(&mut self, agent: &dyn RolloutModel, device: &Device, it: usize) -> Result<Clip> {
+        let start = std::time::Instant::now();
         let (eval, videos) = play(
             agent,
             &mut self.env,
@@ -123,6 +126,7 @@ impl VideoRecorder {
             size,
             gif,
             ret,
+            seconds: start.elapsed().as_secs_f64(),
         })
     }
 }
