@@ -26,6 +26,23 @@ fn skip_if(ci: bool, reason: &str) -> Result<(), SkippedInCi> {
     Ok(())
 }
 
+/// Resets `env` with `seed`, takes `steps` steps with `action` in every dimension, and renders:
+/// a frame of a known state, for the rendering tests.
+pub fn frame_after(
+    env: &mut dyn crate::Env,
+    seed: u64,
+    steps: usize,
+    action: f32,
+) -> crate::Result<crate::Frame> {
+    let mut obs = vec![0.0; env.observation_space().flat_dim()];
+    env.reset(Some(seed), &mut obs)?;
+    let a = vec![action; env.action_space().flat_dim()];
+    for _ in 0..steps {
+        env.step(&a, &mut obs)?;
+    }
+    env.render()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

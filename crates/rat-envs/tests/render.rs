@@ -17,15 +17,9 @@ fn colours(frame: &Frame) -> usize {
     seen.len()
 }
 
-/// Resets, takes `steps` steps of `action` in every dimension, and renders.
-fn frame_after(env: &mut dyn Env, steps: usize, action: f32) -> Result<Frame> {
-    let mut obs = vec![0.0; env.observation_space().flat_dim()];
-    env.reset(Some(3), &mut obs)?;
-    let a = vec![action; env.action_space().flat_dim()];
-    for _ in 0..steps {
-        env.step(&a, &mut obs)?;
-    }
-    Ok(env.render()?)
+/// A frame after `steps` steps of `action` from the state seed 3 resets to.
+fn frame_after(env: &mut dyn Env, steps: usize, action: f32) -> rat_envs::Result<Frame> {
+    rat_envs::testing::frame_after(env, 3, steps, action)
 }
 
 #[cfg(feature = "mujoco")]

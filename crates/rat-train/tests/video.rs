@@ -7,14 +7,9 @@ use rat_envs::{Env, Frame};
 use rat_train::io::video::{CAPTION_HEIGHT, gif_bytes, with_caption};
 use rat_train::loops::evaluate::Recording;
 
-fn frame_after(env: &mut dyn Env, steps: usize, action: f32) -> anyhow::Result<Frame> {
-    let mut obs = vec![0.0; env.observation_space().flat_dim()];
-    env.reset(Some(4), &mut obs)?;
-    let a = vec![action; env.action_space().flat_dim()];
-    for _ in 0..steps {
-        env.step(&a, &mut obs)?;
-    }
-    Ok(env.render()?)
+/// A frame after `steps` steps of `action` from the state seed 4 resets to.
+fn frame_after(env: &mut dyn Env, steps: usize, action: f32) -> rat_envs::Result<Frame> {
+    rat_envs::testing::frame_after(env, 4, steps, action)
 }
 
 #[test]

@@ -167,14 +167,12 @@ impl Env for MujocoEnv {
                 };
                 Renderer::new(&mut self.sim, self.camera, side, side)
             }
-            .map_err(
-                |e| match e {
-                    Error::MujocoUnavailable(msg) => {
-                        Error::MujocoUnavailable(format!("{} cannot render: {msg}", self.id))
-                    }
-                    e => e,
-                },
-            )?,
+            .map_err(|e| match e {
+                Error::MujocoUnavailable(msg) => {
+                    Error::MujocoUnavailable(format!("{} cannot render: {msg}", self.id))
+                }
+                e => e,
+            })?,
         };
         let renderer = self.renderer.insert(renderer);
         renderer.set_detail(self.detail);
