@@ -33,6 +33,8 @@ def main(out):
         summary.append([game, algo, seed, last["misc/total_timesteps"], last["eprewmean"],
                         last["entropy"], last.get("kl_step_mean", "nan"),
                         last["misc/time_elapsed"]])
+    if not summary:
+        sys.exit(f"summarise-runs: no progress.csv under {out}/logs/<game>/<algo>/<group>/<run>/")
     with open(pathlib.Path(out, "summary.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["game", "algo", "seed", "frames", "eprewmean", "entropy", "kl_step_mean",

@@ -206,13 +206,14 @@ impl Renderer {
             let mut perturb: mjvPerturb = std::mem::zeroed();
             mjv_defaultOption(&mut option);
             mjv_defaultPerturb(&mut perturb);
-            mjv_defaultScene(scene.as_mut());
-            mjv_makeScene(m, scene.as_mut(), sim_ngeom(sim) + EXTRA_GEOMS);
             mjr_defaultContext(context.as_mut());
             gl.with_current(|| {
                 mjr_makeContext(m, context.as_mut(), mjtFontScale::mjFONTSCALE_150 as c_int);
                 mjr_setBuffer(mjtFramebuffer::mjFB_OFFSCREEN as c_int, context.as_mut());
             })?;
+            // Made last: nothing after it can fail, so `Drop` always frees it.
+            mjv_defaultScene(scene.as_mut());
+            mjv_makeScene(m, scene.as_mut(), sim_ngeom(sim) + EXTRA_GEOMS);
             (scene, context, option, perturb)
         };
         let mut renderer = Self {
