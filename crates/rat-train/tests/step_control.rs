@@ -14,7 +14,7 @@ use rat_core::jacobian::MaterialisedJacobian;
 use rat_core::params;
 use rat_train::config::{AlgoConfig, Config, DampingMode, Trainer};
 use rat_train::loops::control::ent_coef_at;
-use rat_train::loops::{RunOptions, detach};
+use rat_train::loops::detach;
 use rat_train::nets::{Actor, Policy};
 use rat_train::rules::rat::{ActorUpdate, RatActor, RatParams};
 use rat_train::rules::{ActorBatch, ScorePass, quadratic_kl};
@@ -370,13 +370,7 @@ fn target_kl_stops_the_passes_and_step_diagnostics_fill_their_columns() -> anyho
             {
                 c.set(k, v)?;
             }
-            let opts = RunOptions {
-                seed: Some(2),
-                log_root: root.clone(),
-                verbose: false,
-                device: rat_train::cli::test_device()?,
-                ..RunOptions::default()
-            };
+            let opts = common::quiet_run(&root, 2)?;
             let outcome = detach::run(&c, &opts)?;
             last_row(&outcome.log_dir)
         };
@@ -435,13 +429,7 @@ fn target_kl_stops_the_shared_loop_once_a_step_passes_it() -> anyhow::Result<()>
     ] {
         c.set(k, v)?;
     }
-    let opts = RunOptions {
-        seed: Some(2),
-        log_root: root.clone(),
-        verbose: false,
-        device: rat_train::cli::test_device()?,
-        ..RunOptions::default()
-    };
+    let opts = common::quiet_run(&root, 2)?;
     let outcome = rat_train::loops::shared::run(&c, &opts)?;
     let row = last_row(&outcome.log_dir)?;
     // 4 epochs x 8 minibatches without the target; the KL after a step passes 1e-9 early.

@@ -3,7 +3,7 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::render::{CameraConfig, FAST_RENDER_SIZE, RENDER_SIZE, Renderer};
+use super::render::{CameraConfig, Renderer};
 use super::sim::Sim;
 use super::tasks::{Obs, Task};
 use crate::env::{Env, Step, check_obs, continuous_action, from_state, to_state};
@@ -161,22 +161,15 @@ impl Env for MujocoEnv {
         let renderer = match self.renderer.take() {
             Some(r) => r,
             None => {
-                let side = match self.detail {
-                    Detail::Full => RENDER_SIZE,
-                    Detail::Fast => FAST_RENDER_SIZE,
-                };
-                Renderer::new(&mut self.sim, self.camera, side, side)
+                Renderer::new(&mut self.sim, self.camera, self.detail).map_err(|e| match e {
+                    Error::MujocoUnavailable(msg) => {
+                        Error::MujocoUnavailable(format!("{} cannot render: {msg}", self.id))
+                    }
+                    e => e,
+                })?
             }
-            .map_err(|e| match e {
-                Error::MujocoUnavailable(msg) => {
-                    Error::MujocoUnavailable(format!("{} cannot render: {msg}", self.id))
-                }
-                e => e,
-            })?,
         };
-        let renderer = self.renderer.insert(renderer);
-        renderer.set_detail(self.detail);
-        renderer.render(&mut self.sim)
+        self.renderer.insert(renderer).render(&mut self.sim)
     }
 
     /// Gymnasium's `render_fps`: `round(1 / dt)` (Hopper 125, Humanoid 67).
@@ -188,7 +181,8 @@ impl Env for MujocoEnv {
     /// times faster on a software renderer).
     fn set_render_detail(&mut self, detail: Detail) {
         if detail != self.detail {
-            // The frame size is the GL surface's: a new detail makes a new renderer.
+            // The frame size is the GL surface's and the effects the scene's: a new detail
+            // makes a new renderer.
             self.renderer = None;
         }
         self.detail = detail;

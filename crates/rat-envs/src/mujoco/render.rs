@@ -175,9 +175,8 @@ pub(crate) struct Renderer {
     perturb: mjvPerturb,
     camera: mjvCamera,
     follow_body: usize,
-    width: usize,
-    height: usize,
-    rgb: Vec<u8>,
+    /// Frames are `side x side`.
+    side: usize,
 }
 
 // SAFETY: the scene and context are plain data owned here (their GPU objects belong to `gl`,
@@ -185,16 +184,21 @@ pub(crate) struct Renderer {
 unsafe impl Send for Renderer {}
 
 impl Renderer {
-    /// A `width x height` renderer for `sim`'s model, with `camera` placed from the current
+    /// A renderer for `sim`'s model at `detail` ([`RENDER_SIZE`] frames with shadows and
+    /// reflections, or [`FAST_RENDER_SIZE`] ones without), with `camera` placed from the current
     /// state (as Gymnasium places it at the first `render`).
-    pub fn new(sim: &mut Sim, camera: CameraConfig, width: usize, height: usize) -> Result<Self> {
+    pub fn new(sim: &mut Sim, camera: CameraConfig, detail: Detail) -> Result<Self> {
+        let side = match detail {
+            Detail::Full => RENDER_SIZE,
+            Detail::Fast => FAST_RENDER_SIZE,
+        };
         let (offw, offh) = sim.offscreen_size();
-        if width > offw || height > offh {
+        if side > offw || side > offh {
             return Err(Error::Mujoco(format!(
-                "a {width} x {height} frame exceeds the model's offscreen buffer ({offw} x {offh})"
+                "a {side} x {side} frame exceeds the model's offscreen buffer ({offw} x {offh})"
             )));
         }
-        let mut gl = Gl::open(width, height)?;
+        let mut gl = Gl::open(side, side)?;
         let (m, _) = sim.raw();
         // SAFETY: the structs are plain C data initialised by MuJoCo's default functions
         // (zeroed first, as those functions expect writable memory only); the context calls
@@ -213,10 +217,14 @@ impl Renderer {
             })?;
             // Made last: nothing after it can fail, so `Drop` always frees it.
             mjv_defaultScene(scene.as_mut());
-            mjv_makeScene(m, scene.as_mut(), sim_ngeom(sim) + EXTRA_GEOMS);
+            mjv_makeScene(m, scene.as_mut(), sim.ngeom() as c_int + EXTRA_GEOMS);
+            // Shadows and reflections are most of a software-rendered frame.
+            let effects = u8::from(detail == Detail::Full);
+            scene.flags[mjtRndFlag::mjRND_SHADOW as usize] = effects;
+            scene.flags[mjtRndFlag::mjRND_REFLECTION as usize] = effects;
             (scene, context, option, perturb)
         };
-        let mut renderer = Self {
+        Ok(Self {
             gl,
             scene,
             context,
@@ -224,19 +232,8 @@ impl Renderer {
             perturb,
             camera: gymnasium_camera(sim, &camera),
             follow_body: camera.follow_body,
-            width,
-            height,
-            rgb: vec![0; width * height * 3],
-        };
-        renderer.follow(sim);
-        Ok(renderer)
-    }
-
-    /// Draws shadows and reflections ([`Detail::Full`], Gymnasium's look) or not.
-    pub fn set_detail(&mut self, detail: Detail) {
-        let on = u8::from(detail == Detail::Full);
-        self.scene.flags[mjtRndFlag::mjRND_SHADOW as usize] = on;
-        self.scene.flags[mjtRndFlag::mjRND_REFLECTION as usize] = on;
+            side,
+        })
     }
 
     /// Keeps the look-at point over the followed body.
@@ -255,12 +252,14 @@ impl Renderer {
     pub fn render(&mut self, sim: &mut Sim) -> Result<Frame> {
         self.follow(sim);
         let (m, d) = sim.raw();
+        let side = self.side;
         let viewport = mjrRect {
             left: 0,
             bottom: 0,
-            width: self.width as c_int,
-            height: self.height as c_int,
+            width: side as c_int,
+            height: side as c_int,
         };
+        let mut frame = Frame::filled(side, side, [0, 0, 0]);
         let Self {
             gl,
             scene,
@@ -268,11 +267,10 @@ impl Renderer {
             option,
             perturb,
             camera,
-            rgb,
             ..
         } = self;
         // SAFETY: model and data belong together and outlive the call; the scene and context
-        // were made for this model; `rgb` holds width × height × 3 bytes; the GL context is
+        // were made for this model; the frame holds side × side × 3 bytes; the GL context is
         // current while MuJoCo draws and reads.
         gl.with_current(|| unsafe {
             mjv_updateScene(
@@ -287,18 +285,17 @@ impl Renderer {
             mjr_setBuffer(mjtFramebuffer::mjFB_OFFSCREEN as c_int, context.as_mut());
             mjr_render(viewport, scene.as_mut(), context.as_ref());
             mjr_readPixels(
-                rgb.as_mut_ptr(),
+                frame.rgb.as_mut_ptr(),
                 std::ptr::null_mut(),
                 viewport,
                 context.as_ref(),
             );
         })?;
-        // OpenGL's rows run bottom-up.
-        let row = 3 * self.width;
-        let mut frame = Frame::filled(self.width, self.height, [0, 0, 0]);
-        for (y, out) in frame.rgb.chunks_exact_mut(row).enumerate() {
-            let src = (self.height - 1 - y) * row;
-            out.copy_from_slice(&self.rgb[src..src + row]);
+        // OpenGL's rows run bottom-up: swap them in place.
+        let row = 3 * side;
+        for y in 0..side / 2 {
+            let (top, bottom) = frame.rgb.split_at_mut((side - 1 - y) * row);
+            top[y * row..(y + 1) * row].swap_with_slice(&mut bottom[..row]);
         }
         Ok(frame)
     }
@@ -314,10 +311,6 @@ impl Drop for Renderer {
         let _ = gl.with_current(|| unsafe { mjr_freeContext(context.as_mut()) });
         unsafe { mjv_freeScene(scene.as_mut()) };
     }
-}
-
-fn sim_ngeom(sim: &Sim) -> i32 {
-    (sim.geom_xpos().len() / 3) as i32
 }
 
 /// Gymnasium's `OffScreenViewer._init_camera` followed by `_set_cam_config`.

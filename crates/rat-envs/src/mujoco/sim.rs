@@ -205,11 +205,15 @@ impl Sim {
         (self.model.as_ptr(), self.data.as_ptr())
     }
 
+    /// The number of geoms.
+    pub fn ngeom(&self) -> usize {
+        usize::try_from(self.m().ngeom).unwrap_or(0)
+    }
+
     /// Positions of every geom (`geom_xpos`, ngeom × 3).
     pub fn geom_xpos(&self) -> &[f64] {
-        let n = usize::try_from(self.m().ngeom).unwrap_or(0);
         // SAFETY: geom_xpos has ngeom × 3 entries, alive as long as `self`.
-        unsafe { std::slice::from_raw_parts(self.d().geom_xpos, 3 * n) }
+        unsafe { std::slice::from_raw_parts(self.d().geom_xpos, 3 * self.ngeom()) }
     }
 
     /// The model's extent (`stat.extent`), Gymnasium's default camera distance.

@@ -64,13 +64,10 @@ pub const RENDER_SCALE: usize = 4;
 
 /// A `FRAME x FRAME` RGB image, each pixel a `scale x scale` square.
 fn scaled_frame(rgb: &[u8], scale: usize) -> crate::Frame {
-    let side = FRAME * scale;
-    let mut frame = crate::Frame::filled(side, side, [0, 0, 0]);
-    for (row, line) in frame.rgb.chunks_exact_mut(3 * side).enumerate() {
-        let src = &rgb[(row / scale) * 3 * FRAME..(row / scale + 1) * 3 * FRAME];
-        for (col, px) in line.chunks_exact_mut(3).enumerate() {
-            px.copy_from_slice(&src[3 * (col / scale)..3 * (col / scale) + 3]);
-        }
+    let mut frame = crate::Frame::filled(FRAME * scale, FRAME * scale, [0, 0, 0]);
+    for (k, px) in rgb.chunks_exact(3).enumerate() {
+        let (y, x) = (k / FRAME, k % FRAME);
+        frame.fill_rect(x * scale, y * scale, scale, scale, [px[0], px[1], px[2]]);
     }
     frame
 }

@@ -118,6 +118,12 @@ pub fn gif_bytes(frames: &[Frame], delay_cs: u16) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The GIF frame delay (hundredths of a second) closest to `fps` frames a second; GIF players
+/// treat delays under 2 as slow, so at most 50 frames a second.
+pub fn delay_cs(fps: u32) -> u16 {
+    (100 / fps.max(1)).max(2) as u16
+}
+
 /// Writes [`gif_bytes`] to `path`.
 pub fn write_gif(path: &Path, frames: &[Frame], delay_cs: u16) -> Result<()> {
     let bytes = gif_bytes(frames, delay_cs)?;
@@ -183,7 +189,6 @@ pub fn write_video(path: &Path, frames: &[Frame], fps: u32) -> Result<()> {
     if mp4 {
         write_mp4(path, frames, fps)
     } else {
-        // GIF delays are in hundredths of a second.
-        write_gif(path, frames, (100 / fps.max(1)).max(2) as u16)
+        write_gif(path, frames, delay_cs(fps))
     }
 }

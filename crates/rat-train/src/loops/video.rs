@@ -3,9 +3,9 @@
 //! animated image (`eval/video`, next to `eval/return`).
 //!
 //! A training video is a glance, not a figure, and must not slow training: it plays at 25 frames
-//! a second in simulated time (Hopper keeps every fifth frame), draws at [`Detail::Fast`]
-//! (MuJoCo: 240 x 240 without shadows or reflections), and halves any frame wider than
-//! [`MAX_WIDTH`]. For a full recording of a checkpoint use `evaluate --video`.
+//! a second in simulated time (Hopper keeps every fifth frame) and draws at [`Detail::Fast`]
+//! (MuJoCo: 240 x 240 without shadows or reflections). For a full recording of a checkpoint
+//! use `evaluate --video`.
 
 use std::path::{Path, PathBuf};
 
@@ -17,15 +17,11 @@ use rat_envs::render::Detail;
 
 use super::evaluate::{Recording, play};
 use crate::error::{Result, io};
-use crate::io::video::{downsample, gif_bytes, with_caption};
+use crate::io::video::{delay_cs, gif_bytes, with_caption};
 use crate::nets::{ActionMode, RolloutModel};
 
-/// GIF delay between frames (hundredths of a second): 25 frames per second.
-const DELAY_CS: u16 = 4;
-/// Playback rate.
-const FPS: f64 = 25.0;
-/// Frames wider than this are halved (MuJoCo's 480 x 480 become 240 x 240).
-pub const MAX_WIDTH: usize = 320;
+/// Playback rate, frames a second.
+const FPS: u32 = 25;
 
 /// One recorded evaluation episode.
 #[derive(Debug, Clone)]
@@ -98,7 +94,7 @@ impl VideoRecorder {
             agent,
             &mut self.env,
             1,
-            Recording::at_fps(1, FPS),
+            Recording::at_fps(1, f64::from(FPS)),
             ActionMode::Mode,
             device,
             &mut self.rng,
@@ -108,16 +104,9 @@ impl VideoRecorder {
         let frames: Vec<_> = videos
             .iter()
             .flatten()
-            .map(|f| {
-                let f = if f.width > MAX_WIDTH {
-                    downsample(f, 2)
-                } else {
-                    f.clone()
-                };
-                with_caption(&f, &caption)
-            })
+            .map(|f| with_caption(f, &caption))
             .collect();
-        let gif = gif_bytes(&frames, DELAY_CS)?;
+        let gif = gif_bytes(&frames, delay_cs(FPS))?;
         let path = self.dir.join(format!("iter_{:06}.gif", it + 1));
         std::fs::write(&path, &gif).map_err(io(&path))?;
         let size = frames.first().map_or((0, 0), |f| (f.width, f.height));
