@@ -13,6 +13,9 @@
 #   rat_target_kl_{0.01,0.02}       per-rollout stop
 #   rat_relative_{0.0001,0.001,0.01}  damping_mode relative, λ sweep: λ·tr(K)/b; on the CNN
 #                          tr(K)/b ≈ 18 at the start, so the published λ = 0.1 is ≈ 0.0055 relative
+#   rat_relative_{λ}_ceiling_{c}  relative λ with the KL rule's learning-rate ceiling raised to c
+#                          (the published ceiling 0.05 holds the per-rollout KL near 1e-3 on
+#                          Space Invaders, under the rule's lower target 0.004)
 #   rat_1x8, rat_1x2       1 epoch x 8 minibatches, 1 epoch x 2 minibatches
 #   kfac, fvp              the same CNN (rat_cnn.yaml with --algo), with max_kl 3e-5
 #   pg                     SGD, no preconditioning
@@ -42,6 +45,7 @@ args_of() {
     rat) echo "--config rat_cnn.yaml" ;;
     rat_max_kl_*) echo "--config rat_cnn.yaml --max_kl ${1#rat_max_kl_}" ;;
     rat_target_kl_*) echo "--config rat_cnn.yaml --target_kl ${1#rat_target_kl_}" ;;
+    rat_relative_*_ceiling_*) v=${1#rat_relative_}; echo "--config rat_cnn.yaml --damping_mode relative --cg_damping ${v%_ceiling_*} --lr_ceiling ${v#*_ceiling_}" ;;
     rat_relative_*) echo "--config rat_cnn.yaml --damping_mode relative --cg_damping ${1#rat_relative_}" ;;
     rat_1x8) echo "--config rat_cnn.yaml --pi_epochs 1 --pi_minibatches 8" ;;
     rat_1x2) echo "--config rat_cnn.yaml --pi_epochs 1 --pi_minibatches 2" ;;

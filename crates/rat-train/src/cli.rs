@@ -1,5 +1,5 @@
 //! The one command-line parser of every example (`train_detach`, `train_shared`, `evaluate`,
-//! `compare`), on `lexopt`, with the same rules everywhere:
+//! `suite`), on `lexopt`, with the same rules everywhere:
 //!
 //! * `--key value` and `--key=value`; `-` and `_` are the same in a key (`--env-name`,
 //!   `--env_name`);

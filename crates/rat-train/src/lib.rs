@@ -11,9 +11,10 @@
 //! * [`optim`] — SGD, Adam and the KL-adaptive learning rate, each owning its checkpoint state;
 //! * [`loops`] — the `train_detach` and `train_shared` loops, the rollout, start-up and resume,
 //!   evaluation;
-//! * [`io`] — the run directory's outputs: `progress.csv`, TensorBoard, checkpoints, plots.
+//! * [`io`] — the run directory's outputs: `progress.csv`, TensorBoard, checkpoints, plots;
+//! * [`suite`] — benchmark suites of many runs: resumable, with multi-seed tables and plots.
 //!
-//! Dependencies point one way: `loops` → `rules` → `nets` → `config`, and `io` is used by all of
+//! Dependencies point one way: `suite` → `loops` → `rules` → `nets` → `config`, and `io` is used by all of
 //! them but uses none of `loops`, `rules`' steps or `nets`.
 
 #![warn(missing_docs)]
@@ -26,5 +27,6 @@ pub mod loops;
 pub mod nets;
 pub mod optim;
 pub mod rules;
+pub mod suite;
 
 pub use error::{Error, Result};

@@ -1,5 +1,5 @@
 //! The one command-line parser of every example: the same rules for the training examples
-//! (`cli::parse`) and for `evaluate`/`compare` (`cli::items`).
+//! (`cli::parse`) and for `evaluate`/`suite` (`cli::items`).
 
 use rat_train::cli::{Item, items, parse};
 

@@ -18,6 +18,9 @@ pub struct RunOptions {
     pub device: Device,
     /// The root of the log directories (`logs`).
     pub log_root: PathBuf,
+    /// The run directory itself, instead of a new one named after the config under
+    /// `log_root`; it must not exist or be empty (a suite gives each run a fixed place).
+    pub run_dir: Option<PathBuf>,
     /// Continue from this checkpoint (its run directory is reused).
     pub resume: Option<PathBuf>,
     /// Save a checkpoint every this many iterations (0: only at the end).
@@ -47,6 +50,7 @@ impl Default for RunOptions {
             seed: None,
             device: Device::Cpu,
             log_root: PathBuf::from("logs"),
+            run_dir: None,
             resume: None,
             checkpoint_every: 50,
             video_every: 0,

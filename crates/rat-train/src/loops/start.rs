@@ -92,14 +92,30 @@ fn check_resume(config: &Config, t: &Checkpoint, seed: Option<u64>, path: &Path)
     }
 }
 
-/// The run directory: the checkpoint's own when resuming; else `fresh` (a new one), created
-/// here and exclusively, with a suffix (`-1`, `-2`, …) when another run already has that name,
-/// so that two runs never share a directory.
+/// The run directory: the checkpoint's own when resuming; else the one the options name (which
+/// must not exist or be empty); else `fresh` (a new one), created here and exclusively, with a
+/// suffix (`-1`, `-2`, …) when another run already has that name, so that two runs never share
+/// a directory.
 pub(crate) fn run_dir(opts: &RunOptions, fresh: impl FnOnce() -> PathBuf) -> Result<PathBuf> {
-    match &opts.resume {
-        Some(path) => Ok(path.parent().unwrap_or(Path::new(".")).to_path_buf()),
-        None => create_unique_dir(&fresh()),
+    match (&opts.resume, &opts.run_dir) {
+        (Some(path), _) => Ok(path.parent().unwrap_or(Path::new(".")).to_path_buf()),
+        (None, Some(dir)) => create_empty_dir(dir),
+        (None, None) => create_unique_dir(&fresh()),
     }
+}
+
+/// Creates `dir` (and its parents), or accepts it if it exists and is empty.
+fn create_empty_dir(dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(crate::error::io(dir))?;
+    let mut entries = std::fs::read_dir(dir).map_err(crate::error::io(dir))?;
+    if entries.next().is_some() {
+        return invalid(format!(
+            "{}: the run directory is not empty; a new run never writes into another run's \
+             files (resume it with --resume <its model.safetensors>, or choose another)",
+            dir.display()
+        ));
+    }
+    Ok(dir.to_path_buf())
 }
 
 /// Creates `dir`, or `dir-1`, `dir-2`, … if taken, atomically; returns the one created.
