@@ -16,7 +16,9 @@
 //! * [`linalg`] — Cholesky / LU solves and symmetric eigen-decomposition on tensors;
 //! * [`cg`], [`fisher`] — conjugate gradient and Fisher-vector products (empirical, exact);
 //! * [`distributions`], [`clip`] — policy distributions and step clipping;
-//! * [`params`] — parameter-space vectors.
+//! * [`params`] — parameter-space vectors;
+//! * [`dist`] — the communicator R processes compute one algorithm with (`Single`; `Mpi` behind
+//!   the `mpi` feature).
 //!
 //! Everything is a function from tensors to tensors or a small explicit state struct; errors are
 //! [`Error`] values, never panics.
@@ -27,6 +29,7 @@ pub mod cg;
 pub mod clip;
 #[cfg(feature = "cuda")]
 mod cusolver;
+pub mod dist;
 pub mod distributions;
 mod error;
 pub mod fisher;

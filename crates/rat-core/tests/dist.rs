@@ -1,0 +1,100 @@
+//! The communicator: `Single` is the identity, the shares of a split cover 0..n in rank order,
+//! and (with the `mpi` feature) two MPI ranks agree with sums, concatenations and broadcasts
+//! computed by hand. The MPI test starts itself under `mpirun -np 2`.
+
+use candle_core::{Device, Tensor};
+use rat_core::dist::{Communicator, Single, share, tensor};
+
+#[test]
+fn a_single_process_communicator_is_the_identity() -> anyhow::Result<()> {
+    let c = Single;
+    assert_eq!((c.rank(), c.size(), c.is_root()), (0, 1, true));
+    let mut x = [1.5, -2.0];
+    c.all_reduce_sum_f64(&mut x)?;
+    assert_eq!(x, [1.5, -2.0]);
+    assert_eq!(c.all_gather_v_f32(&[1.0, 2.0])?, (vec![1.0, 2.0], vec![2]));
+    let mut b = vec![1u8, 2];
+    c.broadcast_bytes(0, &mut b)?;
+    assert_eq!(b, [1, 2]);
+    assert!(c.broadcast_bytes(1, &mut b).is_err());
+    let t = Tensor::new(&[[1.0f32, 2.0], [3.0, 4.0]], &Device::Cpu)?;
+    assert_eq!(
+        tensor::all_gather_rows(&c, &t)?.to_vec2::<f32>()?,
+        t.to_vec2::<f32>()?
+    );
+    Ok(())
+}
+
+#[test]
+fn shares_cover_every_index_once_in_rank_order() {
+    for n in 0..20 {
+        for size in 1..6 {
+            let all: Vec<usize> = (0..size).flat_map(|r| share(n, r, size)).collect();
+            assert_eq!(all, (0..n).collect::<Vec<_>>(), "n {n}, size {size}");
+            let lens: Vec<usize> = (0..size).map(|r| share(n, r, size).len()).collect();
+            assert!(lens.iter().max().unwrap_or(&0) - lens.iter().min().unwrap_or(&0) <= 1);
+        }
+    }
+}
+
+#[cfg(feature = "mpi")]
+#[test]
+fn two_mpi_ranks_agree_with_the_hand_computed_collectives() -> anyhow::Result<()> {
+    if std::env::var_os("OMPI_COMM_WORLD_SIZE").is_none() {
+        // The parent: run this test again as two ranks.
+        let exe = std::env::current_exe()?;
+        let out = std::process::Command::new("mpirun")
+            .args(["--oversubscribe", "--allow-run-as-root", "-np", "2"])
+            .arg(exe)
+            .args([
+                "two_mpi_ranks_agree_with_the_hand_computed_collectives",
+                "--exact",
+                "--nocapture",
+            ])
+            .output()
+            .map_err(|e| anyhow::anyhow!("mpirun: {e} (apt install openmpi-bin)"))?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "mpirun -np 2 failed:\n{text}");
+        for r in 0..2 {
+            assert!(text.contains(&format!("rank {r} of 2 agrees")), "{text}");
+        }
+        return Ok(());
+    }
+    let c = rat_core::dist::Mpi::init()?;
+    let (r, n) = (c.rank(), c.size());
+    assert_eq!(n, 2);
+    // Σ_r (r + 1)·[1, 2, 3] = 3·[1, 2, 3]; an f64 tail that only sums exactly in this order.
+    let mut x = [
+        1.0 * (r + 1) as f64,
+        2.0 * (r + 1) as f64,
+        3.0 * (r + 1) as f64,
+    ];
+    c.all_reduce_sum_f64(&mut x)?;
+    assert_eq!(x, [3.0, 6.0, 9.0]);
+    let mut y = [0.5f32 + r as f32];
+    c.all_reduce_sum_f32(&mut y)?;
+    assert_eq!(y, [2.0]);
+    // Rank r gives r + 1 values 10r, 10r + 1, …: concatenated in rank order.
+    let mine: Vec<f64> = (0..=r).map(|i| (10 * r + i) as f64).collect();
+    assert_eq!(
+        c.all_gather_v_f64(&mine)?,
+        (vec![0.0, 10.0, 11.0], vec![1, 2])
+    );
+    // A broadcast from rank 1 changes rank 0's length too.
+    let mut b = if r == 1 { vec![7u8, 8, 9] } else { vec![1u8] };
+    c.broadcast_bytes(1, &mut b)?;
+    assert_eq!(b, [7, 8, 9]);
+    // Tensors: rows gathered in rank order, sums element-wise.
+    let t = Tensor::new(&[[r as f32, 1.0]], &Device::Cpu)?;
+    assert_eq!(
+        tensor::all_gather_rows(&c, &t)?.to_vec2::<f32>()?,
+        [[0.0, 1.0], [1.0, 1.0]]
+    );
+    assert_eq!(
+        tensor::all_reduce_sum(&c, &t)?.to_vec2::<f32>()?,
+        [[1.0, 2.0]]
+    );
+    println!("rank {r} of {n} agrees");
+    Ok(())
+}
