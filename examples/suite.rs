@@ -35,6 +35,8 @@ usage: suite <suite.yaml> [options]
   --dry-run               list every run, its state and an estimate of its time; train nothing
   --report                rewrite summary.csv, table.md and the plots from the finished runs only
   --shard <i>/<n>         take every n-th run from the i-th (0 <= i < n), for n processes
+  --dist mpi              under `mpirun -np R` (a build with --features mpi): rank r takes shard
+                          r/R, rank 0 writes the reports once every rank is done
   --checkpoint_every <k>  checkpoint every k iterations (default 10)
   --device <k>            as train_detach's: -1 (default) CUDA when built with it and present, else
                           the CPU; k >= 0 GPU k
@@ -60,6 +62,7 @@ struct Args {
     report: bool,
     quiet: bool,
     shard: Option<String>,
+    dist: Option<String>,
     checkpoint_every: usize,
     device: i64,
     env: Option<String>,
@@ -91,6 +94,7 @@ fn parse() -> anyhow::Result<Option<Args>> {
             Item::Flag(k, v) => match k.as_str() {
                 "out" => a.out = Some(PathBuf::from(v)),
                 "shard" => a.shard = Some(v),
+                "dist" => a.dist = Some(v),
                 "checkpoint_every" => a.checkpoint_every = integer("checkpoint_every", &v)?,
                 "device" => a.device = integer("device", &v)?,
                 "env_name" => a.env = Some(v),
@@ -143,18 +147,41 @@ fn suite() -> anyhow::Result<ExitCode> {
         print_plan(&suite, &driver::plan(&mine, &out)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let comm = rat_train::cli::communicator(a.dist.as_deref())?;
+    anyhow::ensure!(
+        comm.size() == 1 || a.shard.is_none(),
+        "--shard and --dist mpi both split the suite; give one"
+    );
     if !a.report {
         let settings = Settings {
             device: Some(rat_train::cli::device(a.device)?),
             checkpoint_every: a.checkpoint_every,
             verbose: !a.quiet,
+            write_reports: true,
             stop: Some(stop_on_signals()?),
         };
-        let pass = driver::run(&suite, &mine, &all, &out, &title, &settings, &mut |line| {
-            eprintln!("{line}")
-        })?;
+        let rank = comm.rank();
+        let mut say = |line: &str| match comm.size() {
+            1 => eprintln!("{line}"),
+            _ => eprintln!("rank {rank}: {line}"),
+        };
+        let pass = driver::run_ranked(
+            comm.as_ref(),
+            &suite,
+            &mine,
+            &all,
+            &out,
+            &title,
+            &settings,
+            &mut say,
+        )?;
         eprintln!(
-            "suite: {} trained, {} already finished, {} held by other processes, {} failed",
+            "suite{}: {} trained, {} already finished, {} held by other processes, {} failed",
+            if comm.size() > 1 {
+                format!(" (rank {rank})")
+            } else {
+                String::new()
+            },
             pass.trained,
             pass.skipped,
             pass.locked,
@@ -168,6 +195,9 @@ fn suite() -> anyhow::Result<ExitCode> {
                 eprintln!("failed: {} {} seed {}: {e}", job.env, job.algo, job.seed);
             }
             return Ok(ExitCode::FAILURE);
+        }
+        if !comm.is_root() {
+            return Ok(ExitCode::SUCCESS);
         }
     }
     let rows = report::write(&suite, &all, &out, &title)?;

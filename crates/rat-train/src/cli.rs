@@ -229,3 +229,26 @@ pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
     }
     Ok(stop)
 }
+
+/// The communicator `--dist` names: `single` (the default: one process) or `mpi` (a build with
+/// the `mpi` feature, started by `mpirun`); anything else, or `mpi` without the feature or the
+/// launcher, is an error saying what to do.
+pub fn communicator(dist: Option<&str>) -> Result<Arc<dyn rat_core::dist::Communicator>> {
+    match dist {
+        None | Some("single") => Ok(Arc::new(rat_core::dist::Single)),
+        #[cfg(feature = "mpi")]
+        Some("mpi") => {
+            Ok(Arc::new(rat_core::dist::Mpi::init().map_err(|e| {
+                crate::Error::Invalid(format!("--dist mpi: {e}"))
+            })?))
+        }
+        #[cfg(not(feature = "mpi"))]
+        Some("mpi") => invalid(
+            "--dist mpi: this build has no MPI; build with `--features mpi` (Debian: apt install \
+             libopenmpi-dev openmpi-bin libclang-dev) and start it with `mpirun -np <R> ...`",
+        ),
+        Some(other) => invalid(format!(
+            "--dist {other}: not an engine (single, or mpi in a build with the mpi feature)"
+        )),
+    }
+}

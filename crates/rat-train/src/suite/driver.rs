@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use rat_core::dist::Communicator;
+
 use super::file::{Job, Suite};
 use super::report;
 use super::runs::{self, Lock, Settings, State};
@@ -192,6 +194,38 @@ pub fn run(
                 pass.failed.push((job.clone(), e));
             }
         }
+        if settings.write_reports {
+            report::write(suite, report_jobs, out, title)?;
+        }
+    }
+    Ok(pass)
+}
+
+/// The suite across the ranks of `comm` (a sweep: each run single-process): rank r takes shard
+/// r/R of `jobs` (every R-th run from the r-th), only rank 0 writes the reports (from
+/// `report_jobs`' finished runs), and once every rank has finished its pass (a barrier) rank 0
+/// writes the final one. With one rank this is [`run`] with the reports written.
+#[allow(clippy::too_many_arguments)] // run's arguments and the communicator
+pub fn run_ranked(
+    comm: &dyn Communicator,
+    suite: &Suite,
+    jobs: &[Job],
+    report_jobs: &[Job],
+    out: &Path,
+    title: &str,
+    settings: &Settings,
+    say: &mut dyn FnMut(&str),
+) -> Result<Pass> {
+    let (rank, size) = (comm.rank(), comm.size());
+    let mine = shard(jobs.to_vec(), &format!("{rank}/{size}"))?;
+    let settings = Settings {
+        write_reports: comm.is_root(),
+        ..settings.clone()
+    };
+    let pass = run(suite, &mine, report_jobs, out, title, &settings, say)?;
+    // A barrier: every rank's runs are finished (or stopped) before the final report.
+    comm.sum_f64(0.0)?;
+    if comm.is_root() {
         report::write(suite, report_jobs, out, title)?;
     }
     Ok(pass)

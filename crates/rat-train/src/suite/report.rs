@@ -152,7 +152,7 @@ pub fn table_md(suite: &Suite, rows: &[Row], title: &str) -> String {
         let anchors: Vec<String> = suite
             .anchors_of(&env, &algo)
             .iter()
-            .map(|a| format!("{} {}", a.name, fmt(a.value)))
+            .map(|a| format!("{} {}", a.name, fmt(a.value).trim_end_matches(".0")))
             .collect();
         let steps: BTreeSet<u64> = mine.iter().map(|r| r.steps as u64).collect();
         let steps: Vec<String> = steps

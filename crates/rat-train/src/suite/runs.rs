@@ -258,6 +258,9 @@ pub struct Settings {
     pub checkpoint_every: usize,
     /// Print each run's progress lines.
     pub verbose: bool,
+    /// Whether this process rewrites the suite's reports after each run (under MPI, rank 0
+    /// only, so that two ranks never write the same file).
+    pub write_reports: bool,
     /// Set by a signal handler: the run in progress stops after its iteration, checkpointed.
     pub stop: Option<Arc<AtomicBool>>,
 }
