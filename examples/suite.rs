@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use rat_train::cli::{EXIT_INTERRUPTED, Item, integer, items, stop_on_signals};
-use rat_train::suite::driver::{self, Planned};
+use rat_train::suite::driver::{self, Context, Planned};
 use rat_train::suite::runs::Settings;
 use rat_train::suite::{State, Suite, report};
 
@@ -165,16 +165,13 @@ fn suite() -> anyhow::Result<ExitCode> {
             1 => eprintln!("{line}"),
             _ => eprintln!("rank {rank}: {line}"),
         };
-        let pass = driver::run_ranked(
-            comm.as_ref(),
-            &suite,
-            &mine,
-            &all,
-            &out,
-            &title,
-            &settings,
-            &mut say,
-        )?;
+        let cx = Context {
+            suite: &suite,
+            all: &all,
+            out: &out,
+            title: &title,
+        };
+        let pass = driver::run_ranked(comm.as_ref(), cx, &mine, &settings, &mut say)?;
         eprintln!(
             "suite{}: {} trained, {} already finished, {} held by other processes, {} failed",
             if comm.size() > 1 {

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rat_train::suite::driver;
+use rat_train::suite::driver::{self, Context};
 use rat_train::suite::report::{self, Row};
 use rat_train::suite::runs::{self, Settings, State};
 use rat_train::suite::stats::{iqm, quantile, stratified_bootstrap};
@@ -40,6 +40,15 @@ fn suite_in(dir: &Path, text: &str) -> anyhow::Result<Suite> {
     let path = dir.join("suite.yaml");
     std::fs::write(&path, text)?;
     Ok(Suite::load(&path)?)
+}
+
+fn cx<'a>(suite: &'a Suite, all: &'a [Job], out: &'a Path) -> Context<'a> {
+    Context {
+        suite,
+        all,
+        out,
+        title: "t",
+    }
 }
 
 fn settings(checkpoint_every: usize, stop: bool) -> Settings {
@@ -75,11 +84,8 @@ fn a_suite_runs_skips_finished_runs_and_resumes_a_stopped_one() -> anyhow::Resul
     let mut quiet = |_: &str| {};
     let one = [jobs[0].clone()];
     let pass = driver::run(
-        &suite,
+        cx(&suite, &jobs, &reference),
         &one,
-        &one,
-        &reference,
-        "t",
         &settings(2, false),
         &mut quiet,
     )?;
@@ -102,11 +108,8 @@ fn a_suite_runs_skips_finished_runs_and_resumes_a_stopped_one() -> anyhow::Resul
     let mut lines = Vec::new();
     let mut say = |l: &str| lines.push(l.to_string());
     let pass = driver::run(
-        &suite,
+        cx(&suite, &jobs, &out),
         &jobs,
-        &jobs,
-        &out,
-        "t",
         &settings(2, false),
         &mut say,
     )?;
@@ -125,11 +128,8 @@ fn a_suite_runs_skips_finished_runs_and_resumes_a_stopped_one() -> anyhow::Resul
     let progress = out.join(&jobs[1].dir).join("progress.csv");
     let before = std::fs::metadata(&progress)?.modified()?;
     let pass = driver::run(
-        &suite,
+        cx(&suite, &jobs, &out),
         &jobs,
-        &jobs,
-        &out,
-        "t",
         &settings(2, false),
         &mut quiet,
     )?;
@@ -142,11 +142,8 @@ fn a_suite_runs_skips_finished_runs_and_resumes_a_stopped_one() -> anyhow::Resul
     std::fs::create_dir_all(fresh.join("runs/CartPole-v1/rat"))?;
     std::fs::copy(&lock, fresh.join(&jobs[1].dir).with_extension("lock"))?;
     let pass = driver::run(
-        &suite,
+        cx(&suite, &jobs, &fresh),
         &jobs[1..],
-        &jobs,
-        &fresh,
-        "t",
         &settings(2, false),
         &mut quiet,
     )?;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use rat_core::dist::{Communicator, Mpi, Single};
-use rat_train::suite::driver;
+use rat_train::suite::driver::{self, Context};
 use rat_train::suite::runs::{Curve, Settings};
 use rat_train::suite::{Job, Suite};
 
@@ -36,7 +36,13 @@ fn sweep(comm: &dyn Communicator, dir: &Path, out: &Path) -> anyhow::Result<()> 
         write_reports: true,
         stop: None,
     };
-    let pass = driver::run_ranked(comm, &suite, &jobs, &jobs, out, "t", &settings, &mut |_| {})?;
+    let cx = Context {
+        suite: &suite,
+        all: &jobs,
+        out,
+        title: "t",
+    };
+    let pass = driver::run_ranked(comm, cx, &jobs, &settings, &mut |_| {})?;
     assert_eq!((pass.trained, pass.failed.len()), (4 / comm.size(), 0));
     Ok(())
 }

@@ -93,6 +93,27 @@ pub fn plan(jobs: &[Job], out: &Path) -> Result<Vec<Planned>> {
         .collect())
 }
 
+/// The suite a pass belongs to: its file, all its jobs (the reports cover every finished one,
+/// whichever process trained it), its output folder and the reports' title.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The suite file.
+    pub suite: &'a Suite,
+    /// Every job of the suite.
+    pub all: &'a [Job],
+    /// The output folder (`--out`).
+    pub out: &'a Path,
+    /// The title of `table.md`.
+    pub title: &'a str,
+}
+
+impl Context<'_> {
+    /// Rewrites `summary.csv`, `table.md` and the plots from every finished run.
+    pub fn report(&self) -> Result<Vec<report::Row>> {
+        report::write(self.suite, self.all, self.out, self.title)
+    }
+}
+
 /// What a pass over the suite did.
 #[derive(Debug, Default)]
 pub struct Pass {
@@ -108,19 +129,17 @@ pub struct Pass {
     pub interrupted: bool,
 }
 
-/// Trains every unfinished job in order (resuming or restarting as its state says), skipping
-/// finished and locked ones; a failed run is reported and the pass goes on. After every run
-/// that ends, `summary.csv`, `table.md` and the plots under `out` are rewritten from all of
-/// `report_jobs`' finished runs. `say` receives one line per event.
+/// Trains every unfinished job of `jobs` in order (resuming or restarting as its state says),
+/// skipping finished and locked ones; a failed run is reported and the pass goes on. After
+/// every run that ends, the reports are rewritten when `settings.write_reports` says so. `say`
+/// receives one line per event.
 pub fn run(
-    suite: &Suite,
+    cx: Context,
     jobs: &[Job],
-    report_jobs: &[Job],
-    out: &Path,
-    title: &str,
     settings: &Settings,
     say: &mut dyn FnMut(&str),
 ) -> Result<Pass> {
+    let out = cx.out;
     let mut pass = Pass::default();
     let stop = || {
         settings
@@ -195,24 +214,20 @@ pub fn run(
             }
         }
         if settings.write_reports {
-            report::write(suite, report_jobs, out, title)?;
+            cx.report()?;
         }
     }
     Ok(pass)
 }
 
 /// The suite across the ranks of `comm` (a sweep: each run single-process): rank r takes shard
-/// r/R of `jobs` (every R-th run from the r-th), only rank 0 writes the reports (from
-/// `report_jobs`' finished runs), and once every rank has finished its pass (a barrier) rank 0
-/// writes the final one. With one rank this is [`run`] with the reports written.
-#[allow(clippy::too_many_arguments)] // run's arguments and the communicator
+/// r/R of `jobs` (every R-th run from the r-th), only rank 0 writes the reports, and once every
+/// rank has finished its pass (a barrier) rank 0 writes the final one. With one rank this is
+/// [`run`] with the reports written.
 pub fn run_ranked(
     comm: &dyn Communicator,
-    suite: &Suite,
+    cx: Context,
     jobs: &[Job],
-    report_jobs: &[Job],
-    out: &Path,
-    title: &str,
     settings: &Settings,
     say: &mut dyn FnMut(&str),
 ) -> Result<Pass> {
@@ -222,11 +237,11 @@ pub fn run_ranked(
         write_reports: comm.is_root(),
         ..settings.clone()
     };
-    let pass = run(suite, &mine, report_jobs, out, title, &settings, say)?;
+    let pass = run(cx, &mine, &settings, say)?;
     // A barrier: every rank's runs are finished (or stopped) before the final report.
     comm.sum_f64(0.0)?;
     if comm.is_root() {
-        report::write(suite, report_jobs, out, title)?;
+        cx.report()?;
     }
     Ok(pass)
 }
