@@ -16,6 +16,7 @@
 #   rat_relative_{λ}_ceiling_{c}  relative λ with the KL rule's learning-rate ceiling raised to c
 #                          (the published ceiling 0.05 holds the per-rollout KL near 1e-3 on
 #                          Space Invaders, under the rule's lower target 0.004)
+#   rat_relative_{λ}_ceiling_{c}_kl_{low}_{high}  and the KL rule's targets (published 0.004 / 0.016)
 #   rat_1x8, rat_1x2       1 epoch x 8 minibatches, 1 epoch x 2 minibatches
 #   kfac, fvp              the same CNN (rat_cnn.yaml with --algo), with max_kl 3e-5
 #   pg                     SGD, no preconditioning
@@ -45,6 +46,8 @@ args_of() {
     rat) echo "--config rat_cnn.yaml" ;;
     rat_max_kl_*) echo "--config rat_cnn.yaml --max_kl ${1#rat_max_kl_}" ;;
     rat_target_kl_*) echo "--config rat_cnn.yaml --target_kl ${1#rat_target_kl_}" ;;
+    rat_relative_*_ceiling_*_kl_*_*) v=${1#rat_relative_}; c=${v#*_ceiling_}; k=${c#*_kl_}
+      echo "--config rat_cnn.yaml --damping_mode relative --cg_damping ${v%%_ceiling_*} --lr_ceiling ${c%%_kl_*} --kl_low ${k%_*} --kl_high ${k#*_}" ;;
     rat_relative_*_ceiling_*) v=${1#rat_relative_}; echo "--config rat_cnn.yaml --damping_mode relative --cg_damping ${v%_ceiling_*} --lr_ceiling ${v#*_ceiling_}" ;;
     rat_relative_*) echo "--config rat_cnn.yaml --damping_mode relative --cg_damping ${1#rat_relative_}" ;;
     rat_1x8) echo "--config rat_cnn.yaml --pi_epochs 1 --pi_minibatches 8" ;;
