@@ -174,6 +174,11 @@ fn a_directory_holding_another_configs_run_is_refused() -> anyhow::Result<()> {
     let err = runs::state(&changed.jobs()?[0], &out).expect_err("another config");
     let msg = err.to_string();
     assert!(msg.contains("nsteps: 32 there, 64 in the suite"), "{msg}");
+    // A run stopped in its first iteration (an empty progress.csv, no checkpoint) restarts.
+    let second = &changed.jobs()?[1];
+    std::fs::create_dir_all(out.join(&second.dir))?;
+    std::fs::write(out.join(&second.dir).join("progress.csv"), "")?;
+    assert!(matches!(runs::state(second, &out)?, State::Restart));
     // A budget raised later continues the run (a resume may change it).
     let longer = suite_in(&dir, &SUITE.replace("budget: 256", "budget: 512"))?;
     assert!(matches!(

@@ -125,7 +125,9 @@ pub fn state(job: &Job, out: &Path) -> Result<State> {
         return Ok(State::New);
     }
     check_same_config(job, &dir)?;
-    let curve = if progress.exists() {
+    // A run stopped in its first iteration leaves an empty progress.csv.
+    let logged = std::fs::metadata(&progress).is_ok_and(|m| m.len() > 0);
+    let curve = if logged {
         Curve::read(&progress)?
     } else {
         Curve::default()
