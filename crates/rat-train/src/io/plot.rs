@@ -4,7 +4,7 @@
 //! system font.
 
 use std::path::Path;
-use std::sync::Once;
+use std::sync::OnceLock;
 
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
@@ -45,12 +45,12 @@ pub const PLOT_SIZE: (u32, u32) = (960, 600);
 
 const FONT: &str = "sans-serif";
 
-/// Registers the embedded typeface under [`FONT`] once per process.
+/// Registers the embedded typeface under [`FONT`] once per process (the outcome is kept, so a
+/// font that cannot be read is an error on every call, not only the first).
 fn register() -> Result<()> {
-    static ONCE: Once = Once::new();
-    let mut ok = true;
-    ONCE.call_once(|| {
-        ok = register_font(FONT, FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT).is_ok();
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        register_font(FONT, FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT).is_ok()
     });
     if ok {
         Ok(())

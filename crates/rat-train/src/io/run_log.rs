@@ -386,7 +386,7 @@ impl RunLog {
 
 /// `name` with the characters that are awkward in a directory name (an id's `?options`, `/`)
 /// replaced by `_`.
-fn path_safe(name: &str) -> String {
+pub fn path_safe(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.:=".contains(c) {

@@ -246,15 +246,8 @@ fn algo_name(config: &Config) -> String {
         .unwrap_or_default()
 }
 
-/// `name` with the characters awkward in a directory name replaced by `_`.
+/// `name` as a directory name: [`run_log::path_safe`](crate::io::run_log::path_safe), and `:`
+/// and `=` too, since a suite's folders may be shared with file systems that refuse them.
 pub fn path_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    crate::io::run_log::path_safe(name).replace([':', '='], "_")
 }
