@@ -28,9 +28,25 @@ fn run() -> rat_train::Result<bool> {
         return Ok(false);
     };
     cli.options.stop = Some(rat_train::cli::stop_on_signals()?);
-    let out = rat_train::loops::shared::run(&cli.config, &cli.options)?;
-    let [rollout, joint, _] = out.phase_seconds;
-    println!("per iteration: rollout {rollout:.2} s, joint updates {joint:.2} s");
+    let comm = cli.options.comm.clone();
+    let out = match rat_train::loops::shared::run(&cli.config, &cli.options) {
+        Ok(out) => out,
+        // One rank's failure ends every rank (the others would wait for it forever).
+        Err(e) if comm.size() > 1 => {
+            eprintln!("error on rank {} of {}: {e}", comm.rank(), comm.size());
+            comm.abort(1)
+        }
+        Err(e) => return Err(e),
+    };
+    if !comm.is_root() {
+        // Rank 0 reports for every rank (--dist mpi).
+        return Ok(out.interrupted);
+    }
+    let [rollout, joint, _, gather] = out.phase_seconds;
+    println!(
+        "per iteration: rollout {rollout:.2} s (gathering the ranks' rollouts {gather:.3} s), \
+         joint updates {joint:.2} s"
+    );
     println!(
         "done: {} iterations, {} env steps, eprewmean {:.1} over the last {} episodes, \
          {:.0} steps/s, median joint update {:.1} ms per minibatch; run directory {}",

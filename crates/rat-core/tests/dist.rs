@@ -13,6 +13,7 @@ fn a_single_process_communicator_is_the_identity() -> anyhow::Result<()> {
     c.all_reduce_sum_f64(&mut x)?;
     assert_eq!(x, [1.5, -2.0]);
     assert_eq!(c.all_gather_v_f32(&[1.0, 2.0])?, (vec![1.0, 2.0], vec![2]));
+    assert_eq!(c.all_gather_v_bytes(&[3, 4, 5])?, (vec![3, 4, 5], vec![3]));
     let mut b = vec![1u8, 2];
     c.broadcast_bytes(0, &mut b)?;
     assert_eq!(b, [1, 2]);
@@ -81,6 +82,9 @@ fn two_mpi_ranks_agree_with_the_hand_computed_collectives() -> anyhow::Result<()
         c.all_gather_v_f64(&mine)?,
         (vec![0.0, 10.0, 11.0], vec![1, 2])
     );
+    // Bytes: rank 0 gives none, rank 1 two.
+    let bytes: &[u8] = if r == 0 { &[] } else { &[5, 6] };
+    assert_eq!(c.all_gather_v_bytes(bytes)?, (vec![5, 6], vec![0, 2]));
     // A broadcast from rank 1 changes rank 0's length too.
     let mut b = if r == 1 { vec![7u8, 8, 9] } else { vec![1u8] };
     c.broadcast_bytes(1, &mut b)?;

@@ -43,7 +43,7 @@ mod vec_env;
 pub use batch::BatchEnv;
 pub use env::{Env, EpisodeStats, Step, TimeLimit};
 pub use error::{Error, Result};
-pub use registry::{known_ids, make, make_env, resolve_id};
+pub use registry::{known_ids, make, make_env, make_on, resolve_id};
 pub use render::Frame;
 pub use space::Space;
 pub use vec_env::{StepBuffers, VecEnv};

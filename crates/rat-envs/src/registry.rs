@@ -121,6 +121,13 @@ fn make_mujoco(id: &str) -> Result<Box<dyn Env>> {
 /// (`procgen:<game>[?options]`, see [`crate::procgen`]) make one batch that the library steps
 /// on its own threads.
 pub fn make(name: &str, num_envs: usize, seed: u64) -> Result<VecEnv> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    make_on(name, num_envs, seed, cores)
+}
+
+/// [`make`] with physics tasks stepped by at most `cores` workers (a process that shares the
+/// machine with others, such as one of several MPI ranks, takes its part of the cores).
+pub fn make_on(name: &str, num_envs: usize, seed: u64, cores: usize) -> Result<VecEnv> {
     if crate::procgen::parse_id(name).is_some() {
         let batch = crate::procgen::Procgen::from_id(name, num_envs)?;
         return Ok(VecEnv::from_batch(Box::new(batch), seed));
@@ -132,9 +139,7 @@ pub fn make(name: &str, num_envs: usize, seed: u64) -> Result<VecEnv> {
     let workers = if classic::IDS.contains(&id) || crate::minatar::IDS.contains(&id) {
         1
     } else {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(num_envs.max(1))
+        cores.clamp(1, num_envs.max(1))
     };
     VecEnv::new(envs, workers, seed)
 }

@@ -164,3 +164,27 @@ pub fn env_major<T: Copy>(x: &[T], num_envs: usize, width: usize) -> Result<Vec<
     }
     Ok(out)
 }
+
+/// The inverse of [`env_major`]: an env-major buffer (index e·T + t, rows of `width`) back to
+/// time-major (T x E).
+pub fn time_major<T: Copy>(x: &[T], num_envs: usize, width: usize) -> Result<Vec<T>> {
+    let e = num_envs;
+    if e == 0 || width == 0 || !x.len().is_multiple_of(e * width) {
+        return shape(
+            "time_major",
+            format!(
+                "{} values do not split into {e} environments of rows of {width}",
+                x.len()
+            ),
+        );
+    }
+    let t_len = x.len() / (e * width);
+    let mut out = Vec::with_capacity(x.len());
+    for t in 0..t_len {
+        for j in 0..e {
+            let k = (j * t_len + t) * width;
+            out.extend_from_slice(&x[k..k + width]);
+        }
+    }
+    Ok(out)
+}

@@ -17,6 +17,6 @@ mod popart;
 mod running;
 
 pub use error::{Error, Result};
-pub use gae::{Advantages, Trajectory, env_major, gae, td_errors};
+pub use gae::{Advantages, Trajectory, env_major, gae, td_errors, time_major};
 pub use popart::{PopArt, PopArtStats};
 pub use running::{ObsNormaliser, RunningMeanStd};

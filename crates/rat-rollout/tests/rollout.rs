@@ -1,7 +1,9 @@
 //! GAE, running statistics and PopArt against hand computations and independent formulas.
 
 use candle_core::{Device, Tensor};
-use rat_rollout::{ObsNormaliser, PopArt, RunningMeanStd, Trajectory, env_major, gae, td_errors};
+use rat_rollout::{
+    ObsNormaliser, PopArt, RunningMeanStd, Trajectory, env_major, gae, td_errors, time_major,
+};
 
 /// Â_t = Σ_l (γλ)^l δ_{t+l}, stopping after the first step whose successor is terminal.
 fn gae_by_sum(deltas: &[f64], nonterminal: &[f64], gl: f64) -> Vec<f64> {
@@ -114,6 +116,9 @@ fn env_major_reorders_rows() -> anyhow::Result<()> {
     let y = env_major(&x, 3, 2)?;
     assert_eq!(y, vec![0, 0, 10, -10, 1, -1, 11, -11, 2, -2, 12, -12]);
     assert!(env_major(&x, 5, 2).is_err());
+    // time_major undoes it.
+    assert_eq!(time_major(&y, 3, 2)?, x);
+    assert!(time_major(&y, 5, 2).is_err());
     Ok(())
 }
 

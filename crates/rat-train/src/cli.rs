@@ -42,9 +42,12 @@ usage: train_detach | train_shared --config <file> [--<key> <value>]... [options
                            videos/iter_NNNNNN.gif and TensorBoard (eval/video): every
                            family, MuJoCo through EGL (default 0: never)
   --quiet                  no tables or progress lines
+  --dist mpi               one run on R ranks: `mpirun -np R <program> ... --dist mpi` in a build
+                           with --features mpi; num_envs is the total, each rank steps its share,
+                           every rank computes the same update, rank 0 alone writes
   Ctrl-C / SIGTERM         finish the iteration, save a checkpoint and the logs, exit 130
                            (a second one exits at once)
-  --n_proc 1, --port_num   accepted for compatibility; only one process is supported";
+  --n_proc 1, --port_num   accepted for compatibility (several processes: --dist mpi)";
 
 /// A parsed command line.
 #[derive(Debug, Clone)]
@@ -186,10 +189,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Cli>> {
                 options.checkpoint_every = integer::<i64>(&key, &value)?.max(0) as usize
             }
             "video_every" => options.video_every = integer::<i64>(&key, &value)?.max(0) as usize,
+            "dist" => options.comm = communicator(Some(&value))?,
             "n_proc" if integer::<i64>(&key, &value)? != 1 => {
                 return invalid(
-                    "--n_proc: only one process is supported (the reference's extra \
-                     processes are independent runs; start several instead)",
+                    "--n_proc: the reference's extra processes are independent runs (start \
+                     several instead); for one run on R processes use \
+                     `mpirun -np R ... --dist mpi`",
                 );
             }
             "n_proc" | "port_num" => {}

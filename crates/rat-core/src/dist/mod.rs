@@ -38,8 +38,15 @@ pub trait Communicator: std::fmt::Debug + Send + Sync {
     fn all_gather_v_f64(&self, mine: &[f64]) -> Result<(Vec<f64>, Vec<usize>)>;
     /// [`all_gather_v_f64`](Self::all_gather_v_f64) in f32.
     fn all_gather_v_f32(&self, mine: &[f32]) -> Result<(Vec<f32>, Vec<usize>)>;
+    /// Every rank's bytes (of any length), concatenated in rank order, with each rank's length
+    /// (states and text that only one rank writes, such as environment states for a checkpoint).
+    fn all_gather_v_bytes(&self, mine: &[u8]) -> Result<(Vec<u8>, Vec<usize>)>;
     /// `bytes` ← the root rank's `bytes` on every rank (the length too).
     fn broadcast_bytes(&self, root: usize, bytes: &mut Vec<u8>) -> Result<()>;
+
+    /// Ends every rank's process with exit status `code` (MPI_Abort): what a rank that failed
+    /// does, so that the others do not wait for it in their next collective.
+    fn abort(&self, code: i32) -> !;
 
     /// Whether this is rank 0, the rank that writes logs and checkpoints.
     fn is_root(&self) -> bool {

@@ -129,6 +129,14 @@ impl Communicator for Mpi {
     fn all_gather_v_f32(&self, mine: &[f32]) -> Result<(Vec<f32>, Vec<usize>)> {
         self.gather(mine)
     }
+    fn all_gather_v_bytes(&self, mine: &[u8]) -> Result<(Vec<u8>, Vec<usize>)> {
+        self.gather(mine)
+    }
+    fn abort(&self, code: i32) -> ! {
+        // Without the lock if a panicking thread poisoned it: the process ends either way.
+        let world = self.world.lock().unwrap_or_else(|p| p.into_inner());
+        world.abort(code)
+    }
     fn broadcast_bytes(&self, root: usize, bytes: &mut Vec<u8>) -> Result<()> {
         if root >= self.size {
             return Err(Error::InvalidArgument {

@@ -30,6 +30,12 @@ impl Communicator for Single {
     fn all_gather_v_f32(&self, mine: &[f32]) -> Result<(Vec<f32>, Vec<usize>)> {
         Ok((mine.to_vec(), vec![mine.len()]))
     }
+    fn all_gather_v_bytes(&self, mine: &[u8]) -> Result<(Vec<u8>, Vec<usize>)> {
+        Ok((mine.to_vec(), vec![mine.len()]))
+    }
+    fn abort(&self, code: i32) -> ! {
+        std::process::exit(code)
+    }
     fn broadcast_bytes(&self, root: usize, _bytes: &mut Vec<u8>) -> Result<()> {
         if root == 0 {
             Ok(())

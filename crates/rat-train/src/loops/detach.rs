@@ -16,8 +16,7 @@ use super::control::{StepStats, ent_coef_at, kl_to, past_target};
 use super::options::{Outcome, RunOptions, iterations};
 use super::rollout::{RolloutTensors, Runner, advantages, normalised};
 use super::start::{
-    LoopState, Start, index_tensor, open_log, prefixed, resume_envs, run_dir, save_checkpoint,
-    start,
+    LoopState, Start, index_tensor, open_run, prefixed, resume_envs, save_checkpoint, start,
 };
 use super::video::VideoRecorder;
 use crate::config::{Config, Trainer};
@@ -39,7 +38,9 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         seed,
         mut rng,
         env,
+        ranks,
     } = start(config, opts, Trainer::Detach)?;
+    let opts = &opts.on_rank(ranks.is_root());
     let (a, device) = (&config.algo_config, &opts.device);
     let t = config.env_config.nsteps;
     let n = config.env_config.num_envs * t;
@@ -52,7 +53,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         &mut rng,
     )?;
     let discrete = matches!(agent.actor, ActorNet::Categorical(_));
-    let mut runner = Runner::new(env, a.gamma)?;
+    let mut runner = Runner::with_share(env, a.gamma, ranks.share.clone(), ranks.total)?;
     let mut update = actor_update(config)?;
     let mut critic_opt = Adam::new(&agent.critic.params())?;
     let mut state = LoopState::new(a.lr_pi, n);
@@ -64,14 +65,22 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         rng = state.restore(tensors)?;
         resume_envs(&mut runner, tensors, opts.verbose)?;
     }
-    let log_dir = run_dir(opts, || detach_log_dir(&opts.log_root, config, seed))?;
     let count = |v: Vec<candle_core::Var>| v.iter().map(|p| p.elem_count()).sum::<usize>();
     let params = format!(
         "actor {}, critic {}",
         count(agent.actor.params()),
         count(agent.critic.params())
     );
-    let mut log = open_log(config, opts, &log_dir, &restored, Trainer::Detach, &params)?;
+    let fresh = || detach_log_dir(&opts.log_root, config, seed);
+    let (log_dir, mut log) = open_run(
+        config,
+        opts,
+        &ranks,
+        &restored,
+        Trainer::Detach,
+        &params,
+        fresh,
+    )?;
     let mut video = VideoRecorder::new(
         &config.env_config.env_name,
         seed,
@@ -81,12 +90,15 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
     let (pi_b, v_b) = (n / a.pi_minibatches, n / a.v_minibatches);
     let steps_per_iteration = a.pi_epochs * n.div_ceil(pi_b);
     let (session_start, first) = (Instant::now(), state.iteration);
-    let mut phase_sums = [0.0f64; 3];
+    let mut phase_sums = [0.0f64; 4];
     let total = iterations(config);
     for it in first..total {
         // Rollout with the frozen normaliser, then GAE on the unnormalised values.
         let t0 = Instant::now();
-        let rollout = runner.run(&agent, t, device, &mut rng)?;
+        let local = runner.run(&agent, t, device, &mut rng)?;
+        let t_gather = Instant::now();
+        let rollout = ranks.gather(local)?;
+        let gather_seconds = t_gather.elapsed().as_secs_f64();
         let rollout_seconds = t0.elapsed().as_secs_f64();
         state.push_episodes(&rollout.episodes);
         let est = advantages(&rollout.trajectory, a)?;
@@ -181,7 +193,12 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
 
         // Log, and checkpoint when due.
         let fps = n as f64 / t0.elapsed().as_secs_f64();
-        let phases = [rollout_seconds, actor_seconds, critic_seconds];
+        let phases = [
+            rollout_seconds,
+            actor_seconds,
+            critic_seconds,
+            gather_seconds,
+        ];
         phase_sums.iter_mut().zip(phases).for_each(|(s, v)| *s += v);
         state.iteration = it + 1;
         state.elapsed += t0.elapsed().as_secs_f64();
@@ -204,6 +221,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
                 ("time/rollout", rollout_seconds),
                 ("time/actor", actor_seconds),
                 ("time/critic", critic_seconds),
+                ("time/gather", gather_seconds),
             ]
             .into_iter()
             .chain(update.diagnostics())
@@ -211,24 +229,36 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
             extra: stats.columns(a, ent_coef),
         };
         // A stop request (Ctrl-C, SIGTERM) ends the run after this iteration, logged and saved.
-        let last = it + 1 == total || opts.stop_requested();
+        ranks.agree(it, || agent.tensors())?;
+        // Every rank stops at the same iteration.
+        let last = it + 1 == total || ranks.any(opts.stop_requested())?;
+        let due = last || state.checkpoint_due(opts);
+        let envs = if due { ranks.env_state(&runner)? } else { None };
+        let Some(log) = log.as_mut() else {
+            if last {
+                break;
+            }
+            continue;
+        };
         log.iteration(&report, config.log_config.log_interval, last, opts.verbose)?;
         if let Some(v) = video.as_mut().filter(|v| v.due(it)) {
             let clip = v.record(&agent, device, it)?;
             log.video(it, clip.size, &clip.gif, clip.ret, clip.seconds)?;
         }
-        if last || state.checkpoint_due(opts) {
+        if due {
             let mut tensors = agent.tensors()?;
             tensors.extend(with_prefix("optim.actor.", update.state()));
             tensors.extend(with_prefix("optim.critic.", critic_opt.state()?));
-            save_checkpoint(&log_dir, tensors, config, seed, &state, &rng, &runner)?;
+            save_checkpoint(&log_dir, tensors, config, seed, &state, &rng, envs)?;
             log.write_times(&state.times, steps_per_iteration)?;
         }
         if last {
             break;
         }
     }
-    log.finish();
+    if let Some(log) = log.as_mut() {
+        log.finish();
+    }
     let mut outcome = state.outcome(
         log_dir,
         n,

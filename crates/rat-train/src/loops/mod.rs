@@ -4,6 +4,8 @@
 //!   [`detach::run`];
 //! * [`shared`] — `train_shared`: one shared actor–critic with joint updates;
 //! * [`rollout`] — the environment steps of one iteration and the advantages;
+//! * [`ranks`] — one loop on R ranks (`--dist mpi`): environment shares, the gathered rollout,
+//!   rank 0's writes;
 //! * [`control`] — the entropy schedule, the per-rollout KL stop and the step statistics;
 //! * [`start`] — start-up (seed, environments, resume) and the counters carried between
 //!   iterations;
@@ -15,6 +17,7 @@ pub mod control;
 pub mod detach;
 pub mod evaluate;
 pub mod options;
+pub mod ranks;
 pub mod rollout;
 pub mod shared;
 pub mod start;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::Device;
+use rat_core::dist::{Communicator, Single};
 
 use crate::config::Config;
 
@@ -33,6 +34,9 @@ pub struct RunOptions {
     /// When set (by a SIGINT/SIGTERM handler, see `examples/train_detach.rs`), the run ends after
     /// the iteration in progress: logged, checkpointed, [`Outcome::interrupted`] set.
     pub stop: Option<Arc<AtomicBool>>,
+    /// The ranks this run is one of (`--dist`; `Single` by default): `num_envs` is their total,
+    /// each steps its share, and rank 0 alone writes (see [`super::ranks`]).
+    pub comm: Arc<dyn Communicator>,
 }
 
 impl RunOptions {
@@ -41,6 +45,15 @@ impl RunOptions {
         self.stop
             .as_ref()
             .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
+    /// These options on a rank other than 0 (`root` false): no tables, progress lines or videos.
+    pub fn on_rank(&self, root: bool) -> Self {
+        let mut opts = self.clone();
+        if !root {
+            (opts.verbose, opts.video_every) = (false, 0);
+        }
+        opts
     }
 }
 
@@ -56,6 +69,7 @@ impl Default for RunOptions {
             video_every: 0,
             verbose: true,
             stop: None,
+            comm: Arc::new(Single),
         }
     }
 }
@@ -77,8 +91,9 @@ pub struct Outcome {
     pub median_step_seconds: f64,
     /// Environment steps per second over this session's iterations.
     pub fps: f64,
-    /// Mean seconds per iteration spent in the rollout, the actor passes and the critic passes.
-    pub phase_seconds: [f64; 3],
+    /// Mean seconds per iteration spent in the rollout, the actor passes, the critic passes
+    /// (train_shared: 0) and, within the rollout, gathering the ranks' rollouts (one process: 0).
+    pub phase_seconds: [f64; 4],
     /// Whether the run stopped early on request (its last iteration is checkpointed).
     pub interrupted: bool,
 }

@@ -10,7 +10,7 @@ use rat_rollout::{Advantages, PopArtStats, Trajectory};
 
 use crate::config::{AdvType, AlgoConfig};
 use crate::error::{Result, invalid};
-use crate::nets::{ActionMode, Preprocess, RolloutModel, select_actions};
+use crate::nets::{ActionMode, Preprocess, RolloutModel, select_actions, skip_samples};
 
 /// What the environment receives for pre-squash actions: tanh(a)·scale for a box (the reference
 /// squashes with the first component of the upper bound only), the index itself when discrete.
@@ -53,6 +53,9 @@ pub struct Rollout {
     pub trajectory: Trajectory,
     /// (return, length) of every episode that ended during the rollout, in completion order.
     pub episodes: Vec<(f64, usize)>,
+    /// (step, global environment index) at which each of `episodes` ended: completion order is
+    /// by step, then by environment, which puts the episodes of several ranks back in order.
+    pub ended_at: Vec<(usize, usize)>,
 }
 
 impl Rollout {
@@ -84,9 +87,13 @@ pub fn advantages(traj: &Trajectory, a: &AlgoConfig) -> Result<Advantages> {
 }
 
 /// Steps a [`VecEnv`] with an agent, keeping the current observations and done flags between
-/// rollouts.
+/// rollouts. The environments may be a share of a larger set (one rank's of several): global
+/// indices `share` of `total`, with actions drawn from the RNG as a single process drawing for
+/// all `total` would.
 pub struct Runner {
     env: VecEnv,
+    share: std::ops::Range<usize>,
+    total: usize,
     obs: Vec<f64>,
     dones: Vec<bool>,
     buf: StepBuffers,
@@ -98,10 +105,30 @@ pub struct Runner {
 impl Runner {
     /// Resets the environments (the first reset seeds them) and wraps them; `gamma` discounts
     /// the bootstrap of truncated episodes.
-    pub fn new(mut env: VecEnv, gamma: f64) -> Result<Self> {
+    pub fn new(env: VecEnv, gamma: f64) -> Result<Self> {
+        let n = env.num_envs();
+        Self::with_share(env, gamma, 0..n, n)
+    }
+
+    /// A runner for the environments of global indices `share` out of `total` (`env` holds
+    /// exactly those, seeded as a single process seeds them).
+    pub fn with_share(
+        mut env: VecEnv,
+        gamma: f64,
+        share: std::ops::Range<usize>,
+        total: usize,
+    ) -> Result<Self> {
+        if share.len() != env.num_envs() || share.end > total {
+            return invalid(format!(
+                "environments {share:?} of {total}: {} given",
+                env.num_envs()
+            ));
+        }
         let mut buf = env.buffers();
         env.reset(&mut buf.obs)?;
         Ok(Self {
+            share,
+            total,
             squash: Squash::for_space(env.action_space())?,
             obs: buf.obs.clone(),
             dones: vec![false; env.num_envs()],
@@ -130,18 +157,34 @@ impl Runner {
         })))
     }
 
-    /// Restores what [`save_state`](Self::save_state) saved: the next rollout continues the
-    /// checkpoint's episodes exactly.
+    /// Restores what [`save_state`](Self::save_state) saved for all `total` environments (one
+    /// process's, or several ranks' merged): this runner takes its share, and the next rollout
+    /// continues the checkpoint's episodes exactly.
     pub fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        self.env.load_state(&state["envs"])?;
-        let obs: Vec<f64> = serde_json::from_value(state["obs"].clone())
-            .map_err(|e| crate::Error::Invalid(format!("checkpoint environments: {e}")))?;
-        let dones: Vec<bool> = serde_json::from_value(state["dones"].clone())
-            .map_err(|e| crate::Error::Invalid(format!("checkpoint environments: {e}")))?;
-        if obs.len() != self.obs.len() || dones.len() != self.dones.len() {
-            return invalid("checkpoint environments: another number or size of environments");
+        let bad = |e: String| crate::Error::Invalid(format!("checkpoint environments: {e}"));
+        let obs: Vec<f64> =
+            serde_json::from_value(state["obs"].clone()).map_err(|e| bad(e.to_string()))?;
+        let dones: Vec<bool> =
+            serde_json::from_value(state["dones"].clone()).map_err(|e| bad(e.to_string()))?;
+        let d = self.obs.len() / self.share.len().max(1);
+        if obs.len() != self.total * d || dones.len() != self.total {
+            return Err(bad(format!(
+                "the checkpoint holds {} environments of {} values, this run {} of {d}",
+                dones.len(),
+                obs.len() / dones.len().max(1),
+                self.total
+            )));
         }
-        (self.obs, self.dones) = (obs, dones);
+        let mut envs = state["envs"].clone();
+        if let Some(slots) = envs["slots"].as_array_mut() {
+            *slots = slots
+                .get(self.share.clone())
+                .ok_or_else(|| bad("fewer saved environments than observations".into()))?
+                .to_vec();
+        }
+        self.env.load_state(&envs)?;
+        self.obs = obs[self.share.start * d..self.share.end * d].to_vec();
+        self.dones = dones[self.share.clone()].to_vec();
         Ok(())
     }
 
@@ -165,11 +208,16 @@ impl Runner {
         let mut rewards = Vec::with_capacity(n);
         let mut values = Vec::with_capacity(n);
         let mut dones_before = Vec::with_capacity(n);
-        let mut episodes = Vec::new();
+        let (mut episodes, mut ended_at) = (Vec::new(), Vec::new());
         let mut env_actions = vec![0f32; e * ad];
-        for _ in 0..nsteps {
+        for step in 0..nsteps {
             let x = agent.normalise(&self.obs, device)?;
-            let a = select_actions(&agent.policy(&x)?, ActionMode::Sample, rng)?;
+            let policy = agent.policy(&x)?;
+            // The draws of the environments before and after this share are skipped, not made
+            // up: the RNG follows the single process's stream.
+            skip_samples(&policy, self.share.start, rng);
+            let a = select_actions(&policy, ActionMode::Sample, rng)?;
+            skip_samples(&policy, self.total - self.share.end, rng);
             values.extend(agent.values(&x)?);
             obs.extend_from_slice(&self.obs);
             actions.extend_from_slice(&a);
@@ -190,7 +238,10 @@ impl Runner {
                 cut.iter().zip(v).for_each(|(&i, v)| r[i] += self.gamma * v);
             }
             rewards.extend(r);
-            episodes.extend(self.buf.episodes().map(|(_, ret, len)| (ret, len)));
+            for (i, ret, len) in self.buf.episodes() {
+                episodes.push((ret, len));
+                ended_at.push((step, self.share.start + i));
+            }
             self.obs.copy_from_slice(&self.buf.obs);
             (0..e).for_each(|i| self.dones[i] = self.buf.done(i));
         }
@@ -207,6 +258,7 @@ impl Runner {
                 num_envs: e,
             },
             episodes,
+            ended_at,
         })
     }
 }

@@ -12,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use rat_envs::VecEnv;
 
 use super::options::{Outcome, RunOptions, iterations};
+use super::ranks::Ranks;
 use super::rollout::Runner;
 use crate::config::{Config, RESUMABLE_KEYS, Trainer};
 use crate::error::{Result, invalid};
@@ -21,20 +22,25 @@ use crate::io::run_log::RunLog;
 /// Episodes kept for `eprewmean` / `eplenmean`.
 const EPISODE_WINDOW: usize = 100;
 
-/// A run's beginning: the checkpoint to resume from, the seed, the RNG and the environments.
+/// A run's beginning: the checkpoint to resume from, the seed, the RNG, this rank's share of
+/// the environments, and the runner stepping them.
 pub(crate) struct Start {
     /// The checkpoint's tensors when resuming.
     pub restored: Option<Checkpoint>,
     pub seed: u64,
     pub rng: ChaCha8Rng,
     pub env: VecEnv,
+    pub ranks: Ranks,
 }
 
 /// Checks `config` for `trainer` (before anything is created), loads the checkpoint to resume
 /// (if any) and checks that the run it continues is this one, picks the seed (the checkpoint's,
-/// the option's or a random one in [0, 10⁶) as the reference does) and creates the environments.
+/// the option's or a random one in [0, 10⁶) as the reference does, rank 0's on every rank) and
+/// creates this rank's environments (all of them for one process), seeded as one process seeds
+/// them.
 pub(crate) fn start(config: &Config, opts: &RunOptions, trainer: Trainer) -> Result<Start> {
     config.validate(trainer)?;
+    let ranks = Ranks::new(opts.comm.clone(), config.env_config.num_envs)?;
     let restored = opts.resume.as_deref().map(checkpoint::load).transpose()?;
     if let (Some(t), Some(path)) = (&restored, &opts.resume) {
         check_resume(config, t, opts.seed, path)?;
@@ -44,21 +50,30 @@ pub(crate) fn start(config: &Config, opts: &RunOptions, trainer: Trainer) -> Res
         (None, Some(s)) => s,
         (None, None) => rand::rng().random_range(0..1_000_000),
     };
+    let seed = ranks.seed(seed)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let e = config.env_config.num_envs;
     let env_seed = rng.random_range(0..(1u64 << 31));
     if opts.verbose {
+        let size = ranks.comm.size();
+        let per_rank = match size {
+            1 => String::new(),
+            _ => format!(", on {size} ranks"),
+        };
         println!(
-            "creating environment {} ({e} copies)",
+            "creating environment {} ({e} copies{per_rank})",
             config.env_config.env_name
         );
     }
-    let env = rat_envs::make(&config.env_config.env_name, e, env_seed)?;
+    let (name, mine) = (&config.env_config.env_name, &ranks.share);
+    let first_seed = env_seed + mine.start as u64;
+    let env = rat_envs::make_on(name, mine.len(), first_seed, ranks.cores())?;
     Ok(Start {
         restored,
         seed,
         rng,
         env,
+        ranks,
     })
 }
 
@@ -139,6 +154,25 @@ pub fn create_unique_dir(dir: &Path) -> Result<PathBuf> {
         "{}: 10000 runs of this name already exist",
         dir.display()
     ))
+}
+
+/// The run directory and, on rank 0, its log: rank 0 creates the directory ([`run_dir`]) and
+/// opens the log ([`open_log`]); the other ranks only learn where it is.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn open_run(
+    config: &Config,
+    opts: &RunOptions,
+    ranks: &Ranks,
+    restored: &Option<Checkpoint>,
+    trainer: Trainer,
+    params: &str,
+    fresh: impl FnOnce() -> PathBuf,
+) -> Result<(PathBuf, Option<RunLog>)> {
+    ranks.from_root(|| {
+        let dir = run_dir(opts, fresh)?;
+        let log = open_log(config, opts, &dir, restored, trainer, params)?;
+        Ok((dir, log))
+    })
 }
 
 /// Opens the run's log, writes `config.yaml` and, when verbose, says where it logs; `params`
@@ -274,7 +308,7 @@ impl LoopState {
         steps_per_iteration: usize,
         first: usize,
         start: Instant,
-        phase_sums: [f64; 3],
+        phase_sums: [f64; 4],
     ) -> Outcome {
         let session = self.iteration.saturating_sub(first);
         let mut per_step: Vec<f64> = self
@@ -374,7 +408,7 @@ pub(crate) fn resume_envs(runner: &mut Runner, t: &Checkpoint, verbose: bool) ->
 }
 
 /// Writes the run's checkpoint: `tensors` (networks and optimisers) with the loop's counters, the
-/// seed, the RNG, the config and the environments' states.
+/// seed, the RNG, the config and the environments' states (`envs`, every rank's).
 pub(crate) fn save_checkpoint(
     dir: &Path,
     mut tensors: Vec<(String, Tensor)>,
@@ -382,11 +416,11 @@ pub(crate) fn save_checkpoint(
     seed: u64,
     state: &LoopState,
     rng: &ChaCha8Rng,
-    runner: &Runner,
+    envs: Option<serde_json::Value>,
 ) -> Result<()> {
     tensors.extend(state.tensors()?);
     let mut meta = train_meta(config, seed, rng)?;
-    if let Some(envs) = runner.save_state()? {
+    if let Some(envs) = envs {
         meta.push(("train.envs".into(), envs.to_string()));
     }
     checkpoint::save(&dir.join("model.safetensors"), tensors, meta)

@@ -13,6 +13,6 @@ pub mod shared;
 pub use agent::{ActorNet, Agent};
 pub use encoders::{Encoder, NetType};
 pub use mlp::{CategoricalActor, Critic, GaussianActor, mlp, value_head};
-pub use policy::{ActionMode, Actor, Policy, PolicyTangent, select_actions};
+pub use policy::{ActionMode, Actor, Policy, PolicyTangent, select_actions, skip_samples};
 pub use preprocess::{Preprocess, RolloutModel};
 pub use shared::{DropoutMasks, JointOutput, SharedActorCritic, SharedAgent, TrunkSpec};

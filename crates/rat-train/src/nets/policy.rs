@@ -220,6 +220,25 @@ pub fn select_actions(policy: &Policy, mode: ActionMode, rng: &mut impl Rng) -> 
     }
 }
 
+/// Draws from `rng` what sampling `rows` actions of `policy`'s kind consumes, and discards it:
+/// one rank of several samples only its environments' rows, and skips the others' draws so
+/// that its RNG stays where a single process sampling every row would leave it.
+pub fn skip_samples(policy: &Policy, rows: usize, rng: &mut impl Rng) {
+    match policy {
+        Policy::Gaussian(d) => {
+            let width = d.mean().dims().last().copied().unwrap_or(1);
+            for _ in 0..rows * width {
+                let _: f32 = StandardNormal.sample(rng);
+            }
+        }
+        Policy::Categorical(_) => {
+            for _ in 0..rows {
+                let _: f32 = rng.random();
+            }
+        }
+    }
+}
+
 fn argmax(row: &[f32]) -> usize {
     row.iter()
         .enumerate()

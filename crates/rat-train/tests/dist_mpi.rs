@@ -1,0 +1,301 @@
+//! One run on two MPI ranks (`--dist mpi`, replicated update) computes what one process with the
+//! same `num_envs` computes: for every rule on Pendulum-v1 and CartPole-v1 (and the shared
+//! network), the networks and optimiser states after two iterations agree with one process's
+//! to 1e-5 (f32), the curves too; the ranks agree bit for bit after every iteration (the run
+//! checks it and fails otherwise, which a rank-dependent tensor shows); a two-rank checkpoint
+//! resumes on one process and continues the uninterrupted one-process run.
+//!
+//! The test trains the one-process runs, then starts itself under `mpirun -np 2`.
+#![cfg(feature = "mpi")]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::{Device, Tensor};
+use rat_core::dist::{Communicator, Mpi, Single};
+use rat_train::config::Config;
+use rat_train::loops::ranks::Ranks;
+use rat_train::loops::{RunOptions, detach, shared};
+
+/// (config, environment) of every case; `_shared` configs run `train_shared`.
+const CASES: &[(&str, &str)] = &[
+    ("rat_mlp.yaml", "Pendulum-v1"),
+    ("rat_mlp.yaml", "CartPole-v1"),
+    ("fvp_mlp.yaml", "Pendulum-v1"),
+    ("fvp_mlp.yaml", "CartPole-v1"),
+    ("diag_mlp.yaml", "Pendulum-v1"),
+    ("diag_mlp.yaml", "CartPole-v1"),
+    ("kfac_mlp.yaml", "Pendulum-v1"),
+    ("kfac_mlp.yaml", "CartPole-v1"),
+    ("ppo_mlp.yaml", "Pendulum-v1"),
+    ("ppo_mlp.yaml", "CartPole-v1"),
+    ("ekfac_mlp.yaml", "Pendulum-v1"),
+    ("pg_mlp.yaml", "CartPole-v1"),
+    ("rat_mlp_shared.yaml", "Pendulum-v1"),
+    ("rat_mlp_shared.yaml", "CartPole-v1"),
+    ("diag_mlp_shared.yaml", "CartPole-v1"),
+    ("kfac_mlp_shared.yaml", "Pendulum-v1"),
+];
+
+/// 4 environments x 32 steps (N = 128), `iterations` iterations, small networks.
+fn config(name: &str, env: &str, iterations: usize) -> anyhow::Result<Config> {
+    let mut c = Config::load(name)?;
+    c.set("env_name", env)?;
+    c.set("num_envs", "4")?;
+    c.set("nsteps", "32")?;
+    c.set("log_interval", "1")?;
+    c.set(
+        "timesteps_per_proc",
+        &(128 * (iterations - 2) + 64).to_string(),
+    )?;
+    if name.contains("shared") {
+        c.set("minibatches", "2")?;
+        c.set("hidden_size", "16")?;
+    } else {
+        c.set("pi_minibatches", "2")?;
+        c.set("v_minibatches", "2")?;
+        c.set("a_hidden_size", "16")?;
+        c.set("c_hidden_size", "16")?;
+    }
+    Ok(c)
+}
+
+fn train(
+    comm: Arc<dyn Communicator>,
+    c: &Config,
+    name: &str,
+    dir: PathBuf,
+    resume: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let opts = RunOptions {
+        seed: Some(7),
+        run_dir: resume.is_none().then_some(dir),
+        resume,
+        verbose: false,
+        checkpoint_every: 0,
+        comm,
+        ..RunOptions::default()
+    };
+    if name.contains("shared") {
+        shared::run(c, &opts)?;
+    } else {
+        detach::run(c, &opts)?;
+    }
+    Ok(())
+}
+
+fn case_dir(root: &Path, (name, env): (&str, &str)) -> PathBuf {
+    root.join(format!("{}_{env}", name.trim_end_matches(".yaml")))
+}
+
+/// A rank of the two-rank job: every case, the 2-iteration run to resume, and the check.
+fn rank(comm: Arc<dyn Communicator>, dir: &Path) -> anyhow::Result<()> {
+    for &(name, env) in CASES {
+        let c = config(name, env, 2)?;
+        train(
+            comm.clone(),
+            &c,
+            name,
+            case_dir(&dir.join("two"), (name, env)),
+            None,
+        )?;
+    }
+    let c = config("rat_mlp.yaml", "CartPole-v1", 2)?;
+    train(
+        comm.clone(),
+        &c,
+        "rat_mlp.yaml",
+        dir.join("two_then_one"),
+        None,
+    )?;
+    // Each rank offers a tensor of its own rank: the ranks must notice, both of them.
+    let ranks = Ranks::new(comm.clone(), 2)?;
+    let r = comm.rank() as f32;
+    let differ = ranks.agree(5, || {
+        Ok(vec![("x".into(), Tensor::new(&[r], &Device::Cpu)?)])
+    });
+    let text = differ
+        .expect_err("rank-dependent tensors must fail")
+        .to_string();
+    assert!(text.contains("after iteration 5, rank 1"), "{text}");
+    ranks.agree(5, || {
+        Ok(vec![("x".into(), Tensor::new(&[1f32], &Device::Cpu)?)])
+    })?;
+    Ok(())
+}
+
+/// Every tensor but the clock's, by name.
+fn tensors(run: &Path) -> anyhow::Result<Vec<(String, Vec<f64>)>> {
+    let t = rat_train::io::checkpoint::load(&run.join("model.safetensors"))?;
+    let mut out: Vec<(String, Vec<f64>)> = t
+        .iter()
+        .filter(|(k, _)| !k.starts_with("train.counters") && !k.starts_with("train.times"))
+        .map(|(k, v)| {
+            let v = v.to_dtype(candle_core::DType::F64)?.flatten_all()?;
+            Ok((k.clone(), v.to_vec1::<f64>()?))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// The largest |a − b| / max(‖a‖∞, 1e-3) over every tensor of two runs (same names required).
+fn relative_difference(a: &Path, b: &Path) -> anyhow::Result<f64> {
+    let (ta, tb) = (tensors(a)?, tensors(b)?);
+    let names = |t: &[(String, Vec<f64>)]| t.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&ta), names(&tb), "{}", a.display());
+    let mut worst = 0.0f64;
+    for ((name, x), (_, y)) in ta.iter().zip(&tb) {
+        assert_eq!(x.len(), y.len(), "{name}");
+        let scale = x.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
+        let d = x
+            .iter()
+            .zip(y)
+            .fold(0.0f64, |m, (p, q)| m.max((p - q).abs()));
+        worst = worst.max(d / scale);
+    }
+    Ok(worst)
+}
+
+/// progress.csv's values but the clock's, row by row.
+fn curve(run: &Path) -> anyhow::Result<Vec<Vec<f64>>> {
+    let text = std::fs::read_to_string(run.join("progress.csv"))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let timed = |h: &str| h == "fps" || h.starts_with("time/") || h == "misc/time_elapsed";
+    Ok(lines
+        .map(|l| {
+            l.split(',')
+                .zip(&header)
+                .filter(|(_, h)| !timed(h))
+                .map(|(v, _)| v.parse::<f64>().unwrap_or(f64::NAN))
+                .collect()
+        })
+        .collect())
+}
+
+fn close_curves(a: &[Vec<f64>], b: &[Vec<f64>], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: rows");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        for (p, q) in x.iter().zip(y) {
+            let same = (p.is_nan() && q.is_nan()) || (p - q).abs() <= 1e-5 * p.abs().max(1.0);
+            assert!(same, "{what}, row {i}: {x:?} vs {y:?}");
+        }
+    }
+}
+
+#[test]
+fn two_ranks_compute_what_one_process_computes() -> anyhow::Result<()> {
+    let dir: PathBuf = match std::env::var_os("RAT_DIST_DIR") {
+        Some(d) => d.into(),
+        None => std::env::temp_dir().join(format!("rat-dist-{}", std::process::id())),
+    };
+    if std::env::var_os("OMPI_COMM_WORLD_SIZE").is_some() {
+        let comm: Arc<dyn Communicator> = Arc::new(Mpi::init()?);
+        assert_eq!(comm.size(), 2);
+        return rank(comm, &dir);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    for &(name, env) in CASES {
+        let c = config(name, env, 2)?;
+        train(
+            Arc::new(Single),
+            &c,
+            name,
+            case_dir(&dir.join("one"), (name, env)),
+            None,
+        )?;
+    }
+    let c3 = config("rat_mlp.yaml", "CartPole-v1", 3)?;
+    train(
+        Arc::new(Single),
+        &c3,
+        "rat_mlp.yaml",
+        dir.join("one_3"),
+        None,
+    )?;
+    let out = std::process::Command::new("mpirun")
+        .args(["--oversubscribe", "--allow-run-as-root", "-np", "2"])
+        .arg(std::env::current_exe()?)
+        .args(["two_ranks_compute_what_one_process_computes", "--exact"])
+        .env("RAT_DIST_DIR", &dir)
+        .output()
+        .map_err(|e| anyhow::anyhow!("mpirun: {e} (apt install openmpi-bin)"))?;
+    assert!(
+        out.status.success(),
+        "mpirun -np 2 failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for &case in CASES {
+        let (one, two) = (
+            case_dir(&dir.join("one"), case),
+            case_dir(&dir.join("two"), case),
+        );
+        let d = relative_difference(&one, &two)?;
+        println!("{case:?}: largest relative difference {d:.2e}");
+        assert!(d <= 1e-5, "{case:?}: {d:e}");
+        close_curves(&curve(&one)?, &curve(&two)?, &format!("{case:?}"));
+        // Rank 0 alone wrote: no second run directory next to the case's.
+        assert!(!two.with_file_name(format!("{}-1", two.display())).exists());
+    }
+    // The two-rank checkpoint resumes on one process with a larger budget and continues the
+    // uninterrupted one-process run.
+    let resumed = dir.join("two_then_one");
+    let ckpt = resumed.join("model.safetensors");
+    train(
+        Arc::new(Single),
+        &c3,
+        "rat_mlp.yaml",
+        resumed.clone(),
+        Some(ckpt),
+    )?;
+    close_curves(&curve(&dir.join("one_3"))?, &curve(&resumed)?, "resumed");
+    assert!(relative_difference(&dir.join("one_3"), &resumed)? <= 1e-5);
+    std::fs::remove_dir_all(dir)?;
+    Ok(())
+}
+
+#[test]
+fn a_rank_without_an_environment_is_refused() -> anyhow::Result<()> {
+    // Two ranks, one environment: the error names the key and the count (a fake two-rank
+    // communicator is enough; nothing is exchanged before the check).
+    #[derive(Debug)]
+    struct Two;
+    impl Communicator for Two {
+        fn rank(&self) -> usize {
+            0
+        }
+        fn size(&self) -> usize {
+            2
+        }
+        fn name(&self) -> &'static str {
+            "two"
+        }
+        fn all_reduce_sum_f64(&self, _: &mut [f64]) -> rat_core::Result<()> {
+            Ok(())
+        }
+        fn all_reduce_sum_f32(&self, _: &mut [f32]) -> rat_core::Result<()> {
+            Ok(())
+        }
+        fn all_gather_v_f64(&self, m: &[f64]) -> rat_core::Result<(Vec<f64>, Vec<usize>)> {
+            Ok((m.to_vec(), vec![m.len()]))
+        }
+        fn all_gather_v_f32(&self, m: &[f32]) -> rat_core::Result<(Vec<f32>, Vec<usize>)> {
+            Ok((m.to_vec(), vec![m.len()]))
+        }
+        fn all_gather_v_bytes(&self, m: &[u8]) -> rat_core::Result<(Vec<u8>, Vec<usize>)> {
+            Ok((m.to_vec(), vec![m.len()]))
+        }
+        fn broadcast_bytes(&self, _: usize, _: &mut Vec<u8>) -> rat_core::Result<()> {
+            Ok(())
+        }
+        fn abort(&self, code: i32) -> ! {
+            std::process::exit(code)
+        }
+    }
+    let text = Ranks::new(Arc::new(Two), 1).unwrap_err().to_string();
+    assert!(text.contains("num_envs 1 on 2 ranks"), "{text}");
+    Ok(())
+}
