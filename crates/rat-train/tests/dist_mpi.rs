@@ -108,6 +108,47 @@ fn rank(comm: Arc<dyn Communicator>, dir: &Path) -> anyhow::Result<()> {
         dir.join("two_then_one"),
         None,
     )?;
+    let mut block = c.clone();
+    block.set("dist_mode", "block")?;
+    train(
+        comm.clone(),
+        &block,
+        "rat_mlp.yaml",
+        dir.join("two_block"),
+        None,
+    )?;
+    // Block mode learns CartPole in the single-process learning test's budget
+    // (tests/learn_cartpole.rs).
+    let mut learn = Config::load("rat_mlp.yaml")?;
+    for (k, v) in [
+        ("env_name", "CartPole-v1"),
+        ("num_envs", "8"),
+        ("nsteps", "256"),
+        ("pi_minibatches", "4"),
+        ("v_minibatches", "4"),
+        ("a_hidden_size", "64"),
+        ("c_hidden_size", "64"),
+        ("timesteps_per_proc", "110000"),
+        ("dist_mode", "block"),
+    ] {
+        learn.set(k, v)?;
+    }
+    let opts = RunOptions {
+        seed: Some(2),
+        run_dir: Some(dir.join("learn_block")),
+        verbose: false,
+        checkpoint_every: 0,
+        comm: comm.clone(),
+        ..RunOptions::default()
+    };
+    let out = detach::run(&learn, &opts)?;
+    let last20 = &out.episode_returns[out.episode_returns.len().saturating_sub(20)..];
+    let mean20 = last20.iter().sum::<f64>() / last20.len() as f64;
+    println!("block mode, 2 ranks: last 20 episodes {mean20:.1}");
+    assert!(
+        mean20 >= 450.0,
+        "block mode did not solve CartPole: {mean20}"
+    );
     // Each rank offers a tensor of its own rank: the ranks must notice, both of them.
     let ranks = Ranks::new(comm.clone(), 2)?;
     let r = comm.rank() as f32;
@@ -139,9 +180,15 @@ fn tensors(run: &Path) -> anyhow::Result<Vec<(String, Vec<f64>)>> {
     Ok(out)
 }
 
-/// The largest |a − b| / max(‖a‖∞, 1e-3) over every tensor of two runs (same names required).
-fn relative_difference(a: &Path, b: &Path) -> anyhow::Result<f64> {
-    let (ta, tb) = (tensors(a)?, tensors(b)?);
+/// The largest |a − b| / max(‖a‖∞, 1e-3) over every tensor of two runs whose name starts with
+/// `prefix` (same names required).
+fn relative_difference(a: &Path, b: &Path, prefix: &str) -> anyhow::Result<f64> {
+    let only = |t: Vec<(String, Vec<f64>)>| -> Vec<(String, Vec<f64>)> {
+        t.into_iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .collect()
+    };
+    let (ta, tb) = (only(tensors(a)?), only(tensors(b)?));
     let names = |t: &[(String, Vec<f64>)]| t.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
     assert_eq!(names(&ta), names(&tb), "{}", a.display());
     let mut worst = 0.0f64;
@@ -218,7 +265,11 @@ fn two_ranks_compute_what_one_process_computes() -> anyhow::Result<()> {
     let out = std::process::Command::new("mpirun")
         .args(["--oversubscribe", "--allow-run-as-root", "-np", "2"])
         .arg(std::env::current_exe()?)
-        .args(["two_ranks_compute_what_one_process_computes", "--exact"])
+        .args([
+            "two_ranks_compute_what_one_process_computes",
+            "--exact",
+            "--nocapture",
+        ])
         .env("RAT_DIST_DIR", &dir)
         .output()
         .map_err(|e| anyhow::anyhow!("mpirun: {e} (apt install openmpi-bin)"))?;
@@ -228,12 +279,17 @@ fn two_ranks_compute_what_one_process_computes() -> anyhow::Result<()> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let ranks_said = String::from_utf8_lossy(&out.stdout);
+    ranks_said
+        .lines()
+        .filter(|l| l.starts_with("block mode"))
+        .for_each(|l| println!("{l}"));
     for &case in CASES {
         let (one, two) = (
             case_dir(&dir.join("one"), case),
             case_dir(&dir.join("two"), case),
         );
-        let d = relative_difference(&one, &two)?;
+        let d = relative_difference(&one, &two, "")?;
         println!("{case:?}: largest relative difference {d:.2e}");
         assert!(d <= 1e-5, "{case:?}: {d:e}");
         close_curves(&curve(&one)?, &curve(&two)?, &format!("{case:?}"));
@@ -252,13 +308,27 @@ fn two_ranks_compute_what_one_process_computes() -> anyhow::Result<()> {
         Some(ckpt),
     )?;
     close_curves(&curve(&dir.join("one_3"))?, &curve(&resumed)?, "resumed");
-    assert!(relative_difference(&dir.join("one_3"), &resumed)? <= 1e-5);
+    assert!(relative_difference(&dir.join("one_3"), &resumed, "")? <= 1e-5);
+    // Block mode ran (its ranks agreed after every iteration, or the run would have failed) and
+    // took other steps than the global solve.
+    let global = case_dir(&dir.join("one"), ("rat_mlp.yaml", "CartPole-v1"));
+    let d = relative_difference(&global, &dir.join("two_block"), "actor.")?;
+    assert!(d > 1e-4, "block mode took the global solve's steps ({d:e})");
+    let csv = std::fs::read_to_string(dir.join("learn_block").join("progress.csv"))?;
+    assert!(csv.lines().count() > 2, "{csv}");
     std::fs::remove_dir_all(dir)?;
     Ok(())
 }
 
 #[test]
-fn a_rank_without_an_environment_is_refused() -> anyhow::Result<()> {
+fn misuses_are_refused_with_the_key() -> anyhow::Result<()> {
+    let mut c = config("ppo_mlp.yaml", "CartPole-v1", 2)?;
+    c.set("dist_mode", "block")?;
+    let text = c
+        .validate(rat_train::config::Trainer::Detach)
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("dist_mode = block"), "{text}");
     // Two ranks, one environment: the error names the key and the count (a fake two-rank
     // communicator is enough; nothing is exchanged before the check).
     #[derive(Debug)]

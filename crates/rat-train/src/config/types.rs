@@ -217,6 +217,20 @@ pub enum DampingMode {
     Relative,
 }
 
+/// How R ranks (`--dist mpi`) share an iteration's actor steps (`dist_mode`; a key the reference
+/// does not have).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DistMode {
+    /// Every rank computes the whole step on the gathered rollout (default): one process's run,
+    /// bit for bit, for every rule.
+    Replicated,
+    /// RAT as averaged block Kaczmarz: each rank solves the b_r x b_r system of its own rows of
+    /// every minibatch, and the ranks average their steps (parameters and SGD buffer). Not the
+    /// global b x b solve; each rank's solve is R² times cheaper.
+    Block,
+}
+
 /// A YAML 1.1 scalar as PyYAML reads it: the native value, or text such as `True`, `1e6`,
 /// `10_000_000`; anything else is an error that says what was found and what is accepted.
 macro_rules! yaml11 {
@@ -435,6 +449,8 @@ pub struct AlgoConfig {
     /// predicted quadratic KL (one forward tangent pass).
     #[serde(deserialize_with = "de_bool")]
     pub step_diagnostics: bool,
+    /// How ranks share the actor steps under `--dist mpi` (`replicated`, default, or `block`).
+    pub dist_mode: DistMode,
 }
 
 impl Default for AlgoConfig {
@@ -487,6 +503,7 @@ impl Default for AlgoConfig {
             max_kl: None,
             damping_mode: DampingMode::Absolute,
             step_diagnostics: false,
+            dist_mode: DistMode::Replicated,
         }
     }
 }

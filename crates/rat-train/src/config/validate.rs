@@ -60,6 +60,7 @@ const DETACH_ONLY: &[&str] = &[
     "kfac_stats",
     "max_kl",
     "step_diagnostics",
+    "dist_mode",
 ];
 
 /// Keys only `train_shared` reads.
@@ -263,6 +264,17 @@ impl Config {
                 &format!(
                     "a KL below kl_high = {high} (the rule grows lr below kl_low, shrinks it above kl_high)"
                 ),
+            ));
+        }
+        let exact = a.is_karzmarz && a.kaczmarz_mode == super::types::KaczmarzKind::Exact;
+        if a.dist_mode == super::types::DistMode::Block
+            && (self.algo != super::types::Algo::Rat || exact)
+        {
+            return Err(reject(
+                "dist_mode",
+                "block",
+                "replicated here: block is RAT's averaged block Kaczmarz, for algo rat with \
+                 kaczmarz_mode reference",
             ));
         }
         if a.max_kl.is_some() && self.algo == super::types::Algo::Ppo {

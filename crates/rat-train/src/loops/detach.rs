@@ -19,7 +19,7 @@ use super::start::{
     LoopState, Start, index_tensor, open_run, prefixed, resume_envs, save_checkpoint, start,
 };
 use super::video::VideoRecorder;
-use crate::config::{Config, Trainer};
+use crate::config::{Config, DistMode, Trainer};
 use crate::error::{Result, diverged};
 use crate::io::checkpoint::with_prefix;
 use crate::io::report::IterationReport;
@@ -88,6 +88,15 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         &log_dir,
     )?;
     let (pi_b, v_b) = (n / a.pi_minibatches, n / a.v_minibatches);
+    // dist_mode block: each rank steps on its rows of every actor minibatch.
+    let block = a.dist_mode == DistMode::Block && ranks.comm.size() > 1;
+    if block && pi_b < 2 * ranks.comm.size() {
+        return crate::error::invalid(format!(
+            "dist_mode block on {} ranks: the actor minibatch of {pi_b} samples gives a rank \
+             fewer than 2 rows; lower pi_minibatches or the number of ranks",
+            ranks.comm.size()
+        ));
+    }
     let steps_per_iteration = a.pi_epochs * n.div_ceil(pi_b);
     let (session_start, first) = (Instant::now(), state.iteration);
     let mut phase_sums = [0.0f64; 4];
@@ -127,19 +136,22 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         for _ in 0..a.pi_epochs {
             state.indices.shuffle(&mut rng);
             for chunk in state.indices.chunks(pi_b) {
-                let idx = index_tensor(chunk, device)?;
+                let rows = ranks.rows(chunk, block);
+                let idx = index_tensor(rows, device)?;
                 let batch = ActorBatch {
                     obs: data.obs.index_select(&idx, 0)?,
                     actions: data.actions.index_select(&idx, 0)?,
                     advantages: data.adv.index_select(&idx, 0)?,
                     old: old.select(&idx)?,
-                    block: chunk.to_vec(),
+                    block: rows.to_vec(),
                     ent_coef,
                 };
                 // The first step always runs: its KL to the rollout's policy is 0 but for
                 // rounding (the old policy was evaluated on the whole rollout at once).
                 if a.target_kl.is_some() && stats.steps() > 0 {
-                    stop = past_target(a, kl_to(&agent.actor, &batch.old, &batch.obs)?);
+                    let kl = kl_to(&agent.actor, &batch.old, &batch.obs)?;
+                    let kl = if block { ranks.mean(&[kl])?[0] } else { kl };
+                    stop = past_target(a, kl);
                     if stop {
                         break;
                     }
@@ -157,6 +169,9 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
                         ("lr_pi", state.lr),
                         a.cg_damping,
                     ))?;
+                if block {
+                    step = ranks.average_step(&agent.actor.params(), update.as_mut(), step)?;
+                }
                 let kl_step = match &before {
                     Some(before) => kl_to(&agent.actor, before, &batch.obs)?,
                     None => f64::NAN,

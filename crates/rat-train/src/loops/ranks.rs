@@ -12,21 +12,25 @@
 //!   every environment's state ([`Ranks::env_state`]), so a run resumes on any number of ranks.
 //!
 //! The environment stepping is what is split; the update is computed R times. That is the
-//! right trade where stepping dominates (MuJoCo, several hosts of environments); the sharded
-//! updates (`dist_mode: exact | block`, each rank the gradients of its rows) are the next stage.
-//! With R = 1 every function here is the identity.
+//! right trade where stepping dominates (MuJoCo, several hosts of environments). RAT's
+//! `dist_mode: block` splits the actor steps too: each rank steps on its rows of each minibatch
+//! (its own b/R x b/R system) and the ranks average the result ([`Ranks::average_step`]). The
+//! sharded global solve (`dist_mode: exact` of the design) is not built. With R = 1 every
+//! function here is the identity.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Tensor, Var};
 use rat_core::dist::{Communicator, share};
 use rat_rollout::{Trajectory, env_major, time_major};
 use sha2::{Digest, Sha256};
 
 use super::rollout::{Rollout, Runner};
 use crate::error::{Result, invalid};
+use crate::rules::{ActorUpdate, StepInfo};
 
 /// This process's place among the ranks: the communicator and its share of the environments.
 #[derive(Debug, Clone)]
@@ -147,6 +151,66 @@ impl Ranks {
                  config)"
             )),
         }
+    }
+
+    /// This rank's rows of a minibatch under `dist_mode: block` (its share of them, in order),
+    /// or all of them.
+    pub fn rows<'a>(&self, chunk: &'a [usize], block: bool) -> &'a [usize] {
+        match block {
+            true => &chunk[share(chunk.len(), self.comm.rank(), self.comm.size())],
+            false => chunk,
+        }
+    }
+
+    /// The mean over ranks of `x` (the same length on every rank), summed in rank order so that
+    /// every rank gets the same bits (an engine's all-reduce may associate differently per rank).
+    pub fn mean(&self, x: &[f64]) -> Result<Vec<f64>> {
+        let (all, counts) = self.comm.all_gather_v_f64(x)?;
+        if counts.iter().any(|&c| c != x.len()) {
+            return invalid(format!(
+                "the ranks averaged vectors of different lengths: {counts:?}"
+            ));
+        }
+        let mut sum = vec![0.0; x.len()];
+        for part in all.chunks(x.len().max(1)) {
+            sum.iter_mut().zip(part).for_each(|(s, v)| *s += v);
+        }
+        let r = counts.len() as f64;
+        Ok(sum.into_iter().map(|s| s / r).collect())
+    }
+
+    fn mean_tensor(&self, t: &Tensor) -> Result<Tensor> {
+        let x = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+        let m = Tensor::from_vec(self.mean(&x)?, t.shape(), t.device())?;
+        Ok(m.to_dtype(t.dtype())?)
+    }
+
+    /// After a `dist_mode: block` step, in which each rank stepped on its own rows: every
+    /// rank's parameters and optimiser state become the ranks' mean (the mean step, since all
+    /// started equal; SGD's buffer, RAT's Kaczmarz vector, becomes the mean direction), and the
+    /// step's KL and entropy the ranks' mean (the KL rule and `target_kl` decide alike
+    /// everywhere).
+    pub fn average_step(
+        &self,
+        params: &[Var],
+        update: &mut dyn ActorUpdate,
+        info: StepInfo,
+    ) -> Result<StepInfo> {
+        for p in params {
+            p.set(&self.mean_tensor(p.as_tensor())?)?;
+        }
+        let state: HashMap<String, Tensor> = update
+            .state()
+            .into_iter()
+            .map(|(k, t)| Ok((k, self.mean_tensor(&t)?)))
+            .collect::<Result<_>>()?;
+        update.load_state(&state)?;
+        let m = self.mean(&[info.kl, info.entropy])?;
+        Ok(StepInfo {
+            kl: m[0],
+            entropy: m[1],
+            ..info
+        })
     }
 
     /// The whole rollout on every rank from each rank's `local` one, in one process's order.
