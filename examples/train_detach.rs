@@ -27,20 +27,11 @@ fn run() -> rat_train::Result<bool> {
         return Ok(false);
     };
     cli.options.stop = Some(rat_train::cli::stop_on_signals()?);
-    let comm = cli.options.comm.clone();
-    let out = match rat_train::loops::detach::run(&cli.config, &cli.options) {
-        Ok(out) => out,
-        // One rank's failure ends every rank (the others would wait for it forever).
-        Err(e) if comm.size() > 1 => {
-            eprintln!("error on rank {} of {}: {e}", comm.rank(), comm.size());
-            comm.abort(1)
-        }
-        Err(e) => return Err(e),
+    let result = rat_train::loops::detach::run(&cli.config, &cli.options);
+    // Under --dist mpi, rank 0 reports for every rank.
+    let Some(out) = rat_train::cli::on_ranks(&*cli.options.comm, result)? else {
+        return Ok(false);
     };
-    if !comm.is_root() {
-        // Rank 0 reports for every rank (--dist mpi).
-        return Ok(out.interrupted);
-    }
     let [rollout, actor, critic, gather] = out.phase_seconds;
     println!(
         "per iteration: rollout {rollout:.2} s (gathering the ranks' rollouts {gather:.3} s), actor \

@@ -212,6 +212,24 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Cli>> {
     Ok(Some(Cli { config, options }))
 }
 
+/// A training run's result as an example reports it under `--dist`: `Some` on rank 0 (the one
+/// that reports, for every rank), `None` on the others; an error on any rank of several ends every
+/// rank's process (MPI_Abort, status 1) after printing it, since the others would wait for that
+/// rank in their next collective forever.
+pub fn on_ranks(
+    comm: &dyn rat_core::dist::Communicator,
+    result: Result<crate::loops::Outcome>,
+) -> Result<Option<crate::loops::Outcome>> {
+    match result {
+        Ok(out) => Ok(comm.is_root().then_some(out)),
+        Err(e) if comm.size() > 1 => {
+            eprintln!("error on rank {} of {}: {e}", comm.rank(), comm.size());
+            comm.abort(1)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The exit status of a run stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
 pub const EXIT_INTERRUPTED: u8 = 130;
 

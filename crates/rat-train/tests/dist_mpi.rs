@@ -8,6 +8,8 @@
 //! The test trains the one-process runs, then starts itself under `mpirun -np 2`.
 #![cfg(feature = "mpi")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -119,20 +121,8 @@ fn rank(comm: Arc<dyn Communicator>, dir: &Path) -> anyhow::Result<()> {
     )?;
     // Block mode learns CartPole in the single-process learning test's budget
     // (tests/learn_cartpole.rs).
-    let mut learn = Config::load("rat_mlp.yaml")?;
-    for (k, v) in [
-        ("env_name", "CartPole-v1"),
-        ("num_envs", "8"),
-        ("nsteps", "256"),
-        ("pi_minibatches", "4"),
-        ("v_minibatches", "4"),
-        ("a_hidden_size", "64"),
-        ("c_hidden_size", "64"),
-        ("timesteps_per_proc", "110000"),
-        ("dist_mode", "block"),
-    ] {
-        learn.set(k, v)?;
-    }
+    let mut learn = common::cartpole_learning_config()?;
+    learn.set("dist_mode", "block")?;
     let opts = RunOptions {
         seed: Some(2),
         run_dir: Some(dir.join("learn_block")),
@@ -262,24 +252,11 @@ fn two_ranks_compute_what_one_process_computes() -> anyhow::Result<()> {
         dir.join("one_3"),
         None,
     )?;
-    let out = std::process::Command::new("mpirun")
-        .args(["--oversubscribe", "--allow-run-as-root", "-np", "2"])
-        .arg(std::env::current_exe()?)
-        .args([
-            "two_ranks_compute_what_one_process_computes",
-            "--exact",
-            "--nocapture",
-        ])
-        .env("RAT_DIST_DIR", &dir)
-        .output()
-        .map_err(|e| anyhow::anyhow!("mpirun: {e} (apt install openmpi-bin)"))?;
-    assert!(
-        out.status.success(),
-        "mpirun -np 2 failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ranks_said = String::from_utf8_lossy(&out.stdout);
+    let ranks_said = common::on_two_ranks(
+        "two_ranks_compute_what_one_process_computes",
+        "RAT_DIST_DIR",
+        &dir,
+    )?;
     ranks_said
         .lines()
         .filter(|l| l.starts_with("block mode"))

@@ -3,9 +3,10 @@
 //! TensorBoard scalars for every iteration, config.yaml, time.json and a checkpoint that
 //! `evaluate` can run.
 
+mod common;
+
 use std::path::PathBuf;
 
-use rat_train::config::Config;
 use rat_train::loops::{RunOptions, detach::run};
 use rat_train::nets::ActionMode;
 
@@ -17,19 +18,7 @@ fn temp_dir(name: &str) -> PathBuf {
 
 #[test]
 fn rat_solves_cartpole_and_writes_every_output() -> anyhow::Result<()> {
-    let mut config = Config::load("rat_mlp.yaml")?;
-    for (k, v) in [
-        ("env_name", "CartPole-v1"),
-        ("num_envs", "8"),
-        ("nsteps", "256"),
-        ("pi_minibatches", "4"),
-        ("v_minibatches", "4"),
-        ("a_hidden_size", "64"),
-        ("c_hidden_size", "64"),
-        ("timesteps_per_proc", "110000"),
-    ] {
-        config.set(k, v)?;
-    }
+    let config = common::cartpole_learning_config()?;
     let root = temp_dir("cartpole");
     let opts = RunOptions {
         seed: Some(2),

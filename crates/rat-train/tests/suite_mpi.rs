@@ -3,6 +3,8 @@
 //! trains the runs one by one, then starts itself under `mpirun -np 2` for the sweep.
 #![cfg(feature = "mpi")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use rat_core::dist::{Communicator, Mpi, Single};
@@ -80,22 +82,11 @@ fn a_sweep_on_two_ranks_writes_the_curves_of_the_runs_one_by_one() -> anyhow::Re
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     sweep(&Single, &dir, &dir.join("one_by_one"))?;
-    let out = std::process::Command::new("mpirun")
-        .args(["--oversubscribe", "--allow-run-as-root", "-np", "2"])
-        .arg(std::env::current_exe()?)
-        .args([
-            "a_sweep_on_two_ranks_writes_the_curves_of_the_runs_one_by_one",
-            "--exact",
-        ])
-        .env("RAT_SWEEP_DIR", &dir)
-        .output()
-        .map_err(|e| anyhow::anyhow!("mpirun: {e} (apt install openmpi-bin)"))?;
-    assert!(
-        out.status.success(),
-        "mpirun -np 2 failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::on_two_ranks(
+        "a_sweep_on_two_ranks_writes_the_curves_of_the_runs_one_by_one",
+        "RAT_SWEEP_DIR",
+        &dir,
+    )?;
     let jobs = Suite::load(&dir.join("suite.yaml"))?.jobs()?;
     for job in &jobs {
         let (a, b) = (dir.join("one_by_one"), dir.join("ranks"));

@@ -30,3 +30,41 @@ pub fn grid(n: usize, k: f64, seed: f64) -> candle_core::Result<Tensor> {
     .affine(k, seed)?
     .sin()
 }
+
+/// Runs this test binary's test `test` again under `mpirun -np 2`, each rank with `var` set to
+/// `dir`, and returns the ranks' standard output; an error with their output if mpirun fails.
+pub fn on_two_ranks(test: &str, var: &str, dir: &std::path::Path) -> anyhow::Result<String> {
+    let out = std::process::Command::new("mpirun")
+        .args(["--oversubscribe", "--allow-run-as-root", "-np", "2"])
+        .arg(std::env::current_exe()?)
+        .args([test, "--exact", "--nocapture"])
+        .env(var, dir)
+        .output()
+        .map_err(|e| anyhow::anyhow!("mpirun: {e} (apt install openmpi-bin)"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    anyhow::ensure!(
+        out.status.success(),
+        "mpirun -np 2 failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(stdout)
+}
+
+/// rat_mlp.yaml on CartPole-v1 with the learning test's settings (tests/learn_cartpole.rs):
+/// 8 environments x 256 steps, 4 minibatches, 64 hidden units, 110 000 steps.
+pub fn cartpole_learning_config() -> anyhow::Result<rat_train::config::Config> {
+    let mut config = rat_train::config::Config::load("rat_mlp.yaml")?;
+    for (k, v) in [
+        ("env_name", "CartPole-v1"),
+        ("num_envs", "8"),
+        ("nsteps", "256"),
+        ("pi_minibatches", "4"),
+        ("v_minibatches", "4"),
+        ("a_hidden_size", "64"),
+        ("c_hidden_size", "64"),
+        ("timesteps_per_proc", "110000"),
+    ] {
+        config.set(k, v)?;
+    }
+    Ok(config)
+}
