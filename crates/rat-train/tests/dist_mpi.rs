@@ -196,18 +196,11 @@ fn relative_difference(a: &Path, b: &Path, prefix: &str) -> anyhow::Result<f64> 
 
 /// progress.csv's values but the clock's, row by row.
 fn curve(run: &Path) -> anyhow::Result<Vec<Vec<f64>>> {
-    let text = std::fs::read_to_string(run.join("progress.csv"))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let timed = |h: &str| h == "fps" || h.starts_with("time/") || h == "misc/time_elapsed";
-    Ok(lines
-        .map(|l| {
-            l.split(',')
-                .zip(&header)
-                .filter(|(_, h)| !timed(h))
-                .map(|(v, _)| v.parse::<f64>().unwrap_or(f64::NAN))
-                .collect()
-        })
+    let rows = common::clockless_rows(&run.join("progress.csv"))?;
+    let number = |v: &String| v.parse::<f64>().unwrap_or(f64::NAN);
+    Ok(rows
+        .iter()
+        .map(|r| r.iter().map(number).collect())
         .collect())
 }
 

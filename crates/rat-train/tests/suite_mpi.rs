@@ -51,20 +51,8 @@ fn sweep(comm: &dyn Communicator, dir: &Path, out: &Path) -> anyhow::Result<()> 
 
 /// Every column but the clock's, row by row.
 fn curve_of(out: &Path, job: &Job) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(out.join(&job.dir).join("progress.csv"))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let timed = |h: &str| h == "fps" || h.starts_with("time/") || h == "misc/time_elapsed";
-    Ok(lines
-        .map(|l| {
-            l.split(',')
-                .zip(&header)
-                .filter(|(_, h)| !timed(h))
-                .map(|(v, _)| v)
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .collect())
+    let rows = common::clockless_rows(&out.join(&job.dir).join("progress.csv"))?;
+    Ok(rows.into_iter().map(|r| r.join(",")).collect())
 }
 
 #[test]

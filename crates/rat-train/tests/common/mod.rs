@@ -68,3 +68,21 @@ pub fn cartpole_learning_config() -> anyhow::Result<rat_train::config::Config> {
     }
     Ok(config)
 }
+
+/// A run's progress.csv row by row, without the clock's columns (`fps`, `time/*`,
+/// `misc/time_elapsed`): what two runs of the same computation must share.
+pub fn clockless_rows(progress_csv: &std::path::Path) -> anyhow::Result<Vec<Vec<String>>> {
+    let text = std::fs::read_to_string(progress_csv)?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let timed = |h: &str| h == "fps" || h.starts_with("time/") || h == "misc/time_elapsed";
+    Ok(lines
+        .map(|l| {
+            l.split(',')
+                .zip(&header)
+                .filter(|(_, h)| !timed(h))
+                .map(|(v, _)| v.to_string())
+                .collect()
+        })
+        .collect())
+}
