@@ -141,20 +141,21 @@ fn deltas_and_masks(
     Ok((deltas, nonterminal))
 }
 
+/// T of a (T x E) buffer of `len` values in rows of `width`, or an error naming `op`.
+fn steps(len: usize, e: usize, width: usize, op: &'static str) -> Result<usize> {
+    if e == 0 || width == 0 || !len.is_multiple_of(e * width) {
+        return shape(
+            op,
+            format!("{len} values do not split into {e} environments of rows of {width}"),
+        );
+    }
+    Ok(len / (e * width))
+}
+
 /// Reorders a time-major (T x E) buffer of rows of `width` values to env-major (index e·T + t),
 /// the reference's flattening of a rollout.
 pub fn env_major<T: Copy>(x: &[T], num_envs: usize, width: usize) -> Result<Vec<T>> {
-    let e = num_envs;
-    if e == 0 || width == 0 || !x.len().is_multiple_of(e * width) {
-        return shape(
-            "env_major",
-            format!(
-                "{} values do not split into {e} environments of rows of {width}",
-                x.len()
-            ),
-        );
-    }
-    let t_len = x.len() / (e * width);
+    let (e, t_len) = (num_envs, steps(x.len(), num_envs, width, "env_major")?);
     let mut out = Vec::with_capacity(x.len());
     for j in 0..e {
         for t in 0..t_len {
@@ -168,17 +169,7 @@ pub fn env_major<T: Copy>(x: &[T], num_envs: usize, width: usize) -> Result<Vec<
 /// The inverse of [`env_major`]: an env-major buffer (index e·T + t, rows of `width`) back to
 /// time-major (T x E).
 pub fn time_major<T: Copy>(x: &[T], num_envs: usize, width: usize) -> Result<Vec<T>> {
-    let e = num_envs;
-    if e == 0 || width == 0 || !x.len().is_multiple_of(e * width) {
-        return shape(
-            "time_major",
-            format!(
-                "{} values do not split into {e} environments of rows of {width}",
-                x.len()
-            ),
-        );
-    }
-    let t_len = x.len() / (e * width);
+    let (e, t_len) = (num_envs, steps(x.len(), num_envs, width, "time_major")?);
     let mut out = Vec::with_capacity(x.len());
     for t in 0..t_len {
         for j in 0..e {
