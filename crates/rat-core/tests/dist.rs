@@ -2,6 +2,9 @@
 //! and (with the `mpi` feature) two MPI ranks agree with sums, concatenations and broadcasts
 //! computed by hand. The MPI test starts itself under `mpirun -np 2`.
 
+#[cfg(feature = "mpi")]
+mod common;
+
 use candle_core::{Device, Tensor};
 use rat_core::dist::{Communicator, Single, share, tensor};
 
@@ -99,6 +102,43 @@ fn two_mpi_ranks_agree_with_the_hand_computed_collectives() -> anyhow::Result<()
         tensor::all_reduce_sum(&c, &t)?.to_vec2::<f32>()?,
         [[1.0, 2.0]]
     );
+    // Summed in rank order: the same bits on every rank.
+    let s = tensor::all_reduce_sum_ordered(
+        &c,
+        &Tensor::new(&[0.1f64 * (r + 1) as f64], &Device::Cpu)?,
+    )?;
+    assert_eq!(s.to_vec1::<f64>()?, [0.1 + 0.2]);
+    // Each rank's factored Jacobian of its own rows of a CNN's minibatch (conv, pooling,
+    // residual, dense), gathered, is the one pass over all rows: the same kernel, and the
+    // ranks' Jᵀw parts sum to the whole Jᵀw (f64, against one pass on every rank).
+    use candle_core::DType;
+    use rat_core::jacobian::{FactoredJacobian, ScoreJacobian};
+    use rat_core::layers::Recorder;
+    let mut g = common::rng(3);
+    let net = common::small_cnn(&mut g, 2, 9, 3, DType::F64)?;
+    let x = common::randn(&mut g, &[5, 2, 9, 9], DType::F64)?;
+    let acts = common::random_actions(&mut g, 5, 3)?;
+    let w = common::randn(&mut g, &[5], DType::F64)?;
+    let jac_of = |x: &Tensor, a: &Tensor| -> anyhow::Result<FactoredJacobian> {
+        let mut rec = Recorder::new();
+        let ell = common::categorical_log_prob(&net, x, a, Some(&mut rec))?;
+        Ok(FactoredJacobian::from_objective(&rec, &ell)?)
+    };
+    let rows = share(5, r, n);
+    let part = |t: &Tensor| t.narrow(0, rows.start, rows.len());
+    let mine = jac_of(&part(&x)?, &part(&acts)?)?;
+    let whole = jac_of(&x, &acts)?;
+    let gathered = mine.gather_rows(&c)?;
+    assert_eq!(gathered.num_samples(), 5);
+    let err = common::rel_err(&gathered.kernel()?, &whole.kernel()?)?;
+    assert!(err < 1e-12, "gathered kernel: relative error {err:e}");
+    let parts: Vec<Tensor> = mine
+        .vjp(&part(&w)?)?
+        .iter()
+        .map(|t| tensor::all_reduce_sum_ordered(&c, t))
+        .collect::<rat_core::Result<_>>()?;
+    let err = common::rel_err_params(&parts, &whole.vjp(&w)?)?;
+    assert!(err < 1e-12, "summed Jᵀw: relative error {err:e}");
     println!("rank {r} of {n} agrees");
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! One run on two MPI ranks (`--dist mpi`, replicated update) computes what one process with the
 //! same `num_envs` computes: for every rule on Pendulum-v1 and CartPole-v1 (and the shared
-//! network), the networks and optimiser states after two iterations agree with one process's
-//! to 1e-5 (f32), the curves too; the ranks agree bit for bit after every iteration (the run
+//! network), and for RAT's sharded `dist_mode: exact`, the networks and optimiser states after
+//! two iterations agree with one process's to 1e-5 (f32), the curves too; the ranks agree bit for bit after every iteration (the run
 //! checks it and fails otherwise, which a rank-dependent tensor shows); a two-rank checkpoint
 //! resumes on one process and continues the uninterrupted one-process run.
 //!
@@ -38,6 +38,42 @@ const CASES: &[(&str, &str)] = &[
     ("diag_mlp_shared.yaml", "CartPole-v1"),
     ("kfac_mlp_shared.yaml", "Pendulum-v1"),
 ];
+
+type ExactCase = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+/// RAT with `dist_mode: exact` (the rows of every minibatch sharded, the layer factors
+/// gathered): (case name, environment, extra settings); the one-process run has the same
+/// settings (`dist_mode` changes nothing on one process).
+const EXACT_CASES: &[ExactCase] = &[
+    ("exact_pendulum", "Pendulum-v1", &[]),
+    ("exact_cartpole", "CartPole-v1", &[]),
+    (
+        "exact_cartpole_controls",
+        "CartPole-v1",
+        &[
+            ("ent_coef", "0.01"),
+            ("max_kl", "0.00001"),
+            ("target_kl", "0.05"),
+            ("damping_mode", "relative"),
+            ("cg_damping", "0.01"),
+            ("step_diagnostics", "True"),
+            ("solve_diagnostics", "True"),
+        ],
+    ),
+];
+
+fn exact_config(env: &str, extra: &[(&str, &str)]) -> anyhow::Result<Config> {
+    let mut c = config("rat_mlp.yaml", env, 2)?;
+    c.set("dist_mode", "exact")?;
+    for (k, v) in extra {
+        c.set(k, v)?;
+    }
+    Ok(c)
+}
 
 /// 4 environments x 32 steps (N = 128), `iterations` iterations, small networks.
 fn config(name: &str, env: &str, iterations: usize) -> anyhow::Result<Config> {
@@ -101,6 +137,11 @@ fn rank(comm: Arc<dyn Communicator>, dir: &Path) -> anyhow::Result<()> {
             case_dir(&dir.join("two"), (name, env)),
             None,
         )?;
+    }
+    for &(case, env, extra) in EXACT_CASES {
+        let c = exact_config(env, extra)?;
+        let run = dir.join("two").join(case);
+        train(comm.clone(), &c, "rat_mlp.yaml", run, None)?;
     }
     let c = config("rat_mlp.yaml", "CartPole-v1", 2)?;
     train(
@@ -237,6 +278,11 @@ fn two_ranks_compute_what_one_process_computes() -> anyhow::Result<()> {
             None,
         )?;
     }
+    for &(case, env, extra) in EXACT_CASES {
+        let c = exact_config(env, extra)?;
+        let run = dir.join("one").join(case);
+        train(Arc::new(Single), &c, "rat_mlp.yaml", run, None)?;
+    }
     let c3 = config("rat_mlp.yaml", "CartPole-v1", 3)?;
     train(
         Arc::new(Single),
@@ -265,6 +311,16 @@ fn two_ranks_compute_what_one_process_computes() -> anyhow::Result<()> {
         close_curves(&curve(&one)?, &curve(&two)?, &format!("{case:?}"));
         // Rank 0 alone wrote: no second run directory next to the case's.
         assert!(!two.with_file_name(format!("{}-1", two.display())).exists());
+    }
+    // dist_mode exact: each rank passed only its rows through the actor, and the steps are one
+    // process's up to float summation order (the ranks agreed bit for bit after every iteration,
+    // or the run would have failed).
+    for &(case, ..) in EXACT_CASES {
+        let (one, two) = (dir.join("one").join(case), dir.join("two").join(case));
+        let d = relative_difference(&one, &two, "")?;
+        println!("{case}: largest relative difference {d:.2e}");
+        assert!(d <= 1e-5, "{case}: {d:e}");
+        close_curves(&curve(&one)?, &curve(&two)?, case);
     }
     // The two-rank checkpoint resumes on one process with a larger budget and continues the
     // uninterrupted one-process run.
@@ -299,6 +355,14 @@ fn misuses_are_refused_with_the_key() -> anyhow::Result<()> {
         .unwrap_err()
         .to_string();
     assert!(text.contains("dist_mode = block"), "{text}");
+    let mut c = config("rat_mlp.yaml", "CartPole-v1", 2)?;
+    c.set("dist_mode", "exact")?;
+    c.set("kaczmarz_mode", "exact")?;
+    let text = c
+        .validate(rat_train::config::Trainer::Detach)
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("dist_mode = exact"), "{text}");
     // Two ranks, one environment: the error names the key and the count (a fake two-rank
     // communicator is enough; nothing is exchanged before the check).
     #[derive(Debug)]

@@ -5,8 +5,10 @@
 //! `mpi` crate). The update rules call it at the few points where R ranks must agree
 //! (`../shared/spec/DISTRIBUTED.md` §3); the maths stays where it is.
 //!
-//! [`tensor`] lifts the collectives to candle tensors of either float type on any device.
+//! [`tensor`] lifts the collectives to candle tensors of either float type on any device;
+//! [`Metered`] measures the time and bytes that pass through a communicator.
 
+mod metered;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod single;
@@ -14,6 +16,7 @@ pub mod tensor;
 
 #[cfg(feature = "mpi")]
 pub use self::mpi::Mpi;
+pub use metered::{Metered, Traffic};
 pub use single::Single;
 
 use crate::Result;

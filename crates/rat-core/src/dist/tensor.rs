@@ -73,3 +73,35 @@ pub fn all_gather_rows(comm: &dyn Communicator, t: &Tensor) -> Result<Tensor> {
     shape[0] = count / row_len;
     Ok(out.reshape(shape)?)
 }
+
+/// Σ_ranks t like [`all_reduce_sum`], but summed on every rank in rank order from the gathered
+/// parts, so that every rank gets the same bits for any R (an engine's all-reduce may associate
+/// the partial sums differently on different ranks, and ranks that must stay bit-identical, as
+/// RAT's sharded step does, cannot rely on it). Costs an all-gather of R·|t| values.
+pub fn all_reduce_sum_ordered(comm: &dyn Communicator, t: &Tensor) -> Result<Tensor> {
+    if comm.size() == 1 {
+        return Ok(t.clone());
+    }
+    let n = t.elem_count();
+    let flat = t.flatten_all()?;
+    let (all, counts) = match t.dtype() {
+        DType::F64 => comm.all_gather_v_f64(&flat.to_vec1::<f64>()?)?,
+        DType::F32 => {
+            let (v, c) = comm.all_gather_v_f32(&flat.to_vec1::<f32>()?)?;
+            (v.into_iter().map(f64::from).collect(), c)
+        }
+        d => return Err(unsupported("all_reduce_sum_ordered", d)),
+    };
+    if counts.iter().any(|&c| c != n) {
+        return Err(Error::Shape {
+            op: "all_reduce_sum_ordered",
+            msg: format!("the ranks summed tensors of different sizes: {counts:?}"),
+        });
+    }
+    // Each partial sum rounded to t's dtype, as the engine's sum in that dtype would be.
+    let mut sum = Tensor::new(&all[..n], t.device())?.to_dtype(t.dtype())?;
+    for part in all.chunks(n.max(1)).skip(1) {
+        sum = sum.add(&Tensor::new(part, t.device())?.to_dtype(t.dtype())?)?;
+    }
+    Ok(sum.reshape(t.shape())?)
+}

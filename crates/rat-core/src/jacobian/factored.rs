@@ -21,6 +21,7 @@ use candle_core::{DType, Device, Shape, Tensor, Var};
 
 use super::blocks::{Block, ConvKernelMode, chunk_len, conv_kernel, conv_per_sample};
 use super::{ScoreJacobian, check_sample_vector, host};
+use crate::dist::{Communicator, tensor::all_gather_rows};
 use crate::error::{Result, shape_err};
 use crate::layers::{Recorder, SiteKind, unfold_rows};
 use crate::linalg;
@@ -59,6 +60,8 @@ pub struct FactoredJacobian {
     b: usize,
     dtype: DType,
     device: Device,
+    /// The convolution kernel mode asked for (each conv block holds the one resolved for b).
+    conv_mode: ConvKernelMode,
 }
 
 impl FactoredJacobian {
@@ -174,6 +177,55 @@ impl FactoredJacobian {
             b,
             dtype,
             device,
+            conv_mode: mode,
+        })
+    }
+
+    /// The Jacobian of every rank's rows, in rank order, on every rank: each layer's recorded
+    /// inputs and output gradients all-gathered (`dist::tensor::all_gather_rows`), the
+    /// parameters this rank's (which R ranks keep identical). The kernel of the result is the
+    /// whole minibatch's; products with it cost what one process's do, so a sharded rule takes
+    /// its own rows' J_r v and J_rᵀ w from `self` instead.
+    pub fn gather_rows(&self, comm: &dyn Communicator) -> Result<Self> {
+        if comm.size() == 1 {
+            return Ok(self.clone());
+        }
+        let gather = |t: &Tensor| all_gather_rows(comm, t);
+        let mut blocks = Vec::with_capacity(self.blocks.len());
+        for block in &self.blocks {
+            blocks.push(match block {
+                Block::Dense { a, g } => Block::Dense {
+                    a: gather(a)?,
+                    g: gather(g)?,
+                },
+                Block::Explicit { g, shape } => Block::Explicit {
+                    g: gather(g)?,
+                    shape: shape.clone(),
+                },
+                Block::Conv {
+                    u, g, weight_shape, ..
+                } => {
+                    let (u, g) = (gather(u)?, gather(g)?);
+                    let (b, l, d1) = u.dims3()?;
+                    let mode = resolve_conv_mode(self.conv_mode, b, l, g.dims()[2], d1);
+                    Block::Conv {
+                        u,
+                        g,
+                        weight_shape: weight_shape.clone(),
+                        mode,
+                    }
+                }
+            });
+        }
+        let b = match blocks.first() {
+            Some(Block::Dense { a, .. }) => a.dims()[0],
+            Some(Block::Explicit { g, .. } | Block::Conv { g, .. }) => g.dims()[0],
+            None => 0,
+        };
+        Ok(Self {
+            blocks,
+            b,
+            ..self.clone()
         })
     }
 

@@ -229,6 +229,11 @@ pub enum DistMode {
     /// every minibatch, and the ranks average their steps (parameters and SGD buffer). Not the
     /// global b x b solve; each rank's solve is R² times cheaper.
     Block,
+    /// RAT's global solve with the rows sharded: each rank runs the forward and backward passes
+    /// of its rows of every minibatch, the layer factors are all-gathered, every rank solves
+    /// the same b x b system, and the gradient is summed over the ranks. One process's step up
+    /// to float summation order.
+    Exact,
 }
 
 /// A YAML 1.1 scalar as PyYAML reads it: the native value, or text such as `True`, `1e6`,

@@ -267,14 +267,17 @@ impl Config {
             ));
         }
         let exact = a.is_karzmarz && a.kaczmarz_mode == super::types::KaczmarzKind::Exact;
-        if a.dist_mode == super::types::DistMode::Block
-            && (self.algo != super::types::Algo::Rat || exact)
-        {
+        let sharded = match a.dist_mode {
+            super::types::DistMode::Replicated => None,
+            super::types::DistMode::Block => Some("block"),
+            super::types::DistMode::Exact => Some("exact"),
+        };
+        if let Some(mode) = sharded.filter(|_| self.algo != super::types::Algo::Rat || exact) {
             return Err(reject(
                 "dist_mode",
-                "block",
-                "replicated here: block is RAT's averaged block Kaczmarz, for algo rat with \
-                 kaczmarz_mode reference",
+                mode,
+                "replicated here: block (averaged block Kaczmarz) and exact (the sharded global \
+                 solve) split RAT's minibatch rows, for algo rat with kaczmarz_mode reference",
             ));
         }
         if a.max_kl.is_some() && self.algo == super::types::Algo::Ppo {

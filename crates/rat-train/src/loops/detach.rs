@@ -7,10 +7,12 @@
 //!
 //! The actor rule is any [`ActorUpdate`](crate::rules::ActorUpdate); this loop does not change when one is added.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::{DType, Tensor};
 use rand::seq::SliceRandom;
+use rat_core::dist::Metered;
 
 use super::control::{StepStats, ent_coef_at, kl_to, past_target};
 use super::options::{Outcome, RunOptions, iterations};
@@ -88,15 +90,25 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         &log_dir,
     )?;
     let (pi_b, v_b) = (n / a.pi_minibatches, n / a.v_minibatches);
-    // dist_mode block: each rank steps on its rows of every actor minibatch.
-    let block = a.dist_mode == DistMode::Block && ranks.comm.size() > 1;
-    if block && pi_b < 2 * ranks.comm.size() {
+    // dist_mode block and exact: each rank steps on its rows of every actor minibatch (block:
+    // its own solve, then the ranks average; exact: the rule gathers the rows' factors).
+    let distributed = ranks.comm.size() > 1;
+    let block = a.dist_mode == DistMode::Block && distributed;
+    let sharded = block || (a.dist_mode == DistMode::Exact && distributed);
+    if sharded && pi_b < 2 * ranks.comm.size() {
         return crate::error::invalid(format!(
-            "dist_mode block on {} ranks: the actor minibatch of {pi_b} samples gives a rank \
+            "dist_mode {} on {} ranks: the actor minibatch of {pi_b} samples gives a rank \
              fewer than 2 rows; lower pi_minibatches or the number of ranks",
+            if block { "block" } else { "exact" },
             ranks.comm.size()
         ));
     }
+    // The exact mode's collectives, measured for the scaling table.
+    let metered = (sharded && !block).then(|| Metered::new(ranks.comm.clone()));
+    if let Some(m) = &metered {
+        update.shard_rows(Arc::new(m.clone()))?;
+    }
+    let mut session_steps = 0usize;
     let steps_per_iteration = a.pi_epochs * n.div_ceil(pi_b);
     let (session_start, first) = (Instant::now(), state.iteration);
     let mut phase_sums = [0.0f64; 4];
@@ -136,7 +148,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         for _ in 0..a.pi_epochs {
             state.indices.shuffle(&mut rng);
             for chunk in state.indices.chunks(pi_b) {
-                let rows = ranks.rows(chunk, block);
+                let rows = ranks.rows(chunk, sharded);
                 let idx = index_tensor(rows, device)?;
                 let batch = ActorBatch {
                     obs: data.obs.index_select(&idx, 0)?,
@@ -150,7 +162,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
                 // rounding (the old policy was evaluated on the whole rollout at once).
                 if a.target_kl.is_some() && stats.steps() > 0 {
                     let kl = kl_to(&agent.actor, &batch.old, &batch.obs)?;
-                    let kl = if block { ranks.mean(&[kl])?[0] } else { kl };
+                    let kl = ranks.row_mean(kl, rows.len(), sharded)?;
                     stop = past_target(a, kl);
                     if stop {
                         break;
@@ -173,7 +185,10 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
                     step = ranks.average_step(&agent.actor.params(), update.as_mut(), step)?;
                 }
                 let kl_step = match &before {
-                    Some(before) => kl_to(&agent.actor, before, &batch.obs)?,
+                    Some(before) => {
+                        let kl = kl_to(&agent.actor, before, &batch.obs)?;
+                        ranks.row_mean(kl, rows.len(), sharded)?
+                    }
                     None => f64::NAN,
                 };
                 stats.push(&step, kl_step);
@@ -183,6 +198,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
             }
         }
         let actor_seconds = t_actor.elapsed().as_secs_f64();
+        session_steps += stats.steps();
         state.times.push(actor_seconds);
 
         // The KL-adaptive learning rate, on the last minibatch's KL.
@@ -283,6 +299,10 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         phase_sums,
     );
     outcome.interrupted = state.iteration < total;
+    outcome.actor_collectives = metered.map(|m| {
+        let (t, steps) = (m.traffic(), session_steps.max(1) as f64);
+        (t.seconds / steps, t.bytes as f64 / steps)
+    });
     Ok(outcome)
 }
 

@@ -14,9 +14,10 @@
 //! The environment stepping is what is split; the update is computed R times. That is the
 //! right trade where stepping dominates (MuJoCo, several hosts of environments). RAT's
 //! `dist_mode: block` splits the actor steps too: each rank steps on its rows of each minibatch
-//! (its own b/R x b/R system) and the ranks average the result ([`Ranks::average_step`]). The
-//! sharded global solve (`dist_mode: exact` of the design) is not built. With R = 1 every
-//! function here is the identity.
+//! (its own b/R x b/R system) and the ranks average the result ([`Ranks::average_step`]);
+//! `dist_mode: exact` shards the rows too, and the rule (RAT's `step_sharded`) gathers their
+//! layer factors and solves the global system on every rank. With R = 1 every function here is
+//! the identity.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -153,10 +154,10 @@ impl Ranks {
         }
     }
 
-    /// This rank's rows of a minibatch under `dist_mode: block` (its share of them, in order),
-    /// or all of them.
-    pub fn rows<'a>(&self, chunk: &'a [usize], block: bool) -> &'a [usize] {
-        match block {
+    /// This rank's rows of a minibatch under `dist_mode` block or exact (its share of them, in
+    /// order), or all of them.
+    pub fn rows<'a>(&self, chunk: &'a [usize], sharded: bool) -> &'a [usize] {
+        match sharded {
             true => &chunk[share(chunk.len(), self.comm.rank(), self.comm.size())],
             false => chunk,
         }
@@ -177,6 +178,21 @@ impl Ranks {
         }
         let r = counts.len() as f64;
         Ok(sum.into_iter().map(|s| s / r).collect())
+    }
+
+    /// The whole minibatch's mean of a quantity of which `mean` is the mean over this rank's
+    /// `rows` (rows-weighted, summed in rank order), when the rows are `sharded`; else `mean`.
+    pub fn row_mean(&self, mean: f64, rows: usize, sharded: bool) -> Result<f64> {
+        if !sharded {
+            return Ok(mean);
+        }
+        let (all, _) = self
+            .comm
+            .all_gather_v_f64(&[mean * rows as f64, rows as f64])?;
+        let (sum, count) = all
+            .chunks_exact(2)
+            .fold((0.0, 0.0), |(s, c), p| (s + p[0], c + p[1]));
+        Ok(sum / count)
     }
 
     fn mean_tensor(&self, t: &Tensor) -> Result<Tensor> {

@@ -330,6 +330,7 @@ impl LoopState {
                 .unwrap_or(f64::NAN),
             fps: (session * n) as f64 / start.elapsed().as_secs_f64(),
             phase_seconds: phase_sums.map(|s| s / session.max(1) as f64),
+            actor_collectives: None,
             interrupted: false,
         }
     }

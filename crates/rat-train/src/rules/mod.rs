@@ -14,6 +14,7 @@ pub mod pg;
 pub mod ppo;
 pub mod rat;
 pub mod score;
+pub mod shard;
 pub mod update;
 
 pub use factory::actor_update;

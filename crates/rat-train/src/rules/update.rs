@@ -2,8 +2,10 @@
 //! ([`ActorBatch`]) and what it reports ([`StepInfo`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::Tensor;
+use rat_core::dist::Communicator;
 
 use crate::nets::{Actor, Policy};
 
@@ -87,6 +89,20 @@ pub trait ActorUpdate {
     /// quality when `solve_diagnostics` is on). The default has none.
     fn diagnostics(&self) -> Vec<(&'static str, f64)> {
         Vec::new()
+    }
+
+    /// Splits every later minibatch's rows over the ranks of `comm` (`dist_mode: exact`): each
+    /// rank's `step` gets its rows, and the rule computes one process's step from them with
+    /// collectives. The default refuses: a rule without it runs replicated.
+    fn shard_rows(&mut self, comm: Arc<dyn Communicator>) -> rat_core::Result<()> {
+        Err(rat_core::Error::InvalidArgument {
+            op: "ActorUpdate::shard_rows",
+            msg: format!(
+                "rule {} has no sharded step on {} ranks (dist_mode exact is rat's)",
+                self.name(),
+                comm.size()
+            ),
+        })
     }
 
     /// The optimiser state to checkpoint, by name.
