@@ -42,17 +42,20 @@ const CASES: &[(&str, &str)] = &[
 type ExactCase = (
     &'static str,
     &'static str,
+    &'static str,
     &'static [(&'static str, &'static str)],
 );
 
-/// RAT with `dist_mode: exact` (the rows of every minibatch sharded, the layer factors
-/// gathered): (case name, environment, extra settings); the one-process run has the same
-/// settings (`dist_mode` changes nothing on one process).
+/// `dist_mode: exact` (the rows of every actor minibatch sharded over the ranks; RAT gathers
+/// the layer factors, the others sum gradients, Fisher-vector products and column sums):
+/// (case name, config, environment, extra settings); the one-process run has the same settings
+/// (`dist_mode` changes nothing on one process).
 const EXACT_CASES: &[ExactCase] = &[
-    ("exact_pendulum", "Pendulum-v1", &[]),
-    ("exact_cartpole", "CartPole-v1", &[]),
+    ("exact_rat_pendulum", "rat_mlp.yaml", "Pendulum-v1", &[]),
+    ("exact_rat_cartpole", "rat_mlp.yaml", "CartPole-v1", &[]),
     (
-        "exact_cartpole_controls",
+        "exact_rat_cartpole_controls",
+        "rat_mlp.yaml",
         "CartPole-v1",
         &[
             ("ent_coef", "0.01"),
@@ -64,10 +67,38 @@ const EXACT_CASES: &[ExactCase] = &[
             ("solve_diagnostics", "True"),
         ],
     ),
+    ("exact_fvp_pendulum", "fvp_mlp.yaml", "Pendulum-v1", &[]),
+    ("exact_fvp_cartpole", "fvp_mlp.yaml", "CartPole-v1", &[]),
+    (
+        "exact_fvp_cartpole_damped",
+        "fvp_mlp.yaml",
+        "CartPole-v1",
+        &[("cg_damping", "10.0")],
+    ),
+    ("exact_diag_pendulum", "diag_mlp.yaml", "Pendulum-v1", &[]),
+    (
+        "exact_diag_cartpole",
+        "diag_mlp.yaml",
+        "CartPole-v1",
+        &[("ent_coef", "0.01")],
+    ),
+    ("exact_ppo_pendulum", "ppo_mlp.yaml", "Pendulum-v1", &[]),
+    (
+        "exact_ppo_cartpole",
+        "ppo_mlp.yaml",
+        "CartPole-v1",
+        &[("ent_coef", "0.01")],
+    ),
+    (
+        "exact_pg_cartpole",
+        "pg_mlp.yaml",
+        "CartPole-v1",
+        &[("max_kl", "0.0001")],
+    ),
 ];
 
-fn exact_config(env: &str, extra: &[(&str, &str)]) -> anyhow::Result<Config> {
-    let mut c = config("rat_mlp.yaml", env, 2)?;
+fn exact_config(name: &str, env: &str, extra: &[(&str, &str)]) -> anyhow::Result<Config> {
+    let mut c = config(name, env, 2)?;
     c.set("dist_mode", "exact")?;
     for (k, v) in extra {
         c.set(k, v)?;
@@ -138,10 +169,9 @@ fn rank(comm: Arc<dyn Communicator>, dir: &Path) -> anyhow::Result<()> {
             None,
         )?;
     }
-    for &(case, env, extra) in EXACT_CASES {
-        let c = exact_config(env, extra)?;
-        let run = dir.join("two").join(case);
-        train(comm.clone(), &c, "rat_mlp.yaml", run, None)?;
+    for &(case, name, env, extra) in EXACT_CASES {
+        let c = exact_config(name, env, extra)?;
+        train(comm.clone(), &c, name, dir.join("two").join(case), None)?;
     }
     let c = config("rat_mlp.yaml", "CartPole-v1", 2)?;
     train(
@@ -278,10 +308,9 @@ fn two_ranks_compute_what_one_process_computes() -> anyhow::Result<()> {
             None,
         )?;
     }
-    for &(case, env, extra) in EXACT_CASES {
-        let c = exact_config(env, extra)?;
-        let run = dir.join("one").join(case);
-        train(Arc::new(Single), &c, "rat_mlp.yaml", run, None)?;
+    for &(case, name, env, extra) in EXACT_CASES {
+        let c = exact_config(name, env, extra)?;
+        train(Arc::new(Single), &c, name, dir.join("one").join(case), None)?;
     }
     let c3 = config("rat_mlp.yaml", "CartPole-v1", 3)?;
     train(
@@ -315,11 +344,24 @@ fn two_ranks_compute_what_one_process_computes() -> anyhow::Result<()> {
     // dist_mode exact: each rank passed only its rows through the actor, and the steps are one
     // process's up to float summation order (the ranks agreed bit for bit after every iteration,
     // or the run would have failed).
+    // The networks agree to 1e-5, and so does every optimiser state but one: FVP's SGD buffer
+    // is the last CG solution of (F + λI) d = g, which amplifies the ranks' float summation
+    // order by the system's conditioning (1.3e-4 at λ = 0.1; 2.9e-7 at λ = 10, the `_damped`
+    // case, which is held to 1e-5 like the others).
+    let mut worst = Vec::new();
     for &(case, ..) in EXACT_CASES {
         let (one, two) = (dir.join("one").join(case), dir.join("two").join(case));
-        let d = relative_difference(&one, &two, "")?;
-        println!("{case}: largest relative difference {d:.2e}");
-        assert!(d <= 1e-5, "{case}: {d:e}");
+        let nets = relative_difference(&one, &two, "actor.")?
+            .max(relative_difference(&one, &two, "critic.")?);
+        let all = relative_difference(&one, &two, "")?;
+        println!("{case}: largest relative difference {nets:.2e} (networks), {all:.2e} (all)");
+        worst.push((case, nets, all));
+    }
+    for &(case, nets, all) in &worst {
+        let cg = case.starts_with("exact_fvp") && !case.ends_with("_damped");
+        let bound = if cg { 1e-3 } else { 1e-5 };
+        assert!(nets <= 1e-5 && all <= bound, "{case} (all: {worst:?})");
+        let (one, two) = (dir.join("one").join(case), dir.join("two").join(case));
         close_curves(&curve(&one)?, &curve(&two)?, case);
     }
     // The two-rank checkpoint resumes on one process with a larger budget and continues the
@@ -355,9 +397,8 @@ fn misuses_are_refused_with_the_key() -> anyhow::Result<()> {
         .unwrap_err()
         .to_string();
     assert!(text.contains("dist_mode = block"), "{text}");
-    let mut c = config("rat_mlp.yaml", "CartPole-v1", 2)?;
+    let mut c = config("kfac_mlp.yaml", "CartPole-v1", 2)?;
     c.set("dist_mode", "exact")?;
-    c.set("kaczmarz_mode", "exact")?;
     let text = c
         .validate(rat_train::config::Trainer::Detach)
         .unwrap_err()

@@ -267,18 +267,29 @@ impl Config {
             ));
         }
         let exact = a.is_karzmarz && a.kaczmarz_mode == super::types::KaczmarzKind::Exact;
-        let sharded = match a.dist_mode {
-            super::types::DistMode::Replicated => None,
-            super::types::DistMode::Block => Some("block"),
-            super::types::DistMode::Exact => Some("exact"),
-        };
-        if let Some(mode) = sharded.filter(|_| self.algo != super::types::Algo::Rat || exact) {
-            return Err(reject(
-                "dist_mode",
-                mode,
-                "replicated here: block (averaged block Kaczmarz) and exact (the sharded global \
-                 solve) split RAT's minibatch rows, for algo rat with kaczmarz_mode reference",
-            ));
+        use super::types::{Algo, DistMode};
+        let rat = self.algo == Algo::Rat && !exact;
+        match a.dist_mode {
+            DistMode::Block if !rat => {
+                return Err(reject(
+                    "dist_mode",
+                    "block",
+                    "replicated or exact here: block is RAT's averaged block Kaczmarz, for algo \
+                     rat with kaczmarz_mode reference",
+                ));
+            }
+            DistMode::Exact
+                if !(rat || matches!(self.algo, Algo::Pg | Algo::Ppo | Algo::Diag | Algo::Fvp)) =>
+            {
+                return Err(reject(
+                    "dist_mode",
+                    "exact",
+                    "replicated here: exact splits the minibatch rows for rat (kaczmarz_mode \
+                     reference), pg, ppo, diag and fvp; kfac, ekfac and RAT's exact Kaczmarz \
+                     run replicated",
+                ));
+            }
+            _ => {}
         }
         if a.max_kl.is_some() && self.algo == super::types::Algo::Ppo {
             return Err(reject(

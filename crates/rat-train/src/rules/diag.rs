@@ -7,12 +7,15 @@
 //! column sums of squares — no per-sample gradients.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::Tensor;
+use rat_core::dist::Communicator;
 use rat_core::jacobian::ScoreJacobian;
 use rat_core::{Result, clip};
 
 use super::score::{ScorePass, StepControl};
+use super::shard::Rows;
 use super::update::{ActorBatch, ActorUpdate, StepInfo};
 use crate::config::{AlgoConfig, NormObj};
 use crate::nets::Actor;
@@ -27,6 +30,7 @@ pub struct DiagActor {
     max_grad_norm: f64,
     /// SGD with the reference's momentum 1e-6 (its buffer is not used as a Kaczmarz vector).
     sgd: crate::optim::Sgd,
+    rows: Rows,
 }
 
 impl DiagActor {
@@ -39,6 +43,7 @@ impl DiagActor {
             control: StepControl::from_config(c),
             max_grad_norm: c.max_grad_norm,
             sgd: crate::optim::Sgd::new(),
+            rows: Rows::default(),
         })
     }
 }
@@ -50,22 +55,34 @@ impl ActorUpdate for DiagActor {
 
     fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
         let pass = ScorePass::new(actor, batch, self.clamp)?;
-        let b = pass.jac.num_samples() as f64;
-        let (loss_pi, grad) =
-            super::pg::surrogate_gradient(&pass, actor, batch, self.norm_obj, batch.ent_coef)?;
-        let diag = pass.jac.sq_col_sums()?;
+        let rows = self.rows.of(&pass)?;
+        let b = rows.total(pass.jac.num_samples()) as f64;
+        let (loss_pi, grad) = super::pg::surrogate_gradient(
+            &pass,
+            &rows,
+            actor,
+            batch,
+            self.norm_obj,
+            batch.ent_coef,
+        )?;
+        let diag = rows.sum_params(pass.jac.sq_col_sums()?)?;
         let d = grad
             .iter()
             .zip(&diag)
             .map(|(g, f)| Ok(g.div(&f.affine(1.0 / b, self.damping)?)?))
             .collect::<Result<Vec<_>>>()?;
         let (clipped, grad_norm) = clip::clip_grad_norm(&d, self.max_grad_norm)?;
-        let (step, kl_pred) = self.control.bound(actor, &pass, &batch.obs, clipped, lr)?;
+        let (step, kl_pred) = rows.bound(&self.control, actor, &pass, &batch.obs, clipped, lr)?;
         self.sgd.step(pass.jac.params(), &step, lr)?;
         Ok(StepInfo {
             kl_pred,
-            ..pass.info(grad_norm, loss_pi)?
+            ..rows.info(&pass, grad_norm, loss_pi)?
         })
+    }
+
+    fn shard_rows(&mut self, comm: Arc<dyn Communicator>) -> Result<()> {
+        self.rows = Rows::sharded(comm);
+        Ok(())
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

@@ -7,14 +7,17 @@
 //! q = dᵀ(F + λI)d, squared as the reference, d ← d·min(0.5/q, 1)) and SGD (momentum 1e-6).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::Tensor;
 use rat_core::cg::{CgOptions, conjugate_gradient};
 use rat_core::clip::PostGrad;
+use rat_core::dist::Communicator;
 use rat_core::layers::Tangents;
 use rat_core::{Result, fisher, params};
 
 use super::score::{ScorePass, StepControl, normalise_advantages, scalar};
+use super::shard::{Rows, StepRows};
 use super::update::{ActorBatch, ActorUpdate, StepInfo};
 use crate::config::{AlgoConfig, GradKind, NormObj, PostGradKind};
 use crate::nets::{Actor, Policy};
@@ -31,6 +34,7 @@ pub struct FvpActor {
     post_grad: PostGrad,
     cg: CgOptions,
     sgd: crate::optim::Sgd,
+    rows: Rows,
 }
 
 impl FvpActor {
@@ -55,17 +59,24 @@ impl FvpActor {
                 ..CgOptions::default()
             },
             sgd: crate::optim::Sgd::new(),
+            rows: Rows::default(),
         })
     }
 
+    /// (F + λI) v on the whole minibatch: this rank's rows' F v, averaged over the ranks.
     fn fvp(
         &self,
+        rows: &StepRows,
         actor: &dyn Actor,
         policy: &Policy,
         obs: &Tensor,
         v: &[Tensor],
     ) -> Result<Vec<Tensor>> {
-        fisher_vector_product(actor, policy, obs, v, self.damping)
+        if rows.shard().is_none() {
+            return fisher_vector_product(actor, policy, obs, v, self.damping);
+        }
+        let fv = rows.mean_params(fisher_vector_product(actor, policy, obs, v, 0.0)?)?;
+        params::axpy(self.damping, v, &fv)
     }
 }
 
@@ -74,14 +85,16 @@ impl FvpActor {
 /// surrogate of FVP and K-FAC (ALGORITHMS.md 4.1 step 1, 4.3 step 3).
 pub(crate) fn clamped_surrogate_gradient(
     pass: &ScorePass,
+    rows: &StepRows,
     actor: &dyn Actor,
     batch: &ActorBatch,
     clamp: Option<(f64, f64)>,
     norm_obj: NormObj,
     ent_coef: f64,
 ) -> Result<(f64, Vec<Tensor>)> {
-    let a = normalise_advantages(&batch.advantages, &pass.ratio, norm_obj)?;
-    let loss_pi = -scalar(&pass.ratio.mul(&a)?.mean_all()?)?;
+    let (adv, ratio) = (rows.all(&batch.advantages)?, rows.all(&pass.ratio)?);
+    let a = rows.mine(&normalise_advantages(&adv, &ratio, norm_obj)?)?;
+    let loss_pi = -rows.mean(scalar(&pass.ratio.mul(&a)?.mean_all()?)?)?;
     let free = match clamp {
         Some((lo, hi)) => pass
             .ratio
@@ -92,7 +105,7 @@ pub(crate) fn clamped_surrogate_gradient(
     };
     let w = pass.ratio.mul(&a)?.mul(&free)?;
     let grad = pass.loss_gradient(actor, &batch.obs, &w, ent_coef)?;
-    Ok((loss_pi, grad))
+    Ok((loss_pi, rows.mean_params(grad)?))
 }
 
 /// (F + λI) v with F = J_outᵀ M J_out / b the exact Fisher of the actor's policy at `obs`;
@@ -118,8 +131,10 @@ impl ActorUpdate for FvpActor {
 
     fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
         let pass = ScorePass::new(actor, batch, self.clamp)?;
+        let rows = self.rows.of(&pass)?;
         let (loss_pi, grad) = clamped_surrogate_gradient(
             &pass,
+            &rows,
             actor,
             batch,
             self.clamp,
@@ -135,7 +150,7 @@ impl ActorUpdate for FvpActor {
                 let sol = conjugate_gradient(
                     |x| {
                         let v = params::unflatten(x, &shapes)?;
-                        params::flatten(&self.fvp(actor, &policy, &batch.obs, &v)?)
+                        params::flatten(&self.fvp(&rows, actor, &policy, &batch.obs, &v)?)
                     },
                     &flat,
                     self.cg,
@@ -145,18 +160,23 @@ impl ActorUpdate for FvpActor {
         };
         let fd = match self.post_grad {
             PostGrad::FisherClip | PostGrad::Norm => {
-                Some(self.fvp(actor, &policy, &batch.obs, &d)?)
+                Some(self.fvp(&rows, actor, &policy, &batch.obs, &d)?)
             }
             _ => None,
         };
         let (d, q) =
             rat_core::clip::post_grad(&d, fd.as_deref(), self.post_grad, self.max_grad_norm)?;
-        let (step, kl_pred) = self.control.bound(actor, &pass, &batch.obs, d, lr)?;
+        let (step, kl_pred) = rows.bound(&self.control, actor, &pass, &batch.obs, d, lr)?;
         self.sgd.step(pass.jac.params(), &step, lr)?;
         Ok(StepInfo {
             kl_pred,
-            ..pass.info(q, loss_pi)?
+            ..rows.info(&pass, q, loss_pi)?
         })
+    }
+
+    fn shard_rows(&mut self, comm: Arc<dyn Communicator>) -> Result<()> {
+        self.rows = Rows::sharded(comm);
+        Ok(())
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

@@ -16,6 +16,7 @@ use rat_core::{Error, Result, clip};
 use rat_kfac::{Kfac, KfacOptions};
 
 use super::score::{ScorePass, StepControl};
+use super::shard::StepRows;
 use super::update::{ActorBatch, ActorUpdate, StepInfo};
 use crate::config::{AlgoConfig, KfacStats, NormObj};
 use crate::nets::Actor;
@@ -106,6 +107,7 @@ impl ActorUpdate for KfacActor {
         }
         let (loss_pi, grad) = super::fvp::clamped_surrogate_gradient(
             &pass,
+            &StepRows::whole(),
             actor,
             batch,
             self.clamp,

@@ -6,11 +6,14 @@
 //! with no preconditioning, then the global L2 clip and SGD (momentum 1e-6).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::Tensor;
+use rat_core::dist::Communicator;
 use rat_core::{Result, clip};
 
 use super::score::{ScorePass, StepControl, normalise_advantages, scalar};
+use super::shard::{Rows, StepRows};
 use super::update::{ActorBatch, ActorUpdate, StepInfo};
 use crate::config::{AlgoConfig, NormObj};
 use crate::nets::Actor;
@@ -23,6 +26,7 @@ pub struct PgActor {
     control: StepControl,
     max_grad_norm: f64,
     sgd: crate::optim::Sgd,
+    rows: Rows,
 }
 
 impl PgActor {
@@ -34,6 +38,7 @@ impl PgActor {
             control: StepControl::from_config(c),
             max_grad_norm: c.max_grad_norm,
             sgd: crate::optim::Sgd::new(),
+            rows: Rows::default(),
         })
     }
 }
@@ -42,16 +47,18 @@ impl PgActor {
 /// that precondition it.
 pub(crate) fn surrogate_gradient(
     pass: &ScorePass,
+    rows: &StepRows,
     actor: &dyn Actor,
     batch: &ActorBatch,
     norm_obj: NormObj,
     ent_coef: f64,
 ) -> Result<(f64, Vec<Tensor>)> {
-    let a = normalise_advantages(&batch.advantages, &pass.ratio, norm_obj)?;
+    let (adv, ratio) = (rows.all(&batch.advantages)?, rows.all(&pass.ratio)?);
+    let a = rows.mine(&normalise_advantages(&adv, &ratio, norm_obj)?)?;
     let weights = pass.ratio.mul(&a)?;
-    let loss_pi = -scalar(&weights.mul(&pass.logp)?.mean_all()?)?;
+    let loss_pi = -rows.mean(scalar(&weights.mul(&pass.logp)?.mean_all()?)?)?;
     let grad = pass.loss_gradient(actor, &batch.obs, &weights, ent_coef)?;
-    Ok((loss_pi, grad))
+    Ok((loss_pi, rows.mean_params(grad)?))
 }
 
 impl ActorUpdate for PgActor {
@@ -61,15 +68,21 @@ impl ActorUpdate for PgActor {
 
     fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
         let pass = ScorePass::new(actor, batch, self.clamp)?;
+        let rows = self.rows.of(&pass)?;
         let (loss_pi, grad) =
-            surrogate_gradient(&pass, actor, batch, self.norm_obj, batch.ent_coef)?;
+            surrogate_gradient(&pass, &rows, actor, batch, self.norm_obj, batch.ent_coef)?;
         let (clipped, grad_norm) = clip::clip_grad_norm(&grad, self.max_grad_norm)?;
-        let (step, kl_pred) = self.control.bound(actor, &pass, &batch.obs, clipped, lr)?;
+        let (step, kl_pred) = rows.bound(&self.control, actor, &pass, &batch.obs, clipped, lr)?;
         self.sgd.step(pass.jac.params(), &step, lr)?;
         Ok(StepInfo {
             kl_pred,
-            ..pass.info(grad_norm, loss_pi)?
+            ..rows.info(&pass, grad_norm, loss_pi)?
         })
+    }
+
+    fn shard_rows(&mut self, comm: Arc<dyn Communicator>) -> Result<()> {
+        self.rows = Rows::sharded(comm);
+        Ok(())
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

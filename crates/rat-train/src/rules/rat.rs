@@ -15,16 +15,13 @@ use std::sync::Arc;
 
 use candle_core::Tensor;
 use rat_core::dist::Communicator;
-use rat_core::dist::tensor::all_gather_rows;
 use rat_core::jacobian::{FactoredJacobian, ScoreJacobian};
 use rat_core::kaczmarz::{ExactKaczmarz, check_damping, reference_correction};
 use rat_core::woodbury::SolveForm;
 use rat_core::{Result, clip, params, woodbury};
 
-use super::score::{
-    ScorePass, StepControl, entropy_grad, normalise_advantages, quadratic_kl, rms, scalar,
-};
-use super::shard::Shard;
+use super::score::{ScorePass, StepControl, entropy_grad, normalise_advantages, rms, scalar};
+use super::shard::Rows;
 pub use super::update::{ActorBatch, ActorUpdate, StepInfo};
 use crate::config::{AlgoConfig, DampingMode, KaczmarzKind, NormObj, Solve, SolveDtype};
 use crate::nets::Actor;
@@ -162,8 +159,8 @@ pub struct RatActor {
     measure: Option<()>,
     /// The last measurement: (relative residual, condition number).
     quality: Option<(f64, f64)>,
-    /// `dist_mode: exact` on R > 1 ranks: the ranks each minibatch's rows are split over.
-    comm: Option<Arc<dyn Communicator>>,
+    /// Whole minibatches, or (`dist_mode: exact`) each rank's rows of them.
+    rows: Rows,
 }
 
 impl RatActor {
@@ -176,7 +173,7 @@ impl RatActor {
             exact: None,
             measure: None,
             quality: None,
-            comm: None,
+            rows: Rows::default(),
         })
     }
 
@@ -191,67 +188,43 @@ impl RatActor {
     /// and rank r's part J_rᵀ(r_r ⊙ ψ_r)/b of the natural gradient is summed over the ranks in
     /// rank order. The Kaczmarz correction J_r g is each rank's own rows of J g. One process's
     /// step on the whole minibatch, up to float summation order; every rank holds the same bits.
-    fn step_sharded(
-        &mut self,
-        comm: &dyn Communicator,
-        actor: &dyn Actor,
-        batch: &ActorBatch,
-        lr: f64,
-    ) -> Result<StepInfo> {
+    fn step_sharded(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
         let pass = ScorePass::new(actor, batch, self.params.clamp)?;
-        let shard = Shard::new(comm, &pass)?;
+        let rows = self.rows.of(&pass)?;
         let p = self.params;
-        let ratio = all_gather_rows(comm, &pass.ratio)?;
-        let a = normalise_advantages(
-            &all_gather_rows(comm, &batch.advantages)?,
-            &ratio,
-            p.norm_obj,
-        )?;
+        let ratio = rows.all(&pass.ratio)?;
+        let a = normalise_advantages(&rows.all(&batch.advantages)?, &ratio, p.norm_obj)?;
         let a = match p.kaczmarz {
             true => {
-                let mine = reference_correction(&pass.jac, self.sgd.buffer(), &shard.mine(&a)?)?;
-                all_gather_rows(comm, &mine)?
+                let mine = reference_correction(&pass.jac, self.sgd.buffer(), &rows.mine(&a)?)?;
+                rows.all(&mine)?
             }
             false => a,
         };
-        let kernel = pass.jac.gather_rows(comm)?.kernel()?;
+        let kernel = rows.all_jacobian(&pass.jac)?.kernel()?;
         let (damping, kernel_scale) =
             effective_damping(p.damping, p.damping_mode, p.control.measure, &kernel)?;
         let psi = p.solve.transform(&kernel, &ratio, &a, damping)?;
         if self.measure.take().is_some() {
             self.quality = Some(woodbury::solve_quality(&kernel, &ratio, &a, &psi, damping)?);
         }
-        let b = shard.total as f64;
-        let w = pass.ratio.mul(&shard.mine(&psi)?)?;
-        let x = Shard::sum(comm, &pass.jac.vjp(&w.affine(1.0 / b, 0.0)?)?)?;
-        let loss_pi = -shard.mean(comm, scalar(&w.mul(&pass.logp)?.mean_all()?)?)?;
+        let b = kernel.dims()[0] as f64;
+        let w = pass.ratio.mul(&rows.mine(&psi)?)?;
+        let x = rows.sum_params(pass.jac.vjp(&w.affine(1.0 / b, 0.0)?)?)?;
+        let loss_pi = -rows.mean(scalar(&w.mul(&pass.logp)?.mean_all()?)?)?;
         // ∇L = −x − ent_coef ∇ℋ, ∇ℋ of the whole minibatch's mean entropy.
         let mut grad = params::scale(&x, -1.0)?;
         if batch.ent_coef != 0.0 {
-            let share = shard.len as f64 / b;
-            let mine = params::scale(&entropy_grad(actor, &batch.obs)?, share)?;
-            grad = params::axpy(-batch.ent_coef, &Shard::sum(comm, &mine)?, &grad)?;
+            let ent = rows.mean_params(entropy_grad(actor, &batch.obs)?)?;
+            grad = params::axpy(-batch.ent_coef, &ent, &grad)?;
         }
         let (clipped, grad_norm) = clip::clip_grad_norm(&grad, p.max_grad_norm)?;
-        let (step, kl_pred) = match p.control.active() {
-            true => {
-                let q = quadratic_kl(actor, &pass.policy.detach()?, &batch.obs, &clipped)?;
-                let kl = lr * lr * shard.mean(comm, q)?;
-                p.control.limit(clipped, kl)?
-            }
-            false => (clipped, f64::NAN),
-        };
+        let (step, kl_pred) = rows.bound(&p.control, actor, &pass, &batch.obs, clipped, lr)?;
         self.sgd.step(pass.jac.params(), &step, lr)?;
         Ok(StepInfo {
-            kl: shard.kl,
-            entropy: shard.entropy,
-            grad_norm,
-            ratio_max: scalar(&ratio.max(0)?)?,
-            ratio_min: scalar(&ratio.min(0)?)?,
-            loss_pi,
-            clipfrac: shard.clipfrac,
             kl_pred,
             kernel_scale,
+            ..rows.info(&pass, grad_norm, loss_pi)?
         })
     }
 
@@ -333,8 +306,8 @@ impl ActorUpdate for RatActor {
 
     /// One RAT step on `batch`, updating `actor` in place (θ ← θ − lr·buf).
     fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
-        if let Some(comm) = self.comm.clone() {
-            return self.step_sharded(&*comm, actor, batch, lr);
+        if self.rows.is_sharded() {
+            return self.step_sharded(actor, batch, lr);
         }
         let pass = ScorePass::new(actor, batch, self.params.clamp)?;
         let (psi, x, kernel_scale) = self.direction(&pass.jac, batch, &pass.ratio)?;
@@ -369,7 +342,7 @@ impl ActorUpdate for RatActor {
                     .into(),
             });
         }
-        self.comm = (comm.size() > 1).then_some(comm);
+        self.rows = Rows::sharded(comm);
         Ok(())
     }
 
