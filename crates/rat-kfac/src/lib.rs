@@ -148,6 +148,15 @@ fn grad_rows(site: &Site, grads: &GradStore) -> Result<Tensor> {
     }
 }
 
+/// Maps a batch statistic averaged over this process's rows to the one averaged over the whole
+/// minibatch (see [`Kfac::update_a_with`]).
+pub type BatchMean<'a> = dyn Fn(Tensor) -> Result<Tensor> + 'a;
+
+/// The statistic of a minibatch this process holds whole.
+fn whole(t: Tensor) -> Result<Tensor> {
+    Ok(t)
+}
+
 fn ema(old: &Tensor, new: &Tensor, beta: f64) -> Result<Tensor> {
     Ok(old.affine(beta, 0.0)?.add(&new.affine(1.0 - beta, 0.0)?)?)
 }
@@ -192,6 +201,13 @@ impl Kfac {
     /// A ← β·A + (1 − β)·ũᵀũ / (b·L) for every dense (L = 1) and convolutional layer of a
     /// recorded forward pass.
     pub fn update_a(&mut self, rec: &Recorder) -> Result<()> {
+        self.update_a_with(rec, &whole)
+    }
+
+    /// [`update_a`](Self::update_a) with each layer's batch statistic (a mean over this
+    /// process's rows) passed through `mean` first: the whole minibatch's mean when its rows are
+    /// split over processes (the identity otherwise). Likewise the `_with` forms below.
+    pub fn update_a_with(&mut self, rec: &Recorder, mean: &BatchMean<'_>) -> Result<()> {
         self.check_sites(rec)?;
         let beta = self.opts.stat_decay;
         for (slot, site) in self.layers.iter_mut().zip(rec.sites()) {
@@ -199,7 +215,7 @@ impl Kfac {
                 continue;
             };
             let rows = u.dims()[0] as f64;
-            let stat = u.t()?.matmul(&u)?.affine(1.0 / rows, 0.0)?;
+            let stat = mean(u.t()?.matmul(&u)?.affine(1.0 / rows, 0.0)?)?;
             let f = match slot {
                 Some(f) => f,
                 None => slot.insert(Factors {
@@ -219,6 +235,16 @@ impl Kfac {
     /// objective Σ_i ℓ_i through the recorded forward pass (ℓ_i = log π at the stored or at
     /// re-sampled actions). Call after [`update_a`](Self::update_a).
     pub fn update_g(&mut self, rec: &Recorder, grads: &GradStore) -> Result<()> {
+        self.update_g_with(rec, grads, &whole)
+    }
+
+    /// [`update_g`](Self::update_g) with the batch statistic passed through `mean`.
+    pub fn update_g_with(
+        &mut self,
+        rec: &Recorder,
+        grads: &GradStore,
+        mean: &BatchMean<'_>,
+    ) -> Result<()> {
         self.check_sites(rec)?;
         let beta = self.opts.stat_decay;
         for (slot, site) in self.layers.iter_mut().zip(rec.sites()) {
@@ -227,7 +253,7 @@ impl Kfac {
             };
             let g = grad_rows(site, grads)?;
             let b = site.probe().dims()[0] as f64;
-            f.g = ema(&f.g, &g.t()?.matmul(&g)?.affine(1.0 / b, 0.0)?, beta)?;
+            f.g = ema(&f.g, &mean(g.t()?.matmul(&g)?.affine(1.0 / b, 0.0)?)?, beta)?;
         }
         Ok(())
     }
@@ -259,6 +285,16 @@ impl Kfac {
     /// inputs and the per-sample output gradients in `grads`. Does nothing for plain K-FAC.
     /// Call after [`update_g`](Self::update_g).
     pub fn update_scales(&mut self, rec: &Recorder, grads: &GradStore) -> Result<()> {
+        self.update_scales_with(rec, grads, &whole)
+    }
+
+    /// [`update_scales`](Self::update_scales) with the batch statistic passed through `mean`.
+    pub fn update_scales_with(
+        &mut self,
+        rec: &Recorder,
+        grads: &GradStore,
+        mean: &BatchMean<'_>,
+    ) -> Result<()> {
         if !self.opts.eigen_corrected {
             return Ok(());
         }
@@ -286,7 +322,7 @@ impl Kfac {
                 let pa = pa.reshape((b, l, pa.dims()[1]))?;
                 pg.matmul(&pa)?.sqr()?.sum(0)?
             };
-            let batch = batch.affine(1.0 / b as f64, 0.0)?;
+            let batch = mean(batch.affine(1.0 / b as f64, 0.0)?)?;
             f.s = Some(match &f.s {
                 Some(s) => ema(s, &batch, beta)?,
                 None => batch,

@@ -47,7 +47,8 @@ type ExactCase = (
 );
 
 /// `dist_mode: exact` (the rows of every actor minibatch sharded over the ranks; RAT gathers
-/// the layer factors, the others sum gradients, Fisher-vector products and column sums):
+/// the layer factors, the others sum gradients, Fisher-vector products, column sums and K-FAC's
+/// factor statistics):
 /// (case name, config, environment, extra settings); the one-process run has the same settings
 /// (`dist_mode` changes nothing on one process).
 const EXACT_CASES: &[ExactCase] = &[
@@ -95,6 +96,9 @@ const EXACT_CASES: &[ExactCase] = &[
         "CartPole-v1",
         &[("max_kl", "0.0001")],
     ),
+    ("exact_kfac_pendulum", "kfac_mlp.yaml", "Pendulum-v1", &[]),
+    ("exact_kfac_cartpole", "kfac_mlp.yaml", "CartPole-v1", &[]),
+    ("exact_ekfac_pendulum", "ekfac_mlp.yaml", "Pendulum-v1", &[]),
 ];
 
 fn exact_config(name: &str, env: &str, extra: &[(&str, &str)]) -> anyhow::Result<Config> {
@@ -276,10 +280,14 @@ fn curve(run: &Path) -> anyhow::Result<Vec<Vec<f64>>> {
 }
 
 fn close_curves(a: &[Vec<f64>], b: &[Vec<f64>], what: &str) {
+    close_curves_to(a, b, what, 1e-5)
+}
+
+fn close_curves_to(a: &[Vec<f64>], b: &[Vec<f64>], what: &str, tol: f64) {
     assert_eq!(a.len(), b.len(), "{what}: rows");
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
         for (p, q) in x.iter().zip(y) {
-            let same = (p.is_nan() && q.is_nan()) || (p - q).abs() <= 1e-5 * p.abs().max(1.0);
+            let same = (p.is_nan() && q.is_nan()) || (p - q).abs() <= tol * p.abs().max(1.0);
             assert!(same, "{what}, row {i}: {x:?} vs {y:?}");
         }
     }
@@ -347,7 +355,10 @@ fn two_ranks_compute_what_one_process_computes() -> anyhow::Result<()> {
     // The networks agree to 1e-5, and so does every optimiser state but one: FVP's SGD buffer
     // is the last CG solution of (F + λI) d = g, which amplifies the ranks' float summation
     // order by the system's conditioning (1.3e-4 at λ = 0.1; 2.9e-7 at λ = 10, the `_damped`
-    // case, which is held to 1e-5 like the others).
+    // case, which is held to 1e-5 like the others). EK-FAC (not among the rules) is
+    // held to 1e-3: its scalings live in the eigenbasis of factors that start as the identity,
+    // and the eigenvectors of a nearly scalar matrix turn with the last bits of its entries
+    // (K-FAC's preconditioner Q D Qᵀ does not depend on the basis, and agrees to 1e-7).
     let mut worst = Vec::new();
     for &(case, ..) in EXACT_CASES {
         let (one, two) = (dir.join("one").join(case), dir.join("two").join(case));
@@ -359,10 +370,18 @@ fn two_ranks_compute_what_one_process_computes() -> anyhow::Result<()> {
     }
     for &(case, nets, all) in &worst {
         let cg = case.starts_with("exact_fvp") && !case.ends_with("_damped");
-        let bound = if cg { 1e-3 } else { 1e-5 };
-        assert!(nets <= 1e-5 && all <= bound, "{case} (all: {worst:?})");
+        let eigenbasis = case.starts_with("exact_ekfac");
+        let (nets_bound, bound) = match (cg, eigenbasis) {
+            (_, true) => (1e-3, 1e-3),
+            (true, _) => (1e-5, 1e-3),
+            _ => (1e-5, 1e-5),
+        };
+        assert!(
+            nets <= nets_bound && all <= bound,
+            "{case} (all: {worst:?})"
+        );
         let (one, two) = (dir.join("one").join(case), dir.join("two").join(case));
-        close_curves(&curve(&one)?, &curve(&two)?, case);
+        close_curves_to(&curve(&one)?, &curve(&two)?, case, nets_bound);
     }
     // The two-rank checkpoint resumes on one process with a larger budget and continues the
     // uninterrupted one-process run.
@@ -399,6 +418,7 @@ fn misuses_are_refused_with_the_key() -> anyhow::Result<()> {
     assert!(text.contains("dist_mode = block"), "{text}");
     let mut c = config("kfac_mlp.yaml", "CartPole-v1", 2)?;
     c.set("dist_mode", "exact")?;
+    c.set("kfac_stats", "sampled")?;
     let text = c
         .validate(rat_train::config::Trainer::Detach)
         .unwrap_err()

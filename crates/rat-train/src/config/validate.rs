@@ -278,15 +278,23 @@ impl Config {
                      rat with kaczmarz_mode reference",
                 ));
             }
+            DistMode::Exact if self.algo == Algo::Rat && !rat => {
+                return Err(reject(
+                    "dist_mode",
+                    "exact",
+                    "replicated here: kaczmarz_mode exact keeps a rollout-wide iterate, so its \
+                     rows are not split (dist_mode exact is for kaczmarz_mode reference)",
+                ));
+            }
             DistMode::Exact
-                if !(rat || matches!(self.algo, Algo::Pg | Algo::Ppo | Algo::Diag | Algo::Fvp)) =>
+                if matches!(self.algo, Algo::Kfac | Algo::Ekfac)
+                    && a.kfac_stats == super::types::KfacStats::Sampled =>
             {
                 return Err(reject(
                     "dist_mode",
                     "exact",
-                    "replicated here: exact splits the minibatch rows for rat (kaczmarz_mode \
-                     reference), pg, ppo, diag and fvp; kfac, ekfac and RAT's exact Kaczmarz \
-                     run replicated",
+                    "replicated here: kfac_stats sampled draws actions row by row from the \
+                     rule's own RNG; dist_mode exact needs kfac_stats stored",
                 ));
             }
             _ => {}

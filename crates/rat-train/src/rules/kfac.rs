@@ -8,15 +8,17 @@
 //! which the reference ships but cannot run.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rat_core::dist::Communicator;
 use rat_core::{Error, Result, clip};
 use rat_kfac::{Kfac, KfacOptions};
 
 use super::score::{ScorePass, StepControl};
-use super::shard::StepRows;
+use super::shard::Rows;
 use super::update::{ActorBatch, ActorUpdate, StepInfo};
 use crate::config::{AlgoConfig, KfacStats, NormObj};
 use crate::nets::Actor;
@@ -34,6 +36,7 @@ pub struct KfacActor {
     stats: KfacStats,
     rng: ChaCha8Rng,
     sites: usize,
+    rows: Rows,
 }
 
 impl KfacActor {
@@ -63,6 +66,7 @@ impl KfacActor {
             stats: c.kfac_stats,
             rng: ChaCha8Rng::seed_from_u64(0x6b66_6163),
             sites: 0,
+            rows: Rows::default(),
         })
     }
 }
@@ -78,8 +82,15 @@ impl ActorUpdate for KfacActor {
 
     fn step(&mut self, actor: &dyn Actor, batch: &ActorBatch, lr: f64) -> Result<StepInfo> {
         let pass = ScorePass::new(actor, batch, self.clamp)?;
+        let split = self.rows.clone();
+        let rows = split.of(&pass)?;
+        // A batch statistic of this rank's rows → the whole minibatch's (identity unsharded).
+        let mean = |t: Tensor| -> Result<Tensor> {
+            let mut v = rows.mean_params(vec![t])?;
+            Ok(v.remove(0))
+        };
         self.sites = pass.rec.sites().len();
-        self.kfac.update_a(&pass.rec)?;
+        self.kfac.update_a_with(&pass.rec, &mean)?;
         // G on refresh steps; EK-FAC's scalings every step, from the same statistics objective.
         let refresh = self.kfac.refresh_due();
         if refresh || self.kfac.opts.eigen_corrected {
@@ -101,13 +112,13 @@ impl ActorUpdate for KfacActor {
                 }
             };
             if refresh {
-                self.kfac.update_g(&pass.rec, grads)?;
+                self.kfac.update_g_with(&pass.rec, grads, &mean)?;
             }
-            self.kfac.update_scales(&pass.rec, grads)?;
+            self.kfac.update_scales_with(&pass.rec, grads, &mean)?;
         }
         let (loss_pi, grad) = super::fvp::clamped_surrogate_gradient(
             &pass,
-            &StepRows::whole(),
+            &rows,
             actor,
             batch,
             self.clamp,
@@ -117,12 +128,25 @@ impl ActorUpdate for KfacActor {
         let (clipped, grad_norm) = clip::clip_grad_norm(&grad, self.max_grad_norm)?;
         let (d, _nu) = self.kfac.precondition(&pass.rec, &clipped, lr)?;
         let d = self.kfac.momentum_step(&d)?.to_vec();
-        let (step, kl_pred) = self.control.bound(actor, &pass, &batch.obs, d, lr)?;
+        let (step, kl_pred) = rows.bound(&self.control, actor, &pass, &batch.obs, d, lr)?;
         apply_step(pass.jac.params(), &step, lr)?;
         Ok(StepInfo {
             kl_pred,
-            ..pass.info(grad_norm, loss_pi)?
+            ..rows.info(&pass, grad_norm, loss_pi)?
         })
+    }
+
+    fn shard_rows(&mut self, comm: Arc<dyn Communicator>) -> Result<()> {
+        if self.stats == KfacStats::Sampled {
+            return Err(Error::InvalidArgument {
+                op: "KfacActor::shard_rows",
+                msg: "kfac_stats sampled draws actions row by row from the rule's own RNG; \
+                      dist_mode exact needs kfac_stats stored"
+                    .into(),
+            });
+        }
+        self.rows = Rows::sharded(comm);
+        Ok(())
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
