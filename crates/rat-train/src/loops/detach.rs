@@ -212,12 +212,17 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         for _ in 0..a.v_epochs {
             state.indices.shuffle(&mut rng);
             for chunk in state.indices.chunks(v_b) {
-                let idx = index_tensor(chunk, device)?;
+                // Sharded (dist_mode exact): this rank's rows; the ranks sum the gradient.
+                let rows = ranks.rows(chunk, sharded && !block);
+                let idx = index_tensor(rows, device)?;
                 let (obs, ret) = (
                     data.obs.index_select(&idx, 0)?,
                     data.ret.index_select(&idx, 0)?,
                 );
-                loss_v = critic_step(&agent.critic, &mut critic_opt, &obs, &ret, a.lr_v)?;
+                let share = (rows.len(), chunk.len());
+                loss_v = critic_step(&agent.critic, &mut critic_opt, &obs, &ret, a.lr_v, |g| {
+                    ranks.sum_rows_mean(g, share)
+                })?;
             }
         }
         let critic_seconds = t_critic.elapsed().as_secs_f64();
@@ -307,19 +312,23 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
 }
 
 /// One critic step: Adam on mean((v(s) − R)²) with the global gradient norm clipped to 5.
-/// Returns the loss before the step.
+/// `whole` maps the loss and gradient of these rows (their means) to the whole minibatch's (the
+/// identity unless the rows are split over ranks). Returns the loss before the step.
 pub fn critic_step(
     critic: &Critic,
     opt: &mut Adam,
     obs: &Tensor,
     target: &Tensor,
     lr: f64,
+    whole: impl FnOnce((f64, Vec<Tensor>)) -> Result<(f64, Vec<Tensor>)>,
 ) -> Result<f64> {
     let loss = critic.forward(obs)?.sub(target)?.sqr()?.mean_all()?;
     let grads = loss.backward()?;
     let params = critic.params();
     let g = rat_core::params::gradients(&grads, &params)?;
+    let loss = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    let (loss, g) = whole((loss, g))?;
     let (clipped, _) = rat_core::clip::clip_grad_norm(&g, CRITIC_MAX_GRAD_NORM)?;
     opt.step(&params, &clipped, lr)?;
-    Ok(loss.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+    Ok(loss)
 }

@@ -195,6 +195,25 @@ impl Ranks {
         Ok(sum / count)
     }
 
+    /// The whole minibatch's (loss, gradient) from this rank's, both means over its `rows` of
+    /// a minibatch of `total` rows: Σ_r (b_r / b)·x_r, summed in rank order; the identity when
+    /// the rank holds every row.
+    pub fn sum_rows_mean(
+        &self,
+        (loss, grad): (f64, Vec<Tensor>),
+        (rows, total): (usize, usize),
+    ) -> Result<(f64, Vec<Tensor>)> {
+        if rows == total {
+            return Ok((loss, grad));
+        }
+        let w = rows as f64 / total as f64;
+        let grad = rat_core::params::scale(&grad, w)?
+            .iter()
+            .map(|t| rat_core::dist::tensor::all_reduce_sum_ordered(&*self.comm, t))
+            .collect::<rat_core::Result<Vec<_>>>()?;
+        Ok((self.row_mean(loss, rows, true)?, grad))
+    }
+
     fn mean_tensor(&self, t: &Tensor) -> Result<Tensor> {
         let x = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
         let m = Tensor::from_vec(self.mean(&x)?, t.shape(), t.device())?;
