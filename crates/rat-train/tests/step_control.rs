@@ -12,7 +12,7 @@ use common::actors::{batch, categorical, gaussian};
 use common::grid;
 use rat_core::jacobian::MaterialisedJacobian;
 use rat_core::params;
-use rat_train::config::{AlgoConfig, Config, DampingMode, Trainer};
+use rat_train::config::{AlgoConfig, Config, DampingMode, EntMode, Trainer};
 use rat_train::loops::control::ent_coef_at;
 use rat_train::loops::detach;
 use rat_train::nets::{Actor, Policy};
@@ -307,12 +307,13 @@ fn the_entropy_schedule_is_linear_from_ent_coef_to_ent_coef_final() {
 
 #[test]
 fn the_new_keys_are_validated_by_name() -> anyhow::Result<()> {
-    let cases: [(&str, &str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str, &str); 6] = [
         ("rat_mlp.yaml", "gamma", "1.5", "gamma"),
         ("rat_mlp.yaml", "gae_lambda", "-0.1", "gae_lambda"),
         ("rat_mlp.yaml", "kl_low", "0.03", "kl_low"),
         ("rat_mlp.yaml", "target_kl", "0", "target_kl"),
         ("ppo_mlp.yaml", "max_kl", "0.01", "max_kl"),
+        ("ppo_mlp.yaml", "ent_mode", "advantage", "ent_mode"),
     ];
     for (file, key, value, named) in cases {
         let mut c = Config::load(file)?;
@@ -436,5 +437,96 @@ fn target_kl_stops_the_shared_loop_once_a_step_passes_it() -> anyhow::Result<()>
     let steps: usize = row["actor_steps"].parse()?;
     assert!((1..32).contains(&steps), "actor_steps = {steps}");
     let _ = std::fs::remove_dir_all(&root);
+    Ok(())
+}
+
+/// log π(a_i|s_i) and ℋ(s_i) from the distribution's parameters by the textbook formulas, on
+/// the host (categorical: log p[a] and −Σ p log p; Gaussian: Σ_k −(a−μ)²/2σ² − log σ − ½ log 2π
+/// and Σ_k log σ + ½ log 2πe).
+fn explicit_logp_entropy(actor: &dyn Actor, bt: &ActorBatch) -> anyhow::Result<Vec<(f64, f64)>> {
+    let ln2pi = (2.0 * std::f64::consts::PI).ln();
+    Ok(match actor.policy(&bt.obs, None)? {
+        Policy::Categorical(d) => {
+            let lp = d.log_probs().to_vec2::<f64>()?;
+            let a = bt.actions.to_vec1::<u32>()?;
+            lp.iter()
+                .zip(&a)
+                .map(|(row, &a)| {
+                    let h = -row.iter().map(|l| l.exp() * l).sum::<f64>();
+                    (row[a as usize], h)
+                })
+                .collect()
+        }
+        Policy::Gaussian(d) => {
+            let mu = d.mean().to_vec2::<f64>()?;
+            let ls = d
+                .log_std()
+                .broadcast_as(d.mean().shape())?
+                .to_vec2::<f64>()?;
+            let a = bt.actions.to_vec2::<f64>()?;
+            (0..mu.len())
+                .map(|i| {
+                    let mut lp = 0.0;
+                    let mut h = 0.0;
+                    for k in 0..mu[i].len() {
+                        let z = (a[i][k] - mu[i][k]) / ls[i][k].exp();
+                        lp += -0.5 * z * z - ls[i][k] - 0.5 * ln2pi;
+                        h += ls[i][k] + 0.5 * (ln2pi + 1.0);
+                    }
+                    (lp, h)
+                })
+                .collect()
+        }
+    })
+}
+
+#[test]
+fn ent_mode_advantage_transforms_the_bonus_with_the_advantages() -> anyhow::Result<()> {
+    let c = 0.3;
+    let config = |ent_mode: EntMode| AlgoConfig {
+        ent_mode,
+        is_karzmarz: false,
+        ..AlgoConfig::default()
+    };
+    let pairs: [(Box<dyn Actor>, Box<dyn Actor>, Box<dyn Actor>); 2] = [
+        (
+            Box::new(gaussian()?),
+            Box::new(gaussian()?),
+            Box::new(gaussian()?),
+        ),
+        (
+            Box::new(categorical()?),
+            Box::new(categorical()?),
+            Box::new(categorical()?),
+        ),
+    ];
+    for (in_advantage, by_hand, in_gradient) in &pairs {
+        let mut bt = batch(0.6, 10, in_advantage.as_ref())?;
+        bt.ent_coef = c;
+        // The same step with ent_coef 0 on â = A − c·(log π + ℋ), computed by hand.
+        let adv = bt.advantages.to_vec1::<f64>()?;
+        let hat: Vec<f64> = explicit_logp_entropy(by_hand.as_ref(), &bt)?
+            .iter()
+            .zip(&adv)
+            .map(|(&(lp, h), a)| a - c * (lp + h))
+            .collect();
+        let manual = ActorBatch {
+            advantages: Tensor::new(hat, bt.advantages.device())?,
+            ent_coef: 0.0,
+            ..bt.clone()
+        };
+        let mut rule = RatActor::new(RatParams::from_config(&config(EntMode::Advantage)))?;
+        let (d, _) = step_of(&mut rule, in_advantage.as_ref(), &bt, 0.5)?;
+        let mut plain = RatActor::new(RatParams::from_config(&config(EntMode::Gradient)))?;
+        let (d_hand, _) = step_of(&mut plain, by_hand.as_ref(), &manual, 0.5)?;
+        let size = d_hand.abs()?.max(0)?.to_scalar::<f64>()?;
+        let err = d.sub(&d_hand)?.abs()?.max(0)?.to_scalar::<f64>()?;
+        assert!(err < 1e-10 * size, "off the hand-built advantages by {err}");
+        // The default mode adds c·∇ℋ after the solve instead: another step.
+        let mut gradient = RatActor::new(RatParams::from_config(&config(EntMode::Gradient)))?;
+        let (d_grad, _) = step_of(&mut gradient, in_gradient.as_ref(), &bt, 0.5)?;
+        let apart = d.sub(&d_grad)?.abs()?.max(0)?.to_scalar::<f64>()?;
+        assert!(apart > 1e-6 * size, "the two modes took the same step");
+    }
     Ok(())
 }

@@ -236,6 +236,19 @@ pub enum DistMode {
     Exact,
 }
 
+/// Where RAT's entropy bonus c·ℋ enters its step (`ent_mode`; a key the reference does not have).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntMode {
+    /// c·∇ℋ added to the natural gradient after the solve, unpreconditioned (default; what every
+    /// rule does).
+    Gradient,
+    /// The score-function form of ∇ℋ, E_a[−(log π(a|s) + ℋ(s)) ∇log π(a|s)], added to the
+    /// advantages before the Woodbury transform: â_i = A_i − c·(log π(a_i|s_i) + ℋ(s_i)), so the
+    /// bonus is preconditioned by (F + λI)⁻¹ like the return.
+    Advantage,
+}
+
 /// A YAML 1.1 scalar as PyYAML reads it: the native value, or text such as `True`, `1e6`,
 /// `10_000_000`; anything else is an error that says what was found and what is accepted.
 macro_rules! yaml11 {
@@ -454,8 +467,11 @@ pub struct AlgoConfig {
     /// predicted quadratic KL (one forward tangent pass).
     #[serde(deserialize_with = "de_bool")]
     pub step_diagnostics: bool,
-    /// How ranks share the actor steps under `--dist mpi` (`replicated`, default, or `block`).
+    /// How ranks share the actor steps under `--dist mpi` (`replicated`, default, `exact` or
+    /// `block`).
     pub dist_mode: DistMode,
+    /// Where RAT's entropy bonus enters its step (`gradient`, default, or `advantage`).
+    pub ent_mode: EntMode,
 }
 
 impl Default for AlgoConfig {
@@ -509,6 +525,7 @@ impl Default for AlgoConfig {
             damping_mode: DampingMode::Absolute,
             step_diagnostics: false,
             dist_mode: DistMode::Replicated,
+            ent_mode: EntMode::Gradient,
         }
     }
 }

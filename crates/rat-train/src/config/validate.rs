@@ -61,6 +61,7 @@ const DETACH_ONLY: &[&str] = &[
     "max_kl",
     "step_diagnostics",
     "dist_mode",
+    "ent_mode",
 ];
 
 /// Keys only `train_shared` reads.
@@ -267,6 +268,13 @@ impl Config {
             ));
         }
         let exact = a.is_karzmarz && a.kaczmarz_mode == super::types::KaczmarzKind::Exact;
+        if a.ent_mode == super::types::EntMode::Advantage && self.algo != super::types::Algo::Rat {
+            return Err(reject(
+                "ent_mode",
+                "advantage",
+                "gradient for algo other than rat (the bonus enters RAT's transformed advantage)",
+            ));
+        }
         use super::types::{Algo, DistMode};
         let rat = self.algo == Algo::Rat && !exact;
         match a.dist_mode {

@@ -23,7 +23,7 @@ use rat_core::{Result, clip, params, woodbury};
 use super::score::{ScorePass, StepControl, entropy_grad, normalise_advantages, rms, scalar};
 use super::shard::Rows;
 pub use super::update::{ActorBatch, ActorUpdate, StepInfo};
-use crate::config::{AlgoConfig, DampingMode, KaczmarzKind, NormObj, Solve, SolveDtype};
+use crate::config::{AlgoConfig, DampingMode, EntMode, KaczmarzKind, NormObj, Solve, SolveDtype};
 use crate::nets::Actor;
 use crate::optim::Sgd;
 
@@ -48,6 +48,9 @@ pub struct RatParams {
     pub mode: KaczmarzKind,
     /// How the b x b system is solved and at which precision.
     pub solve: SolveOptions,
+    /// The entropy bonus enters the advantages before the transform (`ent_mode: advantage`)
+    /// instead of the step after it.
+    pub ent_in_advantage: bool,
 }
 
 /// How RAT's b x b system is solved (`solve`, `solve_dtype`) and whether its quality is
@@ -112,8 +115,22 @@ impl RatParams {
             kaczmarz: c.is_karzmarz,
             mode: c.kaczmarz_mode,
             solve: SolveOptions::from_config(c),
+            ent_in_advantage: c.ent_mode == EntMode::Advantage,
         }
     }
+}
+
+/// The advantages a step transforms: A, or with `ent_mode: advantage` and c ≠ 0 the
+/// score-function form of the entropy bonus added, â_i = A_i − c·(log π(a_i|s_i) + ℋ(s_i)):
+/// since E_a[∇log π] = 0, ∇ℋ(s) = E_a[−(log π(a|s) + ℋ(s)) ∇log π(a|s)], so the policy gradient
+/// of â is that of A plus c·∇ℋ, and the Woodbury transform preconditions both alike.
+pub fn entropy_advantages(pass: &ScorePass, advantages: &Tensor, c: f64) -> Result<Tensor> {
+    if c == 0.0 {
+        return Ok(advantages.clone());
+    }
+    let h = pass.policy.entropy()?.detach();
+    let bonus = pass.logp.add(&h)?.affine(-c, 0.0)?;
+    Ok(advantages.add(&bonus.to_dtype(advantages.dtype())?)?)
 }
 
 /// The λ the solve uses and the kernel's scale tr(K)/b: λ as given (`absolute`) or λ·tr(K)/b
@@ -192,8 +209,9 @@ impl RatActor {
         let pass = ScorePass::new(actor, batch, self.params.clamp)?;
         let rows = self.rows.of(&pass)?;
         let p = self.params;
+        let (adv, c_grad) = self.bonus(&pass, batch)?;
         let ratio = rows.all(&pass.ratio)?;
-        let a = normalise_advantages(&rows.all(&batch.advantages)?, &ratio, p.norm_obj)?;
+        let a = normalise_advantages(&rows.all(&adv)?, &ratio, p.norm_obj)?;
         let a = match p.kaczmarz {
             true => {
                 let mine = reference_correction(&pass.jac, self.sgd.buffer(), &rows.mine(&a)?)?;
@@ -214,9 +232,9 @@ impl RatActor {
         let loss_pi = -rows.mean(scalar(&w.mul(&pass.logp)?.mean_all()?)?)?;
         // ∇L = −x − ent_coef ∇ℋ, ∇ℋ of the whole minibatch's mean entropy.
         let mut grad = params::scale(&x, -1.0)?;
-        if batch.ent_coef != 0.0 {
+        if c_grad != 0.0 {
             let ent = rows.mean_params(entropy_grad(actor, &batch.obs)?)?;
-            grad = params::axpy(-batch.ent_coef, &ent, &grad)?;
+            grad = params::axpy(-c_grad, &ent, &grad)?;
         }
         let (clipped, grad_norm) = clip::clip_grad_norm(&grad, p.max_grad_norm)?;
         let (step, kl_pred) = rows.bound(&p.control, actor, &pass, &batch.obs, clipped, lr)?;
@@ -226,6 +244,18 @@ impl RatActor {
             kernel_scale,
             ..rows.info(&pass, grad_norm, loss_pi)?
         })
+    }
+
+    /// The advantages to transform and the coefficient of the plain ∇ℋ added after the solve:
+    /// (A, c) by default, (â, 0) with `ent_mode: advantage` ([`entropy_advantages`]).
+    fn bonus(&self, pass: &ScorePass, batch: &ActorBatch) -> Result<(Tensor, f64)> {
+        match self.params.ent_in_advantage {
+            true => Ok((
+                entropy_advantages(pass, &batch.advantages, batch.ent_coef)?,
+                0.0,
+            )),
+            false => Ok((batch.advantages.clone(), batch.ent_coef)),
+        }
     }
 
     /// The SGD momentum buffer (the Kaczmarz vector), once a step was taken.
@@ -239,12 +269,13 @@ impl RatActor {
         &mut self,
         jac: &FactoredJacobian,
         batch: &ActorBatch,
+        advantages: &Tensor,
         ratio: &Tensor,
     ) -> Result<(Tensor, Vec<Tensor>, f64)> {
         let b = jac.num_samples();
         let exact = self.exact_mode();
         if let Some(state) = self.exact.as_mut().filter(|_| exact) {
-            let a = batch.advantages.affine(
+            let a = advantages.affine(
                 1.0 / (state.scale + 1e-8),
                 -state.mean / (state.scale + 1e-8),
             )?;
@@ -265,7 +296,7 @@ impl RatActor {
             let step = solver.block_step(jac, &batch.block, ratio, &a)?;
             return Ok((step.psi, step.direction, f64::NAN));
         }
-        let a = normalise_advantages(&batch.advantages, ratio, self.params.norm_obj)?;
+        let a = normalise_advantages(advantages, ratio, self.params.norm_obj)?;
         let a = if self.params.kaczmarz {
             reference_correction(jac, self.sgd.buffer(), &a)?
         } else {
@@ -310,13 +341,14 @@ impl ActorUpdate for RatActor {
             return self.step_sharded(actor, batch, lr);
         }
         let pass = ScorePass::new(actor, batch, self.params.clamp)?;
-        let (psi, x, kernel_scale) = self.direction(&pass.jac, batch, &pass.ratio)?;
+        let (adv, c_grad) = self.bonus(&pass, batch)?;
+        let (psi, x, kernel_scale) = self.direction(&pass.jac, batch, &adv, &pass.ratio)?;
         let loss_pi = -scalar(&pass.ratio.mul(&psi)?.mul(&pass.logp)?.mean_all()?)?;
-        // ∇L = −x − ent_coef ∇ℋ.
+        // ∇L = −x − c ∇ℋ (c = 0 when the bonus is in the advantages).
         let mut grad = params::scale(&x, -1.0)?;
-        if batch.ent_coef != 0.0 {
+        if c_grad != 0.0 {
             let ent = entropy_grad(actor, &batch.obs)?;
-            grad = params::axpy(-batch.ent_coef, &ent, &grad)?;
+            grad = params::axpy(-c_grad, &ent, &grad)?;
         }
         let (clipped, grad_norm) = clip::clip_grad_norm(&grad, self.params.max_grad_norm)?;
         let control = self.params.control;
