@@ -49,6 +49,14 @@ fn run() -> rat_train::Result<bool> {
         out.median_step_seconds * 1e3,
         out.log_dir.display()
     );
+    if let Some((seconds, bytes)) = out.actor_collectives {
+        println!(
+            "dist_mode exact: the joint steps' collectives took {:.2} ms and brought {:.2} MB \
+             to this rank per step",
+            seconds * 1e3,
+            bytes / 1e6
+        );
+    }
     if out.interrupted {
         eprintln!(
             "stopped by a signal after iteration {}; resume with --resume {}",

@@ -60,7 +60,6 @@ const DETACH_ONLY: &[&str] = &[
     "kfac_stats",
     "max_kl",
     "step_diagnostics",
-    "dist_mode",
     "ent_mode",
 ];
 
@@ -278,6 +277,13 @@ impl Config {
         use super::types::{Algo, DistMode};
         let rat = self.algo == Algo::Rat && !exact;
         match a.dist_mode {
+            DistMode::Block if trainer == Trainer::Shared => {
+                return Err(reject(
+                    "dist_mode",
+                    "block",
+                    "replicated or exact here: train_shared has no averaged block Kaczmarz",
+                ));
+            }
             DistMode::Block if !rat => {
                 return Err(reject(
                     "dist_mode",

@@ -94,8 +94,9 @@ pub struct Outcome {
     /// Mean seconds per iteration spent in the rollout, the actor passes, the critic passes
     /// (train_shared: 0) and, within the rollout, gathering the ranks' rollouts (one process: 0).
     pub phase_seconds: [f64; 4],
-    /// Under `dist_mode: exact` on R > 1 ranks: the seconds spent in the actor steps'
-    /// collectives and the bytes this rank received from them, per actor step, this session.
+    /// Under `dist_mode: exact` on R > 1 ranks: the seconds spent in the actor (train_shared:
+    /// joint) steps' collectives and the bytes this rank received from them, per step, this
+    /// session.
     pub actor_collectives: Option<(f64, f64)>,
     /// Whether the run stopped early on request (its last iteration is checkpointed).
     pub interrupted: bool,

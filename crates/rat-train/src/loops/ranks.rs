@@ -157,9 +157,14 @@ impl Ranks {
     /// This rank's rows of a minibatch under `dist_mode` block or exact (its share of them, in
     /// order), or all of them.
     pub fn rows<'a>(&self, chunk: &'a [usize], sharded: bool) -> &'a [usize] {
+        &chunk[self.row_range(chunk.len(), sharded)]
+    }
+
+    /// The positions of [`rows`](Self::rows) in a minibatch of `len` rows.
+    pub fn row_range(&self, len: usize, sharded: bool) -> Range<usize> {
         match sharded {
-            true => &chunk[share(chunk.len(), self.comm.rank(), self.comm.size())],
-            false => chunk,
+            true => share(len, self.comm.rank(), self.comm.size()),
+            false => 0..len,
         }
     }
 

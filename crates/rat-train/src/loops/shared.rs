@@ -9,12 +9,14 @@
 //! There is no critic phase: the value loss is part of every joint step. The rule is any
 //! [`JointUpdate`](crate::rules::joint::JointUpdate) (`rat`, `diag`, `kfac`, `ekfac`).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::Tensor;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+use rat_core::dist::Metered;
 
 use super::control::{StepStats, ent_coef_at, past_target};
 use super::options::{Outcome, RunOptions, iterations};
@@ -23,12 +25,12 @@ use super::start::{
     LoopState, Start, index_tensor, open_run, prefixed, resume_envs, save_checkpoint, start,
 };
 use super::video::VideoRecorder;
-use crate::config::{Config, Trainer};
+use crate::config::{Config, DistMode, Trainer};
 use crate::error::{Result, diverged};
 use crate::io::checkpoint::with_prefix;
 use crate::io::report::IterationReport;
 use crate::io::run_log::shared_log_dir;
-use crate::nets::SharedAgent;
+use crate::nets::{DropoutMasks, SharedAgent};
 use crate::optim::KlAdaptiveLr;
 use crate::rules::StepInfo;
 use crate::rules::joint::{JointBatch, joint_update};
@@ -83,7 +85,21 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         &log_dir,
     )?;
     let b = n / a.minibatches;
+    // dist_mode exact: each rank steps on its rows of every minibatch, the rule gathers.
+    let sharded = a.dist_mode == DistMode::Exact && ranks.comm.size() > 1;
+    if sharded && b < 2 * ranks.comm.size() {
+        return crate::error::invalid(format!(
+            "dist_mode exact on {} ranks: the minibatch of {b} samples gives a rank fewer than \
+             2 rows; lower minibatches or the number of ranks",
+            ranks.comm.size()
+        ));
+    }
+    let metered = sharded.then(|| Metered::new(ranks.comm.clone()));
+    if let Some(m) = &metered {
+        update.shard_rows(Arc::new(m.clone()))?;
+    }
     let steps_per_iteration = a.epochs * n.div_ceil(b);
+    let mut session_steps = 0usize;
     let kl_rule = KlAdaptiveLr::shared(a.lr).configured(a);
     let (session_start, first) = (Instant::now(), state.iteration);
     let mut phase_sums = [0.0f64; 4];
@@ -121,15 +137,26 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         for _ in 0..a.epochs {
             state.indices.shuffle(&mut rng);
             for chunk in state.indices.chunks(b) {
-                let idx = index_tensor(chunk, device)?;
+                // The noise and masks are drawn for the whole minibatch (one process's RNG
+                // stream), then cut to this rank's rows when they are split.
+                let noise = normal_noise(chunk.len(), device, &mut rng)?;
+                let masks = agent.net.sample_masks(chunk.len(), device, &mut rng)?;
+                let mine = ranks.row_range(chunk.len(), sharded);
+                let cut = |t: &Tensor| t.narrow(0, mine.start, mine.len());
+                let idx = index_tensor(&chunk[mine.clone()], device)?;
                 let batch = JointBatch {
                     obs: data.obs.index_select(&idx, 0)?,
                     actions: data.actions.index_select(&idx, 0)?,
                     advantages: data.adv.index_select(&idx, 0)?,
                     returns: data.ret.index_select(&idx, 0)?,
                     old: old.select(&idx)?,
-                    noise: normal_noise(chunk.len(), device, &mut rng)?,
-                    masks: agent.net.sample_masks(chunk.len(), device, &mut rng)?,
+                    noise: cut(&noise)?,
+                    masks: match masks {
+                        Some(DropoutMasks(m)) => Some(DropoutMasks(
+                            m.iter().map(cut).collect::<candle_core::Result<_>>()?,
+                        )),
+                        None => None,
+                    },
                     ent_coef,
                 };
                 let info = update
@@ -159,6 +186,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
             state.lr = kl_rule.apply(state.lr, step.kl);
         }
         let joint_seconds = t_joint.elapsed().as_secs_f64();
+        session_steps += stats.steps();
         state.times.push(joint_seconds);
 
         // Log, and checkpoint when due.
@@ -232,6 +260,10 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<Outcome> {
         phase_sums,
     );
     outcome.interrupted = state.iteration < total;
+    outcome.actor_collectives = metered.map(|m| {
+        let (t, steps) = (m.traffic(), session_steps.max(1) as f64);
+        (t.seconds / steps, t.bytes as f64 / steps)
+    });
     Ok(outcome)
 }
 

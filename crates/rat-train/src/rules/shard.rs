@@ -46,6 +46,17 @@ impl Rows {
         };
         Ok(StepRows { split })
     }
+
+    /// One step's view of a minibatch of which this rank holds `len` rows, without the score
+    /// pass's statistics (NaN in the [`Shard`]): for the shared network's rules, which measure
+    /// their own.
+    pub fn of_len(&self, len: usize) -> Result<StepRows<'_>> {
+        let split = match &self.comm {
+            Some(comm) => Some((&**comm, Shard::gather(&**comm, len, [f64::NAN; 5])?)),
+            None => None,
+        };
+        Ok(StepRows { split })
+    }
 }
 
 /// This rank's rows of a sharded minibatch, and the whole minibatch's statistics.
@@ -70,10 +81,17 @@ pub struct Shard {
 impl Shard {
     /// This rank's place and the minibatch's statistics from every rank's `pass`.
     pub fn new(comm: &dyn Communicator, pass: &ScorePass) -> Result<Self> {
-        let len = pass.ratio.dims()[0];
-        let b = len as f64;
         let (hi, lo) = (scalar(&pass.ratio.max(0)?)?, scalar(&pass.ratio.min(0)?)?);
-        let mine = [b, pass.kl * b, pass.entropy * b, pass.clipfrac * b, hi, lo];
+        let stats = [pass.kl, pass.entropy, pass.clipfrac, hi, lo];
+        Self::gather(comm, pass.ratio.dims()[0], stats)
+    }
+
+    /// This rank's place from every rank's row count `len`, and the minibatch's statistics from
+    /// every rank's [mean KL, mean entropy, clip fraction, largest ratio, smallest ratio].
+    pub fn gather(comm: &dyn Communicator, len: usize, stats: [f64; 5]) -> Result<Self> {
+        let b = len as f64;
+        let [kl, entropy, clipfrac, hi, lo] = stats;
+        let mine = [b, kl * b, entropy * b, clipfrac * b, hi, lo];
         let (all, _) = comm.all_gather_v_f64(&mine)?;
         let parts: Vec<&[f64]> = all.chunks_exact(mine.len()).collect();
         let offset = parts[..comm.rank()].iter().map(|p| p[0] as usize).sum();

@@ -1,9 +1,11 @@
 //! [`DiagJoint`]: the diagonal empirical Fisher of the joint rows for the shared network.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::Tensor;
 use rat_core::clip;
+use rat_core::dist::Communicator;
 use rat_core::jacobian::ScoreJacobian;
 
 use super::pass::JointPass;
@@ -11,6 +13,7 @@ use super::update::{JointBatch, JointInfo, JointParams, JointUpdate};
 use crate::error::Result;
 use crate::nets::SharedActorCritic;
 use crate::optim::Sgd;
+use crate::rules::shard::Rows;
 
 /// The diagonal empirical Fisher of the joint rows for the shared network.
 #[derive(Debug, Clone)]
@@ -18,6 +21,7 @@ pub struct DiagJoint {
     /// The hyperparameters.
     pub params: JointParams,
     sgd: Sgd,
+    rows: Rows,
 }
 
 impl DiagJoint {
@@ -26,6 +30,7 @@ impl DiagJoint {
         Ok(Self {
             params,
             sgd: Sgd::new(),
+            rows: Rows::default(),
         })
     }
 }
@@ -38,18 +43,24 @@ impl JointUpdate for DiagJoint {
     fn step(&mut self, net: &SharedActorCritic, batch: &JointBatch, lr: f64) -> Result<JointInfo> {
         let p = self.params;
         let pass = JointPass::new(net, batch, p.clamp)?;
+        let rows = self.rows.of_len(batch.obs.dims()[0])?;
         let (loss, loss_pi, loss_v) =
-            pass.surrogate_loss(batch, p.norm_obj, batch.ent_coef, p.vf_coef)?;
-        let g = pass.gradient(&loss)?;
-        let b = pass.jac.num_samples() as f64;
+            pass.surrogate_loss(batch, &rows, p.norm_obj, batch.ent_coef, p.vf_coef)?;
+        let g = rows.mean_params(pass.gradient(&loss)?)?;
+        let b = rows.total(pass.jac.num_samples()) as f64;
         let d = g
             .iter()
-            .zip(pass.jac.sq_col_sums()?)
+            .zip(rows.sum_params(pass.jac.sq_col_sums()?)?)
             .map(|(g, s)| Ok(g.div(&s.affine(1.0 / b, p.damping)?)?))
             .collect::<Result<Vec<_>>>()?;
         let (clipped, grad_norm) = clip::clip_grad_norm(&d, p.max_grad_norm)?;
         self.sgd.step(pass.params(), &clipped, lr)?;
-        pass.info(net, batch, grad_norm, loss_pi, loss_v)
+        pass.info(net, batch, &rows, (grad_norm, loss_pi, loss_v))
+    }
+
+    fn shard_rows(&mut self, comm: Arc<dyn Communicator>) -> Result<()> {
+        self.rows = Rows::sharded(comm);
+        Ok(())
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

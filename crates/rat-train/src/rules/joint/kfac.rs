@@ -1,9 +1,11 @@
 //! [`KfacJoint`]: K-FAC (or EK-FAC) for the shared network, its Fisher from the joint objective.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::Tensor;
 use rat_core::clip;
+use rat_core::dist::Communicator;
 use rat_kfac::{Kfac, KfacOptions};
 
 use super::pass::JointPass;
@@ -13,6 +15,7 @@ use crate::error::{Result, invalid};
 use crate::nets::SharedActorCritic;
 use crate::optim::apply_step;
 use crate::rules::scalar;
+use crate::rules::shard::Rows;
 
 /// K-FAC (or EK-FAC) for the shared network.
 #[derive(Debug, Clone)]
@@ -21,6 +24,7 @@ pub struct KfacJoint {
     pub params: JointParams,
     kfac: Kfac,
     sites: usize,
+    rows: Rows,
 }
 
 impl KfacJoint {
@@ -40,6 +44,7 @@ impl KfacJoint {
                 ..KfacOptions::default()
             })?,
             sites: 0,
+            rows: Rows::default(),
         })
     }
 }
@@ -56,19 +61,32 @@ impl JointUpdate for KfacJoint {
     fn step(&mut self, net: &SharedActorCritic, batch: &JointBatch, lr: f64) -> Result<JointInfo> {
         let p = self.params;
         let pass = JointPass::new(net, batch, p.clamp)?;
+        let split = self.rows.clone();
+        let rows = split.of_len(batch.obs.dims()[0])?;
+        // A batch statistic of this rank's rows → the whole minibatch's (identity unsharded).
+        let mean = |t: Tensor| -> rat_core::Result<Tensor> {
+            let mut v = rows.mean_params(vec![t])?;
+            Ok(v.remove(0))
+        };
         self.sites = pass.rec.sites().len();
-        self.kfac.update_a(&pass.rec)?;
+        self.kfac.update_a_with(&pass.rec, &mean)?;
         if self.kfac.refresh_due() {
-            self.kfac.update_g(&pass.rec, &pass.grads)?;
+            self.kfac.update_g_with(&pass.rec, &pass.grads, &mean)?;
         }
-        self.kfac.update_scales(&pass.rec, &pass.grads)?;
+        self.kfac
+            .update_scales_with(&pass.rec, &pass.grads, &mean)?;
         let (loss, loss_pi, loss_v) =
-            pass.surrogate_loss(batch, p.norm_obj, batch.ent_coef, p.vf_coef)?;
-        let g = pass.gradient(&loss)?;
+            pass.surrogate_loss(batch, &rows, p.norm_obj, batch.ent_coef, p.vf_coef)?;
+        let g = rows.mean_params(pass.gradient(&loss)?)?;
         let (clipped, grad_norm) = clip::clip_grad_norm(&g, p.max_grad_norm)?;
         let (d, _nu) = self.kfac.precondition(&pass.rec, &clipped, lr)?;
         apply_step(pass.params(), self.kfac.momentum_step(&d)?, lr)?;
-        pass.info(net, batch, grad_norm, loss_pi, loss_v)
+        pass.info(net, batch, &rows, (grad_norm, loss_pi, loss_v))
+    }
+
+    fn shard_rows(&mut self, comm: Arc<dyn Communicator>) -> Result<()> {
+        self.rows = Rows::sharded(comm);
+        Ok(())
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

@@ -10,6 +10,7 @@ use super::update::{JointBatch, JointInfo};
 use crate::config::NormObj;
 use crate::error::Result;
 use crate::nets::{JointOutput, SharedActorCritic};
+use crate::rules::shard::StepRows;
 use crate::rules::{StepInfo, normalise_advantages, scalar};
 
 /// The common first half of every joint step: the recorded forward pass with the parameters in
@@ -95,43 +96,51 @@ impl JointPass {
 
     /// The baselines' loss −mean(r ⊙ a) − c_ent ℋ + c_v mean((v − R)²) with a the scaled
     /// advantages, and its policy and value terms.
+    /// With the rows split over ranks (`rows`), the advantages are scaled over the whole
+    /// minibatch, the loss tensor is this rank's rows' (its gradient is their mean, for
+    /// [`StepRows::mean_params`]) and the two terms returned are the whole minibatch's.
     pub fn surrogate_loss(
         &self,
         batch: &JointBatch,
+        rows: &StepRows,
         norm_obj: NormObj,
         ent_coef: f64,
         vf_coef: f64,
     ) -> Result<(Tensor, f64, f64)> {
-        let a = normalise_advantages(&batch.advantages, &self.ratio_value(), norm_obj)?;
+        let (adv, ratio) = (rows.all(&batch.advantages)?, rows.all(&self.ratio_value())?);
+        let a = rows.mine(&normalise_advantages(&adv, &ratio, norm_obj)?)?;
         let loss_pi = self.ratio.mul(&a)?.mean_all()?.neg()?;
         let loss_v = self.value_loss(&batch.returns, None)?;
         let loss = loss_pi
             .sub(&self.entropy.affine(ent_coef, 0.0)?)?
             .add(&loss_v.affine(vf_coef, 0.0)?)?;
-        Ok((loss, scalar(&loss_pi)?, scalar(&loss_v)?))
+        Ok((
+            loss,
+            rows.mean(scalar(&loss_pi)?)?,
+            rows.mean(scalar(&loss_v)?)?,
+        ))
     }
 
     /// The step's report, with KL(π_old ‖ π_new) from a forward pass after the step (same
-    /// dropout masks).
+    /// dropout masks), the means over the whole minibatch when its rows are split (`rows`).
     pub fn info(
         &self,
         net: &SharedActorCritic,
         batch: &JointBatch,
-        grad_norm: f64,
-        loss_pi: f64,
-        loss_v: f64,
+        rows: &StepRows,
+        (grad_norm, loss_pi, loss_v): (f64, f64, f64),
     ) -> Result<JointInfo> {
         let new = net.forward(&batch.obs, None, batch.masks.as_ref())?.policy;
-        let r = self.ratio_value();
+        let r = rows.all(&self.ratio_value())?;
         Ok(JointInfo {
             step: StepInfo {
-                kl: scalar(&batch.old.kl(&new)?.mean_all()?)?,
-                entropy: scalar(&self.entropy)?,
+                kl: rows.mean(scalar(&batch.old.kl(&new)?.mean_all()?)?)?,
+                entropy: rows.mean(scalar(&self.entropy)?)?,
                 grad_norm,
                 ratio_max: scalar(&r.max(0)?)?,
                 ratio_min: scalar(&r.min(0)?)?,
                 loss_pi,
-                clipfrac: self.clipfrac,
+                clipfrac: rows.mean(self.clipfrac)?,
                 kl_pred: f64::NAN,
                 kernel_scale: f64::NAN,
             },

@@ -2,8 +2,10 @@
 //! natural gradient of the combined loss (see the [module overview](super)).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::Tensor;
+use rat_core::dist::Communicator;
 use rat_core::jacobian::{FactoredJacobian, ScoreJacobian};
 use rat_core::kaczmarz::{check_damping, reference_correction};
 use rat_core::{clip, params, woodbury};
@@ -15,6 +17,7 @@ use crate::error::Result;
 use crate::nets::SharedActorCritic;
 use crate::optim::Sgd;
 use crate::rules::rat::effective_damping;
+use crate::rules::shard::{Rows, StepRows};
 use crate::rules::{normalise_advantages, scalar};
 
 /// The transformed weights [ψ, φ] of the policy and value terms.
@@ -30,6 +33,8 @@ pub struct RatJoint {
     measure: bool,
     /// The last measurement: (relative residual, condition number).
     quality: Option<(f64, f64)>,
+    /// Whole minibatches, or (`dist_mode: exact`) each rank's rows of them.
+    rows: Rows,
 }
 
 impl RatJoint {
@@ -41,6 +46,7 @@ impl RatJoint {
             sgd: Sgd::new(),
             measure: false,
             quality: None,
+            rows: Rows::default(),
         })
     }
 
@@ -57,23 +63,26 @@ impl RatJoint {
         ratio: &Tensor,
         a: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
-        Ok(self.weights(jac, ratio, a, false)?.0)
+        Ok(self.weights(jac, &StepRows::whole(), ratio, a, false)?.0)
     }
 
     /// [`transformed_weights`](Self::transformed_weights), and the solve's (relative residual,
     /// condition number) when `measure`.
+    /// With the rows split (`rows`), `jac` is this rank's rows' and `ratio`, `a` and the
+    /// weights are the whole minibatch's.
     fn weights(
         &self,
         jac: &FactoredJacobian,
+        rows: &StepRows,
         ratio: &Tensor,
         a: &Tensor,
         measure: bool,
     ) -> Result<(Weights, Option<(f64, f64)>)> {
-        let b = jac.num_samples();
+        let b = ratio.dims()[0];
         let rhs = Tensor::stack(&[a, &a.ones_like()?], 1)?;
         let g = self.sgd.buffer().filter(|_| self.params.kaczmarz);
-        let rhs = reference_correction(jac, g, &rhs)?;
-        let kernel = jac.kernel()?;
+        let rhs = rows.all(&reference_correction(jac, g, &rows.mine(&rhs)?)?)?;
+        let kernel = rows.all_jacobian(jac)?.kernel()?;
         let p = &self.params;
         let (damping, _) = effective_damping(p.damping, p.damping_mode, false, &kernel)?;
         let sol = self.params.solve.transform(&kernel, ratio, &rhs, damping)?;
@@ -101,11 +110,26 @@ impl RatJoint {
         g: &[Tensor],
         damping: f64,
     ) -> Result<Vec<Tensor>> {
-        let b = jac.num_samples() as f64;
+        Self::regularised_natural_gradient_on(jac, &StepRows::whole(), ratio, g, damping)
+    }
+
+    /// [`regularised_natural_gradient`](Self::regularised_natural_gradient) with the rows split
+    /// (`rows`): `jac` and `ratio` this rank's rows', `g` the whole minibatch's gradient; H g is
+    /// gathered, every rank solves the same system, and Hᵀy is summed over the ranks.
+    fn regularised_natural_gradient_on(
+        jac: &FactoredJacobian,
+        rows: &StepRows,
+        ratio: &Tensor,
+        g: &[Tensor],
+        damping: f64,
+    ) -> Result<Vec<Tensor>> {
+        let kernel = rows.all_jacobian(jac)?.kernel()?;
+        let (ratio_all, hg) = (rows.all(ratio)?, rows.all(&jac.jvp(g)?)?);
+        let b = ratio_all.dims()[0] as f64;
         // (K/b + λR⁻¹) φ = H g gives y = φ/b; transform_advantages returns ψ = R⁻¹φ.
-        let psi = woodbury::transform_advantages(&jac.kernel()?, ratio, &jac.jvp(g)?, damping)?;
-        let y = psi.mul(ratio)?.affine(1.0 / b, 0.0)?;
-        let hty = jac.vjp(&y)?;
+        let psi = woodbury::transform_advantages(&kernel, &ratio_all, &hg, damping)?;
+        let y = rows.mine(&psi.mul(&ratio_all)?.affine(1.0 / b, 0.0)?)?;
+        let hty = rows.sum_params(jac.vjp(&y)?)?;
         Ok(params::scale(&params::axpy(-1.0, &hty, g)?, 1.0 / damping)?)
     }
 }
@@ -118,32 +142,46 @@ impl JointUpdate for RatJoint {
     fn step(&mut self, net: &SharedActorCritic, batch: &JointBatch, lr: f64) -> Result<JointInfo> {
         let p = self.params;
         let pass = JointPass::new(net, batch, p.clamp)?;
+        let split = self.rows.clone();
+        let rows = split.of_len(batch.obs.dims()[0])?;
         let r = pass.ratio_value();
         let (grad, loss_pi, loss_v) = match p.mode {
             JointMode::Reference => {
-                let a = normalise_advantages(&batch.advantages, &r, p.norm_obj)?;
-                let ((psi, phi), quality) = self.weights(&pass.jac, &r, &a, self.measure)?;
+                let ratio = rows.all(&r)?;
+                let a = normalise_advantages(&rows.all(&batch.advantages)?, &ratio, p.norm_obj)?;
+                let ((psi, phi), quality) =
+                    self.weights(&pass.jac, &rows, &ratio, &a, self.measure)?;
                 if quality.is_some() {
                     (self.measure, self.quality) = (false, quality);
                 }
+                let (psi, phi) = (rows.mine(&psi)?, rows.mine(&phi)?);
                 let loss_pi = pass.ratio.mul(&psi)?.mean_all()?.neg()?;
                 let loss_v = pass.value_loss(&batch.returns, Some(&phi))?;
                 let loss = loss_pi
                     .sub(&pass.entropy.affine(batch.ent_coef, 0.0)?)?
                     .add(&loss_v.affine(p.vf_coef, 0.0)?)?;
-                (pass.gradient(&loss)?, scalar(&loss_pi)?, scalar(&loss_v)?)
+                (
+                    rows.mean_params(pass.gradient(&loss)?)?,
+                    rows.mean(scalar(&loss_pi)?)?,
+                    rows.mean(scalar(&loss_v)?)?,
+                )
             }
             JointMode::Exact => {
                 let (loss, loss_pi, loss_v) =
-                    pass.surrogate_loss(batch, p.norm_obj, batch.ent_coef, p.vf_coef)?;
-                let g = pass.gradient(&loss)?;
-                let x = Self::regularised_natural_gradient(&pass.jac, &r, &g, p.damping)?;
+                    pass.surrogate_loss(batch, &rows, p.norm_obj, batch.ent_coef, p.vf_coef)?;
+                let g = rows.mean_params(pass.gradient(&loss)?)?;
+                let x = Self::regularised_natural_gradient_on(&pass.jac, &rows, &r, &g, p.damping)?;
                 (x, loss_pi, loss_v)
             }
         };
         let (clipped, grad_norm) = clip::clip_grad_norm(&grad, p.max_grad_norm)?;
         self.sgd.step(pass.params(), &clipped, lr)?;
-        pass.info(net, batch, grad_norm, loss_pi, loss_v)
+        pass.info(net, batch, &rows, (grad_norm, loss_pi, loss_v))
+    }
+
+    fn shard_rows(&mut self, comm: Arc<dyn Communicator>) -> Result<()> {
+        self.rows = Rows::sharded(comm);
+        Ok(())
     }
 
     fn begin_rollout(&mut self) {

@@ -3,8 +3,10 @@
 //! ([`JointParams`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::Tensor;
+use rat_core::dist::Communicator;
 
 use crate::config::{AlgoConfig, DampingMode, JointMode, NormObj};
 use crate::error::Result;
@@ -64,6 +66,16 @@ pub trait JointUpdate {
 
     /// Restores what [`state`](Self::state) saved.
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()>;
+
+    /// Splits every later minibatch's rows over the ranks of `comm` (`dist_mode: exact`; see
+    /// [`ActorUpdate::shard_rows`](crate::rules::ActorUpdate::shard_rows)).
+    fn shard_rows(&mut self, comm: Arc<dyn Communicator>) -> Result<()> {
+        crate::error::invalid(format!(
+            "joint rule {} has no sharded step on {} ranks",
+            self.name(),
+            comm.size()
+        ))
+    }
 }
 
 /// The shared hyperparameters of the joint rules, from `algo_config`.
