@@ -107,6 +107,7 @@ fn two_steps(stepped: &dyn Actor, by_hand: &dyn Actor) -> anyhow::Result<()> {
         kaczmarz: true,
         mode: KaczmarzKind::Reference,
         solve: SolveOptions::default(),
+        ent_in_advantage: false,
     };
     let mut rat = RatActor::new(params)?;
     let b1 = batch(0.3, 12, by_hand)?;

@@ -488,7 +488,8 @@ fn ent_mode_advantage_transforms_the_bonus_with_the_advantages() -> anyhow::Resu
         is_karzmarz: false,
         ..AlgoConfig::default()
     };
-    let pairs: [(Box<dyn Actor>, Box<dyn Actor>, Box<dyn Actor>); 2] = [
+    type Three = (Box<dyn Actor>, Box<dyn Actor>, Box<dyn Actor>);
+    let pairs: [Three; 2] = [
         (
             Box::new(gaussian()?),
             Box::new(gaussian()?),
