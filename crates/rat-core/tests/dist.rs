@@ -132,6 +132,10 @@ fn two_mpi_ranks_agree_with_the_hand_computed_collectives() -> anyhow::Result<()
     assert_eq!(gathered.num_samples(), 5);
     let err = common::rel_err(&gathered.kernel()?, &whole.kernel()?)?;
     assert!(err < 1e-12, "gathered kernel: relative error {err:e}");
+    // This rank's rows of the kernel, against the gathered factors.
+    let k_rows = mine.kernel_rows(&gathered)?;
+    let err = common::rel_err(&k_rows, &part(&whole.kernel()?)?)?;
+    assert!(err < 1e-12, "kernel rows: relative error {err:e}");
     let parts: Vec<Tensor> = mine
         .vjp(&part(&w)?)?
         .iter()

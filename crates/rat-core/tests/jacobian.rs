@@ -90,6 +90,10 @@ fn cnn_case(mode: ConvKernelMode) -> Res<()> {
         })
     })?;
     assert_same_jacobian(&fact, &mat, 1e-10, 9)?;
+    // Rows of the kernel against the whole batch (what one of R ranks builds) are the
+    // materialised J's J Jᵀ too.
+    let err = rel_err(&fact.kernel_rows(&fact)?, &mat.kernel()?)?;
+    assert!(err < 1e-10, "kernel_rows: relative error {err:e}");
     // The candle-only products (what non-host devices run) agree too.
     assert_same_jacobian(&fact.portable(), &mat, 1e-10, 9)
 }

@@ -51,24 +51,39 @@ pub(super) fn chunk_len(b: usize, per_sample: usize) -> usize {
 }
 
 pub(super) fn conv_kernel(u: &Tensor, g: &Tensor, mode: ConvKernelMode) -> Result<Tensor> {
+    conv_cross_kernel((u, g), (u, g), mode)
+}
+
+/// The conv block's rows of J_r Jᵀ: the samples of `rows` (Ũ, G) against those of `all`.
+pub(super) fn conv_cross_kernel(
+    (u, g): (&Tensor, &Tensor),
+    (u_all, g_all): (&Tensor, &Tensor),
+    mode: ConvKernelMode,
+) -> Result<Tensor> {
     let (b, l, d1) = u.dims3()?;
+    let b_all = u_all.dims()[0];
     let out = g.dims()[2];
     let mut rows = Vec::new();
     match mode {
         ConvKernelMode::Gram => {
             let uf = u.reshape((b * l, d1))?;
             let gf = g.reshape((b * l, out))?;
-            let step = chunk_len(b, l * b * l);
+            let (uf_all, gf_all) = (
+                u_all.reshape((b_all * l, d1))?,
+                g_all.reshape((b_all * l, out))?,
+            );
+            let step = chunk_len(b, l * b_all * l);
             for start in (0..b).step_by(step) {
                 let len = step.min(b - start);
-                let gg = gf.narrow(0, start * l, len * l)?.matmul(&gf.t()?)?;
-                let uu = uf.narrow(0, start * l, len * l)?.matmul(&uf.t()?)?;
-                rows.push(gg.mul(&uu)?.reshape((len, l, b, l))?.sum(3)?.sum(1)?);
+                let gg = gf.narrow(0, start * l, len * l)?.matmul(&gf_all.t()?)?;
+                let uu = uf.narrow(0, start * l, len * l)?.matmul(&uf_all.t()?)?;
+                rows.push(gg.mul(&uu)?.reshape((len, l, b_all, l))?.sum(3)?.sum(1)?);
             }
         }
         _ => {
             let jc = conv_per_sample(u, g, 0, b)?.reshape((b, out * d1))?;
-            return Ok(jc.matmul(&jc.t()?)?);
+            let jc_all = conv_per_sample(u_all, g_all, 0, b_all)?.reshape((b_all, out * d1))?;
+            return Ok(jc.matmul(&jc_all.t()?)?);
         }
     }
     Ok(Tensor::cat(&rows, 0)?)

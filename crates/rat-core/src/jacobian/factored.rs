@@ -19,7 +19,9 @@ use std::collections::HashSet;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Shape, Tensor, Var};
 
-use super::blocks::{Block, ConvKernelMode, chunk_len, conv_kernel, conv_per_sample};
+use super::blocks::{
+    Block, ConvKernelMode, chunk_len, conv_cross_kernel, conv_kernel, conv_per_sample,
+};
 use super::{ScoreJacobian, check_sample_vector, host};
 use crate::dist::{Communicator, tensor::all_gather_rows};
 use crate::error::{Result, shape_err};
@@ -227,6 +229,42 @@ impl FactoredJacobian {
             b,
             ..self.clone()
         })
+    }
+
+    /// J_r Jᵀ (b_r x b): this Jacobian's rows of the kernel of `all`, whose rows include
+    /// them (rank r's rows against the gathered minibatch, [`gather_rows`](Self::gather_rows)),
+    /// so that R ranks each build b_r x b of the b x b kernel. Candle tensor operations alone.
+    pub fn kernel_rows(&self, all: &Self) -> Result<Tensor> {
+        if all.blocks.len() != self.blocks.len() {
+            return shape_err(
+                "FactoredJacobian::kernel_rows",
+                "the two Jacobians come from different networks",
+            );
+        }
+        let mut k = Tensor::zeros((self.b, all.b), self.dtype, &self.device)?;
+        for (block, other) in self.blocks.iter().zip(&all.blocks) {
+            let term = match (block, other) {
+                (Block::Dense { a, g }, Block::Dense { a: a2, g: g2 }) => a
+                    .matmul(&a2.t()?)?
+                    .affine(1.0, 1.0)?
+                    .mul(&g.matmul(&g2.t()?)?)?,
+                (Block::Explicit { g, .. }, Block::Explicit { g: g2, .. }) => g.matmul(&g2.t()?)?,
+                (
+                    Block::Conv { u, g, .. },
+                    Block::Conv {
+                        u: u2, g: g2, mode, ..
+                    },
+                ) => conv_cross_kernel((u, g), (u2, g2), *mode)?,
+                _ => {
+                    return shape_err(
+                        "FactoredJacobian::kernel_rows",
+                        "the two Jacobians' layers differ",
+                    );
+                }
+            };
+            k = k.add(&term)?;
+        }
+        Ok(k)
     }
 
     /// The parameters, in J's column order.

@@ -219,7 +219,7 @@ impl RatActor {
             }
             false => a,
         };
-        let kernel = rows.all_jacobian(&pass.jac)?.kernel()?;
+        let kernel = rows.kernel(&pass.jac)?;
         let (damping, kernel_scale) =
             effective_damping(p.damping, p.damping_mode, p.control.measure, &kernel)?;
         let psi = p.solve.transform(&kernel, &ratio, &a, damping)?;

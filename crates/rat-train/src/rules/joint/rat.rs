@@ -82,7 +82,7 @@ impl RatJoint {
         let rhs = Tensor::stack(&[a, &a.ones_like()?], 1)?;
         let g = self.sgd.buffer().filter(|_| self.params.kaczmarz);
         let rhs = rows.all(&reference_correction(jac, g, &rows.mine(&rhs)?)?)?;
-        let kernel = rows.all_jacobian(jac)?.kernel()?;
+        let kernel = rows.kernel(jac)?;
         let p = &self.params;
         let (damping, _) = effective_damping(p.damping, p.damping_mode, false, &kernel)?;
         let sol = self.params.solve.transform(&kernel, ratio, &rhs, damping)?;
@@ -123,7 +123,7 @@ impl RatJoint {
         g: &[Tensor],
         damping: f64,
     ) -> Result<Vec<Tensor>> {
-        let kernel = rows.all_jacobian(jac)?.kernel()?;
+        let kernel = rows.kernel(jac)?;
         let (ratio_all, hg) = (rows.all(ratio)?, rows.all(&jac.jvp(g)?)?);
         let b = ratio_all.dims()[0] as f64;
         // (K/b + λR⁻¹) φ = H g gives y = φ/b; transform_advantages returns ψ = R⁻¹φ.
