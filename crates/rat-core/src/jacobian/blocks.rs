@@ -82,7 +82,11 @@ pub(super) fn conv_cross_kernel(
         }
         _ => {
             let jc = conv_per_sample(u, g, 0, b)?.reshape((b, out * d1))?;
-            let jc_all = conv_per_sample(u_all, g_all, 0, b_all)?.reshape((b_all, out * d1))?;
+            // The whole kernel (one process) needs the per-sample blocks once.
+            let jc_all = match u.id() == u_all.id() && g.id() == g_all.id() {
+                true => jc.clone(),
+                false => conv_per_sample(u_all, g_all, 0, b_all)?.reshape((b_all, out * d1))?,
+            };
             return Ok(jc.matmul(&jc_all.t()?)?);
         }
     }
