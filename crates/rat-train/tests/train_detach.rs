@@ -248,7 +248,11 @@ fn every_rule_trains_a_cnn_on_minatar() -> anyhow::Result<()> {
     // The CNN configs, and every curvature rule on MinAtar's CNN through the conv layers'
     // factored Jacobian (fvp through their tangents), for a few iterations.
     let root = temp_dir("cnn");
-    let mut cases: Vec<(&str, Option<&str>)> = vec![("rat_cnn.yaml", None), ("ppo_cnn.yaml", None)];
+    let mut cases: Vec<(&str, Option<&str>)> = vec![
+        ("rat_cnn.yaml", None),
+        ("ppo_cnn.yaml", None),
+        ("kfac_cnn.yaml", None),
+    ];
     for algo in ["fvp", "diag", "kfac", "ekfac"] {
         cases.push(("rat_cnn.yaml", Some(algo)));
     }

@@ -21,7 +21,7 @@ use rat_core::woodbury::SolveForm;
 use rat_core::{Result, clip, params, woodbury};
 
 use super::score::{ScorePass, StepControl, entropy_grad, normalise_advantages, rms, scalar};
-use super::shard::Rows;
+use super::shard::{Rows, StepRows};
 pub use super::update::{ActorBatch, ActorUpdate, StepInfo};
 use crate::config::{AlgoConfig, DampingMode, EntMode, KaczmarzKind, NormObj, Solve, SolveDtype};
 use crate::nets::Actor;
@@ -352,7 +352,8 @@ impl ActorUpdate for RatActor {
         }
         let (clipped, grad_norm) = clip::clip_grad_norm(&grad, self.params.max_grad_norm)?;
         let control = self.params.control;
-        let (step, kl_pred) = control.bound(actor, &pass, &batch.obs, clipped, lr)?;
+        let (step, kl_pred) =
+            StepRows::whole().bound(&control, actor, &pass, &batch.obs, clipped, lr)?;
         self.sgd.step(pass.jac.params(), &step, lr)?;
         Ok(StepInfo {
             kl_pred,

@@ -139,32 +139,14 @@ impl StepControl {
         }
     }
 
-    /// d scaled by min(1, √(max_kl / κ)) with κ = ½ lr² dᵀ F d the predicted KL of the step
-    /// −lr·d, and the predicted KL of the step returned (NaN when neither bound nor measurement
-    /// is on, which costs nothing).
-    pub fn bound(
-        &self,
-        actor: &dyn Actor,
-        pass: &ScorePass,
-        obs: &Tensor,
-        d: Vec<Tensor>,
-        lr: f64,
-    ) -> Result<(Vec<Tensor>, f64)> {
-        if !self.active() {
-            return Ok((d, f64::NAN));
-        }
-        let kl = lr * lr * quadratic_kl(actor, &pass.policy.detach()?, obs, &d)?;
-        self.limit(d, kl)
-    }
-
     /// Whether a step's predicted KL is needed (a bound or its measurement is on).
     pub fn active(&self) -> bool {
         self.max_kl.is_some() || self.measure
     }
 
     /// d scaled by min(1, √(max_kl / kl)) for a step whose predicted KL is `kl`, and the KL of
-    /// the step returned ([`bound`](Self::bound) once the KL is known, as a sharded step knows
-    /// it only after summing the ranks' parts).
+    /// the step returned (the second half of [`StepRows::bound`](super::shard::StepRows::bound),
+    /// which computes the KL).
     pub fn limit(&self, d: Vec<Tensor>, kl: f64) -> Result<(Vec<Tensor>, f64)> {
         match self.max_kl {
             Some(bound) if kl > bound => {

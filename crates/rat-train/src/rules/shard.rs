@@ -195,8 +195,9 @@ impl StepRows<'_> {
         }
     }
 
-    /// [`StepControl::bound`] on the whole minibatch: the predicted KL of the step −lr·d is the
-    /// ranks' rows-weighted mean.
+    /// The step −lr·d bounded in KL: d scaled by min(1, √(max_kl / κ)), with κ = ½ lr² dᵀ F d
+    /// the predicted KL of the step (on a split minibatch, the ranks' rows-weighted mean), and κ
+    /// returned (NaN when neither bound nor measurement is on, which costs nothing).
     pub fn bound(
         &self,
         control: &StepControl,
@@ -206,9 +207,6 @@ impl StepRows<'_> {
         d: Vec<Tensor>,
         lr: f64,
     ) -> Result<(Vec<Tensor>, f64)> {
-        if self.split.is_none() {
-            return control.bound(actor, pass, obs, d, lr);
-        }
         if !control.active() {
             return Ok((d, f64::NAN));
         }
