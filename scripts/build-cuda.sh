@@ -46,6 +46,7 @@ cd "$ROOT"
 # --- toolchain ---
 if [ -n "${CUDA_HOME:-}" ] && [ -x "$CUDA_HOME/bin/nvcc" ]; then
     echo "build-cuda: using the CUDA toolkit in $CUDA_HOME"
+    CUDA_HOME_GIVEN=1
     export PATH="$CUDA_HOME/bin:$PATH" CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
     [ -d "$CUDA_HOME/lib64/stubs" ] && export RUSTFLAGS="-L native=$CUDA_HOME/lib64/stubs -L native=$CUDA_HOME/lib64 ${RUSTFLAGS:-}"
 else
@@ -56,17 +57,33 @@ else
     eval "$(bash "$TC" | grep '^export')"
 fi
 command -v nvcc >/dev/null || die "nvcc not found after setting up the toolchain"
+
+# --- NCCL, for the link only (the `nccl` feature; candle links cudarc's libraries at build
+# time). The GPU machine loads libnccl.so.2 from PyTorch's nvidia-nccl-cu13 wheel (`run` puts
+# it on the path). With a real toolkit, a system libnccl (libnccl-dev) is used if there is one.
+NCCL_WHEEL="nvidia_nccl_cu13-2.28.9-py3-none-manylinux_2_18_x86_64.whl"
+NCCL_SHA256="e4553a30f34195f3fa1da02a6da3d6337d28f2003943aa0a3d247bbc25fefc42"
+NL="${RAT_CUDA_VENV:-$HOME/.cache/rat/cuda-venv}/link"
+if [ -z "${CUDA_HOME_GIVEN:-}" ] && [ ! -e "$NL/libnccl.so" ]; then
+    mkdir -p "$NL/nccl"
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+        --platform manylinux_2_18_x86_64 -d "$NL/nccl" "nvidia-nccl-cu13==2.28.9"
+    echo "$NCCL_SHA256  $NL/nccl/$NCCL_WHEEL" | sha256sum -c --quiet \
+        || die "$NCCL_WHEEL: checksum mismatch"
+    unzip -o -j -q "$NL/nccl/$NCCL_WHEEL" 'nvidia/nccl/lib/libnccl.so.2' -d "$NL/nccl"
+    ln -sf nccl/libnccl.so.2 "$NL/libnccl.so"
+fi
 export CARGO_TARGET_DIR="${RAT_CUDA_TARGET_DIR:-$ROOT/target/cuda}" CUDAFORGE_THREADS="${CUDAFORGE_THREADS:-$(nproc)}"
 "$ROOT/scripts/fetch-mujoco.sh"
 
 # --- build ---
-FEATURES="cuda,mujoco"
+FEATURES="cuda,mujoco,nccl"
 echo "build-cuda: cargo build --release --features $FEATURES (examples, benches)"
 cargo build --release --features "$FEATURES" \
     --example train_detach --example train_shared --example evaluate \
     --bench solvers --bench kernel --bench conv_kernel
-echo "build-cuda: cargo test --release -p rat-core -p rat-train --no-run (cuda, mujoco)"
-TESTS="$(cargo test --release -p rat-core -p rat-train --features rat-core/cuda,rat-train/mujoco \
+echo "build-cuda: cargo test --release -p rat-core -p rat-train --no-run (cuda, nccl, mujoco)"
+TESTS="$(cargo test --release -p rat-core -p rat-train --features rat-core/cuda,rat-core/nccl,rat-train/mujoco,rat-train/nccl \
     --no-run --message-format=json \
     | python3 -c '
 import json, sys
@@ -99,7 +116,7 @@ cat > "$OUT/run" <<'RUN'
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # CUDA's runtime libraries: a toolkit in /usr/local/cuda, or PyTorch's nvidia-* wheels.
 py_nvidia="$(python3 -c 'import nvidia, os; d = list(nvidia.__path__)[0]; print(":".join(os.path.join(d, s, "lib") for s in sorted(os.listdir(d)) if os.path.isdir(os.path.join(d, s, "lib"))))' 2>/dev/null || true)"
-export LD_LIBRARY_PATH="$here/mujoco:$here/lib:/usr/local/cuda/lib64:${py_nvidia}:${LD_LIBRARY_PATH:-}"
+export LD_LIBRARY_PATH="$here/mujoco:$here/lib:/usr/local/cuda/lib64:/usr/local/nvidia/lib64:${py_nvidia}:${LD_LIBRARY_PATH:-}"
 export RAT_MUJOCO_DIR="$here/mujoco"
 missing="$(ldd "$1" 2>/dev/null | grep 'not found' || true)"
 [ -z "$missing" ] || { echo "run: $1 needs libraries this machine lacks:"; echo "$missing"; exit 127; } >&2

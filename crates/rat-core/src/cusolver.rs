@@ -9,9 +9,10 @@
 //! triangle and the eigen-decomposition the lower one, as the CPU path does. LU factors Aᵀ and
 //! solves with `trans = T`; a row-major (n, k) right-hand side goes in as its transpose (k, n).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::c_int;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use candle_core::cuda_backend::cudarc::cusolver::{DnHandle, sys};
 use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
@@ -23,29 +24,33 @@ use crate::error::{Error, Result};
 
 use sys::cublasFillMode_t::{CUBLAS_FILL_MODE_LOWER as LOWER, CUBLAS_FILL_MODE_UPPER as UPPER};
 
-/// One cuSOLVER handle per (context, stream), created on first use (creating one costs
-/// milliseconds). The context is part of the key: candle's per-thread stream has the same handle
-/// value on every GPU.
+/// One cuSOLVER handle per thread and (context, stream), created on first use (creating one
+/// costs milliseconds). The context is part of the key because candle's per-thread stream has
+/// the same handle value (`CU_STREAM_PER_THREAD`) on every GPU; the thread, because that value
+/// names a different stream in every thread, and a handle made in one thread and used from
+/// another may launch into the first thread's stream, which ends with that thread. A cache shared
+/// across threads hung test binaries whose tests solve on parallel threads (H200, 2026-12-04).
 fn with_handle<R>(stream: &Arc<CudaStream>, f: impl FnOnce(&DnHandle) -> Result<R>) -> Result<R> {
-    type Handles = HashMap<(usize, usize), DnHandle>;
-    static HANDLES: Mutex<Option<Handles>> = Mutex::new(None);
-    let mut guard = HANDLES.lock().unwrap_or_else(|p| p.into_inner());
-    let map = guard.get_or_insert_with(HashMap::new);
+    thread_local! {
+        static HANDLES: RefCell<HashMap<(usize, usize), DnHandle>> = RefCell::new(HashMap::new());
+    }
     let key = (
         stream.context().cu_ctx() as usize,
         stream.cu_stream() as usize,
     );
-    if !map.contains_key(&key) {
-        let h = DnHandle::new(stream.clone()).map_err(|e| solver_err("cusolverDnCreate", e))?;
-        map.insert(key, h);
-    }
-    match map.get(&key) {
-        Some(h) => f(h),
-        None => Err(Error::Solve {
+    HANDLES.with(|cell| {
+        let mut map = cell.try_borrow_mut().map_err(|_| Error::Solve {
             op: "cusolver",
-            msg: "no cuSOLVER handle".into(),
-        }),
-    }
+            msg: "a cuSOLVER call inside another on the same thread".into(),
+        })?;
+        let h = match map.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                DnHandle::new(stream.clone()).map_err(|err| solver_err("cusolverDnCreate", err))?,
+            ),
+        };
+        f(h)
+    })
 }
 
 fn solver_err(op: &'static str, e: impl std::fmt::Debug) -> Error {
@@ -316,6 +321,22 @@ fn read_info(stream: &Arc<CudaStream>, info: &CudaSlice<c_int>) -> Result<c_int>
     Ok(v.first().copied().unwrap_or(0))
 }
 
+/// Refuses a non-finite input as the host path does (one scalar back to the host): cuSOLVER's
+/// factorisations need not carry a NaN into their result (seen on an H200: getrf of the identity
+/// with two NaN off the diagonal gave a finite solution).
+fn finite_input(op: &'static str, t: &Tensor, what: &'static str) -> Result<()> {
+    let s = t
+        .to_dtype(DType::F64)?
+        .abs()?
+        .sum_all()?
+        .to_scalar::<f64>()?;
+    if s.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::NonFinite { op, what })
+    }
+}
+
 /// Refuses a non-finite result (one scalar back to the host).
 fn finite(op: &'static str, t: &Tensor) -> Result<Tensor> {
     // In f64, so that a large but finite f32 result cannot overflow the check.
@@ -371,6 +392,8 @@ pub(crate) fn cholesky_solve_shifted<T: Lapack>(
     b: &Tensor,
     dev: &CudaDevice,
 ) -> Result<Tensor> {
+    finite_input(op, a, "matrix")?;
+    finite_input(op, b, "right-hand side")?;
     let n = a.dims()[0];
     let mut m = a.affine(scale, 0.0)?;
     if let Some(d) = shift {
@@ -443,6 +466,8 @@ pub(crate) fn lu_solve<T: Lapack>(
     b: &Tensor,
     dev: &CudaDevice,
 ) -> Result<Tensor> {
+    finite_input(op, a, "matrix")?;
+    finite_input(op, b, "right-hand side")?;
     let n = a.dims()[0];
     // Row-major A read column-major is Aᵀ: factor that and solve with its transpose.
     let mut m = owned_copy::<T>(a, dev)?;
@@ -519,6 +544,7 @@ pub(crate) fn sym_eigh<T: Lapack>(
     a: &Tensor,
     dev: &CudaDevice,
 ) -> Result<(Tensor, Tensor)> {
+    finite_input(op, a, "matrix")?;
     let n = a.dims()[0];
     let mut m = owned_copy::<T>(a, dev)?;
     let stream = dev.cuda_stream();

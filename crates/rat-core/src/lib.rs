@@ -18,7 +18,7 @@
 //! * [`distributions`], [`clip`] — policy distributions and step clipping;
 //! * [`params`] — parameter-space vectors;
 //! * [`dist`] — the communicator R processes compute one algorithm with (`Single`; `Mpi` behind
-//!   the `mpi` feature).
+//!   the `mpi` feature, `Nccl` behind `nccl`).
 //!
 //! Everything is a function from tensors to tensors or a small explicit state struct; errors are
 //! [`Error`] values, never panics.

@@ -1,6 +1,7 @@
 //! The communicator: `Single` is the identity, the shares of a split cover 0..n in rank order,
 //! and (with the `mpi` feature) two MPI ranks agree with sums, concatenations and broadcasts
-//! computed by hand. The MPI test starts itself under `mpirun -np 2`.
+//! computed by hand. The MPI test starts itself under `mpirun -np 2`. With the `nccl` feature
+//! and a GPU, one NCCL rank agrees with `Single` bit for bit.
 
 #[cfg(feature = "mpi")]
 mod common;
@@ -144,5 +145,75 @@ fn two_mpi_ranks_agree_with_the_hand_computed_collectives() -> anyhow::Result<()
     let err = common::rel_err_params(&parts, &whole.vjp(&w)?)?;
     assert!(err < 1e-12, "summed Jᵀw: relative error {err:e}");
     println!("rank {r} of {n} agrees");
+    Ok(())
+}
+
+/// One NCCL rank on GPU 0 (bootstrapped by `Single`) gives what `Single` gives, bit for bit, for
+/// every collective and the tensor helpers on a CUDA tensor: the NCCL path's copies, padding
+/// and lengths are right (R > 1 needs one GPU per rank: `scripts/gpu-checks.sh` on a machine
+/// with several). Needs a GPU; without one it says it was skipped (CI never builds `nccl`).
+#[cfg(feature = "nccl")]
+#[test]
+fn one_nccl_rank_gives_what_a_single_process_gives() -> anyhow::Result<()> {
+    use rat_core::dist::Nccl;
+    let gpus = match Nccl::gpus() {
+        Ok(n) => n,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true and no CUDA device for the NCCL test: {e}")
+        }
+        Err(e) => {
+            println!("skipped: {e}");
+            return Ok(());
+        }
+    };
+    assert!(gpus >= 1);
+    let c = Nccl::new(Box::new(Single), 0)?;
+    let s = Single;
+    assert_eq!((c.rank(), c.size(), c.name()), (0, 1, "nccl"));
+    let mut x: Vec<f64> = (0..1000).map(|i| (i as f64).sin() * 1e3).collect();
+    let want = x.clone();
+    c.all_reduce_sum_f64(&mut x)?;
+    assert_eq!(x, want);
+    let mut y: Vec<f32> = (0..77).map(|i| i as f32 / 7.0).collect();
+    let want_y = y.clone();
+    c.all_reduce_sum_f32(&mut y)?;
+    assert_eq!(y, want_y);
+    c.all_reduce_sum_f32(&mut [])?;
+    for n in [0usize, 1, 5, 4099] {
+        let v: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 3.0).collect();
+        assert_eq!(c.all_gather_v_f32(&v)?, s.all_gather_v_f32(&v)?, "f32, {n}");
+        let w: Vec<f64> = v.iter().map(|&a| a as f64 / 3.0).collect();
+        assert_eq!(c.all_gather_v_f64(&w)?, s.all_gather_v_f64(&w)?, "f64, {n}");
+        let b: Vec<u8> = (0..n).map(|i| (i * 37 % 251) as u8).collect();
+        assert_eq!(
+            c.all_gather_v_bytes(&b)?,
+            s.all_gather_v_bytes(&b)?,
+            "bytes, {n}"
+        );
+        let mut bc = b.clone();
+        c.broadcast_bytes(0, &mut bc)?;
+        assert_eq!(bc, b);
+    }
+    assert!(c.broadcast_bytes(1, &mut vec![1u8]).is_err());
+    assert_eq!(c.sum_f64(2.5)?, 2.5);
+    let gpu = Device::new_cuda(0)?;
+    let t = Tensor::new(&[[1.0f32, 2.0], [3.0, 4.0]], &gpu)?;
+    for (a, b) in [
+        (
+            tensor::all_gather_rows(&c, &t)?,
+            tensor::all_gather_rows(&s, &t)?,
+        ),
+        (
+            tensor::all_reduce_sum(&c, &t)?,
+            tensor::all_reduce_sum(&s, &t)?,
+        ),
+        (
+            tensor::all_reduce_sum_ordered(&c, &t)?,
+            tensor::all_reduce_sum_ordered(&s, &t)?,
+        ),
+    ] {
+        assert_eq!(a.to_vec2::<f32>()?, b.to_vec2::<f32>()?);
+    }
+    println!("one NCCL rank on GPU 0 of {gpus} agrees with Single");
     Ok(())
 }

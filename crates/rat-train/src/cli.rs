@@ -45,6 +45,9 @@ usage: train_detach | train_shared --config <file> [--<key> <value>]... [options
   --dist mpi               one run on R ranks: `mpirun -np R <program> ... --dist mpi` in a build
                            with --features mpi; num_envs is the total, each rank steps its share,
                            every rank computes the same update, rank 0 alone writes
+  --dist nccl              the same over NCCL (a CUDA build with --features nccl, and mpi to
+                           launch R > 1 ranks under mpirun): one GPU per rank, the networks on
+                           the rank's GPU when --device names a GPU
   Ctrl-C / SIGTERM         finish the iteration, save a checkpoint and the logs, exit 130
                            (a second one exits at once)
   --n_proc 1, --port_num   accepted for compatibility (several processes: --dist mpi)";
@@ -201,6 +204,11 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Cli>> {
             _ => overrides.push((key, value)),
         }
     }
+    #[cfg(feature = "nccl")]
+    if options.comm.name() == "nccl" && options.device.is_cuda() {
+        // Each rank's networks on the GPU its NCCL rank uses.
+        options.device = device(nccl_gpu()? as i64)?;
+    }
     let mut config = match (&config_path, &options.resume) {
         (Some(p), _) => Config::load(p)?,
         (None, Some(ckpt)) => checkpoint::load(ckpt)?.config()?,
@@ -253,25 +261,72 @@ pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-/// The communicator `--dist` names: `single` (the default: one process) or `mpi` (a build with
-/// the `mpi` feature, started by `mpirun`); anything else, or `mpi` without the feature or the
-/// launcher, is an error saying what to do.
+/// The communicator `--dist` names: `single` (the default: one process), `mpi` (a build with
+/// the `mpi` feature, started by `mpirun`) or `nccl` (a build with the `nccl` feature: under
+/// `mpirun` with `mpi` too, one rank per GPU, GPU = the rank's local rank modulo the GPUs; else
+/// one rank on GPU 0); anything else, or an engine the build lacks, is an error saying what to do.
 pub fn communicator(dist: Option<&str>) -> Result<Arc<dyn rat_core::dist::Communicator>> {
     match dist {
         None | Some("single") => Ok(Arc::new(rat_core::dist::Single)),
         #[cfg(feature = "mpi")]
-        Some("mpi") => {
-            Ok(Arc::new(rat_core::dist::Mpi::init().map_err(|e| {
-                crate::Error::Invalid(format!("--dist mpi: {e}"))
-            })?))
-        }
+        Some("mpi") => Ok(Arc::new(mpi_world("mpi")?)),
         #[cfg(not(feature = "mpi"))]
         Some("mpi") => invalid(
             "--dist mpi: this build has no MPI; build with `--features mpi` (Debian: apt install \
              libopenmpi-dev openmpi-bin libclang-dev) and start it with `mpirun -np <R> ...`",
         ),
+        #[cfg(feature = "nccl")]
+        Some("nccl") => nccl(),
+        #[cfg(not(feature = "nccl"))]
+        Some("nccl") => invalid(
+            "--dist nccl: this build has no NCCL; build it with scripts/build-cuda.sh (features \
+             cuda and nccl; add mpi to launch more than one rank with `mpirun`)",
+        ),
         Some(other) => invalid(format!(
-            "--dist {other}: not an engine (single, or mpi in a build with the mpi feature)"
+            "--dist {other}: not an engine (single; mpi and nccl in builds with those features)"
         )),
     }
+}
+
+#[cfg(feature = "mpi")]
+fn mpi_world(flag: &str) -> Result<rat_core::dist::Mpi> {
+    rat_core::dist::Mpi::init().map_err(|e| crate::Error::Invalid(format!("--dist {flag}: {e}")))
+}
+
+/// The GPU of this process's NCCL rank: its local rank on the node (0 outside a launcher)
+/// modulo the node's GPUs.
+#[cfg(feature = "nccl")]
+fn nccl_gpu() -> Result<usize> {
+    let local = [
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "MPI_LOCALRANKID",
+        "SLURM_LOCALID",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok())
+    .unwrap_or(0);
+    let gpus = rat_core::dist::Nccl::gpus()
+        .map_err(|e| crate::Error::Invalid(format!("--dist nccl: {e}")))?;
+    Ok(local % gpus)
+}
+
+/// NCCL over the ranks `mpirun` started (the unique id broadcast over MPI), or one rank.
+#[cfg(feature = "nccl")]
+fn nccl() -> Result<Arc<dyn rat_core::dist::Communicator>> {
+    let boot: Box<dyn rat_core::dist::Communicator> = if rat_core::dist::launched_by_mpi() {
+        #[cfg(feature = "mpi")]
+        {
+            Box::new(mpi_world("nccl")?)
+        }
+        #[cfg(not(feature = "mpi"))]
+        return invalid(
+            "--dist nccl under an MPI launcher: this build has no MPI to share NCCL's id; build \
+             with the features nccl and mpi",
+        );
+    } else {
+        Box::new(rat_core::dist::Single)
+    };
+    let nccl = rat_core::dist::Nccl::new(boot, nccl_gpu()?)
+        .map_err(|e| crate::Error::Invalid(format!("--dist nccl: {e}")))?;
+    Ok(Arc::new(nccl))
 }

@@ -53,12 +53,36 @@ fn errors_name_the_flag() {
         ("--config rat_mlp.yaml stray", "unexpected argument 'stray'"),
         ("--config rat_mlp.yaml -x 1", "'-x'"),
         ("--config rat_mlp.yaml --no_such_key 1", "no_such_key"),
+        (
+            "--config rat_mlp.yaml --dist tcp",
+            "--dist tcp: not an engine",
+        ),
     ] {
         let err = parse(args(line)).err().map(|e| e.to_string());
         assert!(
             err.as_deref().is_some_and(|e| e.contains(needle)),
             "{line}: {err:?}"
         );
+    }
+}
+
+/// An engine the build lacks is one error line saying how to get it.
+#[test]
+fn a_missing_engine_says_how_to_build_it() {
+    #[cfg(not(feature = "nccl"))]
+    {
+        let err = parse(args("--config rat_mlp.yaml --dist nccl")).err();
+        let err = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            err.contains("--dist nccl: this build has no NCCL") && err.contains("build-cuda.sh"),
+            "{err}"
+        );
+    }
+    #[cfg(not(feature = "mpi"))]
+    {
+        let err = parse(args("--config rat_mlp.yaml --dist mpi")).err();
+        let err = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("--features mpi"), "{err}");
     }
 }
 

@@ -1,8 +1,9 @@
 //! Collectives for running one algorithm on R processes: a small [`Communicator`] with rank,
 //! size, `all_reduce_sum`, `all_gather_v` and `broadcast`, implemented by [`Single`] (one
 //! process; every collective is the identity, so single-process code paths are the distributed
-//! ones with R = 1) and, behind the `mpi` feature, [`Mpi`] (OpenMPI or any MPI-3.1 through the
-//! `mpi` crate). The update rules call it at the few points where R ranks must agree
+//! ones with R = 1), behind the `mpi` feature [`Mpi`] (OpenMPI or any MPI-3.1 through the `mpi`
+//! crate), and behind the `nccl` feature `Nccl` (one GPU per rank, bootstrapped by another
+//! communicator). The update rules call it at the few points where R ranks must agree
 //! (`../shared/spec/DISTRIBUTED.md` §3); the maths stays where it is.
 //!
 //! [`tensor`] lifts the collectives to candle tensors of either float type on any device;
@@ -11,11 +12,15 @@
 mod metered;
 #[cfg(feature = "mpi")]
 mod mpi;
+#[cfg(feature = "nccl")]
+mod nccl;
 mod single;
 pub mod tensor;
 
 #[cfg(feature = "mpi")]
 pub use self::mpi::Mpi;
+#[cfg(feature = "nccl")]
+pub use self::nccl::Nccl;
 pub use metered::{Metered, Traffic};
 pub use single::Single;
 
@@ -30,7 +35,7 @@ pub trait Communicator: std::fmt::Debug + Send + Sync {
     fn rank(&self) -> usize;
     /// The number of ranks R.
     fn size(&self) -> usize;
-    /// The engine's name (`single`, `mpi`).
+    /// The engine's name (`single`, `mpi`, `nccl`).
     fn name(&self) -> &'static str;
     /// x ← Σ_ranks x, element-wise, on every rank.
     fn all_reduce_sum_f64(&self, x: &mut [f64]) -> Result<()>;
@@ -62,6 +67,19 @@ pub trait Communicator: std::fmt::Debug + Send + Sync {
         self.all_reduce_sum_f64(&mut v)?;
         Ok(v[0])
     }
+}
+
+/// Whether this process was started by an MPI launcher (OpenMPI's `mpirun`, or a PMI one such
+/// as Slurm's `srun`), in any build.
+pub fn launched_by_mpi() -> bool {
+    [
+        "OMPI_COMM_WORLD_SIZE",
+        "PMI_SIZE",
+        "PMIX_RANK",
+        "MPI_LOCALNRANKS",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some())
 }
 
 /// The global indices `[start, end)` of rank `rank`'s share of `n` items split over `size`

@@ -33,25 +33,12 @@ impl std::fmt::Debug for Mpi {
     }
 }
 
-/// Whether this process was started by an MPI launcher (OpenMPI's `mpirun`, or a PMI one such
-/// as Slurm's `srun`).
-pub fn launched() -> bool {
-    [
-        "OMPI_COMM_WORLD_SIZE",
-        "PMI_SIZE",
-        "PMIX_RANK",
-        "MPI_LOCALNRANKS",
-    ]
-    .iter()
-    .any(|v| std::env::var_os(v).is_some())
-}
-
 impl Mpi {
     /// Initialises MPI and returns MPI_COMM_WORLD; an error outside a launcher, or when MPI was
     /// already initialised in this process.
     pub fn init() -> Result<Self> {
         let fail = |msg: String| Error::InvalidArgument { op: "mpi", msg };
-        if !launched() {
+        if !super::launched_by_mpi() {
             return Err(fail(
                 "not started by an MPI launcher: run under `mpirun -np <R> <program> ...`".into(),
             ));
