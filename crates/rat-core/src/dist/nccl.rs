@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use cudarc::driver::{CudaContext, CudaStream, DeviceRepr, ValidAsZeroBits};
+use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DeviceRepr, ValidAsZeroBits};
 use cudarc::nccl::{Comm, Id, NcclType, ReduceOp};
 
 use super::Communicator;
@@ -96,13 +96,24 @@ impl Nccl {
         &self,
         x: &mut [T],
     ) -> Result<()> {
+        self.in_place(x, "ncclAllReduce", |comm, buf| {
+            comm.all_reduce_in_place(buf, &ReduceOp::Sum)
+        })
+    }
+
+    /// `x` through the GPU: copied there, `op` (one NCCL collective in place), copied back.
+    fn in_place<T: NcclType + DeviceRepr, S, E: std::fmt::Debug>(
+        &self,
+        x: &mut [T],
+        name: &str,
+        op: impl FnOnce(&Comm, &mut CudaSlice<T>) -> std::result::Result<S, E>,
+    ) -> Result<()> {
         if x.is_empty() {
             return Ok(());
         }
         self.with(|comm, s| {
             let mut buf = s.clone_htod(x).map_err(driver)?;
-            comm.all_reduce_in_place(&mut buf, &ReduceOp::Sum)
-                .map_err(|e| fail(format!("ncclAllReduce: {e:?}")))?;
+            op(comm, &mut buf).map_err(|e| fail(format!("{name}: {e:?}")))?;
             s.memcpy_dtoh(&buf, x).map_err(driver)?;
             s.synchronize().map_err(driver)
         })
@@ -150,20 +161,9 @@ impl Nccl {
         })
     }
 
-    fn broadcast<T: NcclType + DeviceRepr + ValidAsZeroBits + Default + Clone>(
-        &self,
-        root: usize,
-        x: &mut [T],
-    ) -> Result<()> {
-        if x.is_empty() {
-            return Ok(());
-        }
-        self.with(|comm, s| {
-            let mut buf = s.clone_htod(x).map_err(driver)?;
-            comm.broadcast_in_place(&mut buf, root as i32)
-                .map_err(|e| fail(format!("ncclBroadcast: {e:?}")))?;
-            s.memcpy_dtoh(&buf, x).map_err(driver)?;
-            s.synchronize().map_err(driver)
+    fn broadcast<T: NcclType + DeviceRepr>(&self, root: usize, x: &mut [T]) -> Result<()> {
+        self.in_place(x, "ncclBroadcast", |comm, buf| {
+            comm.broadcast_in_place(buf, root as i32)
         })
     }
 }
