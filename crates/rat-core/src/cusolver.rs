@@ -325,27 +325,27 @@ fn read_info(stream: &Arc<CudaStream>, info: &CudaSlice<c_int>) -> Result<c_int>
 /// factorisations need not carry a NaN into their result (seen on an H200: getrf of the identity
 /// with two NaN off the diagonal gave a finite solution).
 fn finite_input(op: &'static str, t: &Tensor, what: &'static str) -> Result<()> {
-    let s = t
-        .to_dtype(DType::F64)?
-        .abs()?
-        .sum_all()?
-        .to_scalar::<f64>()?;
-    if s.is_finite() {
+    if all_finite(t)? {
         Ok(())
     } else {
         Err(Error::NonFinite { op, what })
     }
 }
 
-/// Refuses a non-finite result (one scalar back to the host).
-fn finite(op: &'static str, t: &Tensor) -> Result<Tensor> {
-    // In f64, so that a large but finite f32 result cannot overflow the check.
+/// Whether every element of `t` is finite, from one reduction and one scalar back to the host;
+/// in f64, so that a large but finite f32 tensor cannot overflow the sum.
+fn all_finite(t: &Tensor) -> Result<bool> {
     let s = t
         .to_dtype(DType::F64)?
         .abs()?
         .sum_all()?
         .to_scalar::<f64>()?;
-    if !s.is_finite() {
+    Ok(s.is_finite())
+}
+
+/// Refuses a non-finite result (one scalar back to the host).
+fn finite(op: &'static str, t: &Tensor) -> Result<Tensor> {
+    if !all_finite(t)? {
         return Err(Error::Solve {
             op,
             msg: "the result is not finite (non-finite input or a numerically singular matrix)"
