@@ -6,7 +6,7 @@
 mod common;
 
 use candle_core::{DType, Tensor};
-use common::grid;
+use common::{explicit_logp_entropy, grid};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rat_core::jacobian::ScoreJacobian;
@@ -323,6 +323,62 @@ fn reference_joint_steps_equal_a_hand_computation() -> anyhow::Result<()> {
             let kl = batch.old.kl(&new)?.mean_all()?.to_scalar::<f64>()?;
             assert!((info.step.kl - kl).abs() < 1e-12, "{space:?}: post-step KL");
             buf = Some(next_buf);
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn ent_mode_advantage_transforms_the_bonus_with_the_advantages() -> anyhow::Result<()> {
+    const LR: f64 = 0.05;
+    let c = 0.3;
+    for space in spaces() {
+        for mode in [JointMode::Reference, JointMode::Exact] {
+            let other = net(&space, 0.0, 12)?;
+            let [in_advantage, by_hand, in_gradient] = [0; 3].map(|_| net(&space, 0.0, 11));
+            let (in_advantage, by_hand, in_gradient) = (in_advantage?, by_hand?, in_gradient?);
+            let mut bt = batch(&in_advantage, &other, 0.7)?;
+            bt.ent_coef = c;
+            // The same step with ent_coef 0 on â = A − c·(log π + ℋ), computed by hand.
+            let policy = by_hand.forward(&bt.obs, None, None)?.policy;
+            let hat: Vec<f64> = explicit_logp_entropy(&policy, &bt.actions)?
+                .iter()
+                .zip(&bt.advantages.to_vec1::<f64>()?)
+                .map(|(&(lp, h), a)| a - c * (lp + h))
+                .collect();
+            let manual = JointBatch {
+                advantages: Tensor::new(hat, bt.advantages.device())?,
+                ent_coef: 0.0,
+                ..bt.clone()
+            };
+            let theta = |n: &SharedActorCritic| {
+                flat(
+                    &n.params()
+                        .iter()
+                        .map(|p| p.as_tensor().clone())
+                        .collect::<Vec<_>>(),
+                )
+            };
+            let start = theta(&by_hand)?;
+            let advantage_mode = JointParams {
+                ent_in_advantage: true,
+                ..params(mode)
+            };
+            RatJoint::new(advantage_mode)?.step(&in_advantage, &bt, LR)?;
+            RatJoint::new(params(mode))?.step(&by_hand, &manual, LR)?;
+            RatJoint::new(params(mode))?.step(&in_gradient, &bt, LR)?;
+            let size = max_abs(&theta(&by_hand)?, &start)?;
+            let err = max_abs(&theta(&in_advantage)?, &theta(&by_hand)?)?;
+            assert!(
+                err < 1e-10 * size,
+                "{space:?} {mode:?}: off the hand-built advantages by {err:e}"
+            );
+            // The default mode puts c·ℋ in the loss instead: another step.
+            let apart = max_abs(&theta(&in_advantage)?, &theta(&in_gradient)?)?;
+            assert!(
+                apart > 1e-6 * size,
+                "{space:?} {mode:?}: the two modes agree"
+            );
         }
     }
     Ok(())

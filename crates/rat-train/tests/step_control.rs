@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use candle_core::{Shape, Tensor};
 use common::actors::{batch, categorical, gaussian};
-use common::grid;
+use common::{explicit_logp_entropy, grid};
 use rat_core::jacobian::MaterialisedJacobian;
 use rat_core::params;
 use rat_train::config::{AlgoConfig, Config, DampingMode, EntMode, Trainer};
@@ -440,46 +440,6 @@ fn target_kl_stops_the_shared_loop_once_a_step_passes_it() -> anyhow::Result<()>
     Ok(())
 }
 
-/// log π(a_i|s_i) and ℋ(s_i) from the distribution's parameters by the textbook formulas, on
-/// the host (categorical: log p[a] and −Σ p log p; Gaussian: Σ_k −(a−μ)²/2σ² − log σ − ½ log 2π
-/// and Σ_k log σ + ½ log 2πe).
-fn explicit_logp_entropy(actor: &dyn Actor, bt: &ActorBatch) -> anyhow::Result<Vec<(f64, f64)>> {
-    let ln2pi = (2.0 * std::f64::consts::PI).ln();
-    Ok(match actor.policy(&bt.obs, None)? {
-        Policy::Categorical(d) => {
-            let lp = d.log_probs().to_vec2::<f64>()?;
-            let a = bt.actions.to_vec1::<u32>()?;
-            lp.iter()
-                .zip(&a)
-                .map(|(row, &a)| {
-                    let h = -row.iter().map(|l| l.exp() * l).sum::<f64>();
-                    (row[a as usize], h)
-                })
-                .collect()
-        }
-        Policy::Gaussian(d) => {
-            let mu = d.mean().to_vec2::<f64>()?;
-            let ls = d
-                .log_std()
-                .broadcast_as(d.mean().shape())?
-                .to_vec2::<f64>()?;
-            let a = bt.actions.to_vec2::<f64>()?;
-            (0..mu.len())
-                .map(|i| {
-                    let mut lp = 0.0;
-                    let mut h = 0.0;
-                    for k in 0..mu[i].len() {
-                        let z = (a[i][k] - mu[i][k]) / ls[i][k].exp();
-                        lp += -0.5 * z * z - ls[i][k] - 0.5 * ln2pi;
-                        h += ls[i][k] + 0.5 * (ln2pi + 1.0);
-                    }
-                    (lp, h)
-                })
-                .collect()
-        }
-    })
-}
-
 #[test]
 fn ent_mode_advantage_transforms_the_bonus_with_the_advantages() -> anyhow::Result<()> {
     let c = 0.3;
@@ -506,7 +466,7 @@ fn ent_mode_advantage_transforms_the_bonus_with_the_advantages() -> anyhow::Resu
         bt.ent_coef = c;
         // The same step with ent_coef 0 on â = A − c·(log π + ℋ), computed by hand.
         let adv = bt.advantages.to_vec1::<f64>()?;
-        let hat: Vec<f64> = explicit_logp_entropy(by_hand.as_ref(), &bt)?
+        let hat: Vec<f64> = explicit_logp_entropy(&by_hand.policy(&bt.obs, None)?, &bt.actions)?
             .iter()
             .zip(&adv)
             .map(|(&(lp, h), a)| a - c * (lp + h))

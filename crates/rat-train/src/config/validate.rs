@@ -60,7 +60,6 @@ const DETACH_ONLY: &[&str] = &[
     "kfac_stats",
     "max_kl",
     "step_diagnostics",
-    "ent_mode",
 ];
 
 /// Keys only `train_shared` reads.

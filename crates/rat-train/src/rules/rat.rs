@@ -121,15 +121,25 @@ impl RatParams {
 }
 
 /// The advantages a step transforms: A, or with `ent_mode: advantage` and c ≠ 0 the
-/// score-function form of the entropy bonus added, â_i = A_i − c·(log π(a_i|s_i) + ℋ(s_i)):
-/// since E_a[∇log π] = 0, ∇ℋ(s) = E_a[−(log π(a|s) + ℋ(s)) ∇log π(a|s)], so the policy gradient
-/// of â is that of A plus c·∇ℋ, and the Woodbury transform preconditions both alike.
+/// score-function form of the entropy bonus added ([`score_entropy_advantages`]).
 pub fn entropy_advantages(pass: &ScorePass, advantages: &Tensor, c: f64) -> Result<Tensor> {
     if c == 0.0 {
         return Ok(advantages.clone());
     }
-    let h = pass.policy.entropy()?.detach();
-    let bonus = pass.logp.add(&h)?.affine(-c, 0.0)?;
+    score_entropy_advantages(advantages, &pass.logp, &pass.policy.entropy()?, c)
+}
+
+/// â_i = A_i − c·(log π(a_i|s_i) + ℋ(s_i)), the entropy bonus in score-function form: since
+/// E_a[∇log π] = 0, ∇ℋ(s) = E_a[−(log π(a|s) + ℋ(s)) ∇log π(a|s)], so the policy gradient of â
+/// is that of A plus c·∇ℋ, and the Woodbury transform preconditions both alike. `logp` and
+/// `entropy` are per sample; ℋ is taken without its gradient.
+pub fn score_entropy_advantages(
+    advantages: &Tensor,
+    logp: &Tensor,
+    entropy: &Tensor,
+    c: f64,
+) -> Result<Tensor> {
+    let bonus = logp.add(&entropy.detach())?.affine(-c, 0.0)?;
     Ok(advantages.add(&bonus.to_dtype(advantages.dtype())?)?)
 }
 

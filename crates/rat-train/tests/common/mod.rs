@@ -86,3 +86,47 @@ pub fn clockless_rows(progress_csv: &std::path::Path) -> anyhow::Result<Vec<Vec<
         })
         .collect())
 }
+
+/// log π(a_i|s_i) and ℋ(s_i) from the distribution's parameters by the textbook formulas, on
+/// the host (categorical: log p[a] and −Σ p log p; Gaussian: Σ_k −(a−μ)²/2σ² − log σ − ½ log 2π
+/// and Σ_k log σ + ½ log 2πe).
+pub fn explicit_logp_entropy(
+    policy: &rat_train::nets::Policy,
+    actions: &Tensor,
+) -> anyhow::Result<Vec<(f64, f64)>> {
+    use rat_train::nets::Policy;
+    let ln2pi = (2.0 * std::f64::consts::PI).ln();
+    Ok(match policy {
+        Policy::Categorical(d) => {
+            let lp = d.log_probs().to_vec2::<f64>()?;
+            let a = actions.to_vec1::<u32>()?;
+            lp.iter()
+                .zip(&a)
+                .map(|(row, &a)| {
+                    let h = -row.iter().map(|l| l.exp() * l).sum::<f64>();
+                    (row[a as usize], h)
+                })
+                .collect()
+        }
+        Policy::Gaussian(d) => {
+            let mu = d.mean().to_vec2::<f64>()?;
+            let ls = d
+                .log_std()
+                .broadcast_as(d.mean().shape())?
+                .to_vec2::<f64>()?;
+            let a = actions.to_vec2::<f64>()?;
+            (0..mu.len())
+                .map(|i| {
+                    let mut lp = 0.0;
+                    let mut h = 0.0;
+                    for k in 0..mu[i].len() {
+                        let z = (a[i][k] - mu[i][k]) / ls[i][k].exp();
+                        lp += -0.5 * z * z - ls[i][k] - 0.5 * ln2pi;
+                        h += ls[i][k] + 0.5 * (ln2pi + 1.0);
+                    }
+                    (lp, h)
+                })
+                .collect()
+        }
+    })
+}

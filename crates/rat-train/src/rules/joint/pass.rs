@@ -28,6 +28,8 @@ pub struct JointPass {
     pub ratio: Tensor,
     /// Mean entropy in the graph (a scalar tensor).
     pub entropy: Tensor,
+    /// Per-sample log π(a|s) and ℋ(s) without their gradients (for `ent_mode: advantage`).
+    pub logp_entropy: (Tensor, Tensor),
     /// The fraction of samples whose ratio lies on or outside the clamp.
     pub clipfrac: f64,
 }
@@ -50,7 +52,9 @@ impl JointPass {
             }
             None => (rho, 0.0),
         };
-        let entropy = out.policy.entropy()?.mean_all()?;
+        let entropies = out.policy.entropy()?;
+        let entropy = entropies.mean_all()?;
+        let logp_entropy = (logp.detach(), entropies.detach());
         // ℓ_i = log π_i − (v_i − ṽ_i)² with ṽ_i = v_i + ε_i constant: ∂ℓ_i/∂v_i = 2ε_i.
         let noise = batch.noise.to_dtype(out.value.dtype())?;
         let ell = logp.add(&out.value.mul(&noise.affine(2.0, 0.0)?)?)?;
@@ -63,6 +67,7 @@ impl JointPass {
             out,
             ratio,
             entropy,
+            logp_entropy,
             clipfrac,
         })
     }
@@ -95,19 +100,20 @@ impl JointPass {
     }
 
     /// The baselines' loss −mean(r ⊙ a) − c_ent ℋ + c_v mean((v − R)²) with a the scaled
-    /// advantages, and its policy and value terms.
+    /// `advantages` (this rank's rows'), and its policy and value terms.
     /// With the rows split over ranks (`rows`), the advantages are scaled over the whole
     /// minibatch, the loss tensor is this rank's rows' (its gradient is their mean, for
     /// [`StepRows::mean_params`]) and the two terms returned are the whole minibatch's.
     pub fn surrogate_loss(
         &self,
         batch: &JointBatch,
+        advantages: &Tensor,
         rows: &StepRows,
         norm_obj: NormObj,
         ent_coef: f64,
         vf_coef: f64,
     ) -> Result<(Tensor, f64, f64)> {
-        let (adv, ratio) = (rows.all(&batch.advantages)?, rows.all(&self.ratio_value())?);
+        let (adv, ratio) = (rows.all(advantages)?, rows.all(&self.ratio_value())?);
         let a = rows.mine(&normalise_advantages(&adv, &ratio, norm_obj)?)?;
         let loss_pi = self.ratio.mul(&a)?.mean_all()?.neg()?;
         let loss_v = self.value_loss(&batch.returns, None)?;

@@ -16,7 +16,7 @@ use crate::config::JointMode;
 use crate::error::Result;
 use crate::nets::SharedActorCritic;
 use crate::optim::Sgd;
-use crate::rules::rat::effective_damping;
+use crate::rules::rat::{effective_damping, score_entropy_advantages};
 use crate::rules::shard::{Rows, StepRows};
 use crate::rules::{normalise_advantages, scalar};
 
@@ -145,10 +145,18 @@ impl JointUpdate for RatJoint {
         let split = self.rows.clone();
         let rows = split.of_len(batch.obs.dims()[0])?;
         let r = pass.ratio_value();
+        let (adv, ent_coef) = match p.ent_in_advantage {
+            true => {
+                let (logp, h) = &pass.logp_entropy;
+                let adv = score_entropy_advantages(&batch.advantages, logp, h, batch.ent_coef)?;
+                (adv, 0.0)
+            }
+            false => (batch.advantages.clone(), batch.ent_coef),
+        };
         let (grad, loss_pi, loss_v) = match p.mode {
             JointMode::Reference => {
                 let ratio = rows.all(&r)?;
-                let a = normalise_advantages(&rows.all(&batch.advantages)?, &ratio, p.norm_obj)?;
+                let a = normalise_advantages(&rows.all(&adv)?, &ratio, p.norm_obj)?;
                 let ((psi, phi), quality) =
                     self.weights(&pass.jac, &rows, &ratio, &a, self.measure)?;
                 if quality.is_some() {
@@ -158,7 +166,7 @@ impl JointUpdate for RatJoint {
                 let loss_pi = pass.ratio.mul(&psi)?.mean_all()?.neg()?;
                 let loss_v = pass.value_loss(&batch.returns, Some(&phi))?;
                 let loss = loss_pi
-                    .sub(&pass.entropy.affine(batch.ent_coef, 0.0)?)?
+                    .sub(&pass.entropy.affine(ent_coef, 0.0)?)?
                     .add(&loss_v.affine(p.vf_coef, 0.0)?)?;
                 (
                     rows.mean_params(pass.gradient(&loss)?)?,
@@ -168,7 +176,7 @@ impl JointUpdate for RatJoint {
             }
             JointMode::Exact => {
                 let (loss, loss_pi, loss_v) =
-                    pass.surrogate_loss(batch, &rows, p.norm_obj, batch.ent_coef, p.vf_coef)?;
+                    pass.surrogate_loss(batch, &adv, &rows, p.norm_obj, ent_coef, p.vf_coef)?;
                 let g = rows.mean_params(pass.gradient(&loss)?)?;
                 let x = Self::regularised_natural_gradient_on(&pass.jac, &rows, &r, &g, p.damping)?;
                 (x, loss_pi, loss_v)

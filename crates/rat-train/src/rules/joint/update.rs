@@ -8,7 +8,7 @@ use std::sync::Arc;
 use candle_core::Tensor;
 use rat_core::dist::Communicator;
 
-use crate::config::{AlgoConfig, DampingMode, JointMode, NormObj};
+use crate::config::{AlgoConfig, DampingMode, EntMode, JointMode, NormObj};
 use crate::error::Result;
 use crate::nets::{DropoutMasks, Policy, SharedActorCritic};
 use crate::rules::StepInfo;
@@ -99,6 +99,9 @@ pub struct JointParams {
     pub mode: JointMode,
     /// How RAT's b x b system is solved (reference mode).
     pub solve: SolveOptions,
+    /// RAT's entropy bonus enters the advantages before the transform (`ent_mode: advantage`)
+    /// instead of the loss.
+    pub ent_in_advantage: bool,
 }
 
 impl JointParams {
@@ -114,6 +117,7 @@ impl JointParams {
             kaczmarz: c.is_karzmarz,
             mode: c.joint_mode,
             solve: SolveOptions::from_config(c),
+            ent_in_advantage: c.ent_mode == EntMode::Advantage,
         }
     }
 }
