@@ -329,6 +329,40 @@ fn the_new_keys_are_validated_by_name() -> anyhow::Result<()> {
         .validate(Trainer::Shared)
         .expect_err("max_kl accepted by train_shared");
     assert!(err.to_string().contains("max_kl"), "{err}");
+    // A relative λ where no reference solve would apply it.
+    let relative: [(&str, Option<(&str, &str)>, Trainer); 4] = [
+        ("ppo_mlp.yaml", None, Trainer::Detach),
+        ("fvp_mlp.yaml", None, Trainer::Detach),
+        (
+            "rat_mlp.yaml",
+            Some(("kaczmarz_mode", "exact")),
+            Trainer::Detach,
+        ),
+        (
+            "rat_mlp_shared.yaml",
+            Some(("joint_mode", "exact")),
+            Trainer::Shared,
+        ),
+    ];
+    for (file, extra, trainer) in relative {
+        let mut c = Config::load(file)?;
+        c.set("damping_mode", "relative")?;
+        if let Some((key, value)) = extra {
+            c.set(key, value)?;
+        }
+        let err = c
+            .validate(trainer)
+            .expect_err(&format!("{file} {extra:?}: relative damping accepted"));
+        assert!(err.to_string().contains("damping_mode"), "{file}: {err}");
+    }
+    for (file, trainer) in [
+        ("rat_mlp.yaml", Trainer::Detach),
+        ("rat_mlp_shared.yaml", Trainer::Shared),
+    ] {
+        let mut c = Config::load(file)?;
+        c.set("damping_mode", "relative")?;
+        c.validate(trainer)?;
+    }
     Ok(())
 }
 

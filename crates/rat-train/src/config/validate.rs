@@ -273,8 +273,21 @@ impl Config {
                 "gradient for algo other than rat (the bonus enters RAT's transformed advantage)",
             ));
         }
-        use super::types::{Algo, DistMode};
+        use super::types::{Algo, DampingMode, DistMode, JointMode};
         let rat = self.algo == Algo::Rat && !exact;
+        // Only RAT's reference solve sees the kernel whose scale tr(K)/b a relative λ needs.
+        let reference_solve = match trainer {
+            Trainer::Detach => rat,
+            Trainer::Shared => self.algo == Algo::Rat && a.joint_mode == JointMode::Reference,
+        };
+        if a.damping_mode == DampingMode::Relative && !reference_solve {
+            return Err(reject(
+                "damping_mode",
+                "relative",
+                "absolute here: λ·tr(K)/b is applied by RAT's reference solve only (algo rat with \
+                 kaczmarz_mode reference in train_detach, joint_mode reference in train_shared)",
+            ));
+        }
         match a.dist_mode {
             DistMode::Block if trainer == Trainer::Shared => {
                 return Err(reject(
