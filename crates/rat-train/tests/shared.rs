@@ -6,7 +6,7 @@
 mod common;
 
 use candle_core::{DType, Tensor};
-use common::{explicit_logp_entropy, grid};
+use common::{entropy_advantages_by_hand, grid};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rat_core::jacobian::ScoreJacobian;
@@ -341,13 +341,8 @@ fn ent_mode_advantage_transforms_the_bonus_with_the_advantages() -> anyhow::Resu
             bt.ent_coef = c;
             // The same step with ent_coef 0 on â = A − c·(log π + ℋ), computed by hand.
             let policy = by_hand.forward(&bt.obs, None, None)?.policy;
-            let hat: Vec<f64> = explicit_logp_entropy(&policy, &bt.actions)?
-                .iter()
-                .zip(&bt.advantages.to_vec1::<f64>()?)
-                .map(|(&(lp, h), a)| a - c * (lp + h))
-                .collect();
             let manual = JointBatch {
-                advantages: Tensor::new(hat, bt.advantages.device())?,
+                advantages: entropy_advantages_by_hand(&policy, &bt.actions, &bt.advantages, c)?,
                 ent_coef: 0.0,
                 ..bt.clone()
             };

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use candle_core::{Shape, Tensor};
 use common::actors::{batch, categorical, gaussian};
-use common::{explicit_logp_entropy, grid};
+use common::{entropy_advantages_by_hand, grid};
 use rat_core::jacobian::MaterialisedJacobian;
 use rat_core::params;
 use rat_train::config::{AlgoConfig, Config, DampingMode, EntMode, Trainer};
@@ -330,7 +330,8 @@ fn the_new_keys_are_validated_by_name() -> anyhow::Result<()> {
         .expect_err("max_kl accepted by train_shared");
     assert!(err.to_string().contains("max_kl"), "{err}");
     // A relative λ where no reference solve would apply it.
-    let relative: [(&str, Option<(&str, &str)>, Trainer); 4] = [
+    type Case = (&'static str, Option<(&'static str, &'static str)>, Trainer);
+    let relative: [Case; 4] = [
         ("ppo_mlp.yaml", None, Trainer::Detach),
         ("fvp_mlp.yaml", None, Trainer::Detach),
         (
@@ -499,14 +500,9 @@ fn ent_mode_advantage_transforms_the_bonus_with_the_advantages() -> anyhow::Resu
         let mut bt = batch(0.6, 10, in_advantage.as_ref())?;
         bt.ent_coef = c;
         // The same step with ent_coef 0 on â = A − c·(log π + ℋ), computed by hand.
-        let adv = bt.advantages.to_vec1::<f64>()?;
-        let hat: Vec<f64> = explicit_logp_entropy(&by_hand.policy(&bt.obs, None)?, &bt.actions)?
-            .iter()
-            .zip(&adv)
-            .map(|(&(lp, h), a)| a - c * (lp + h))
-            .collect();
+        let policy = by_hand.policy(&bt.obs, None)?;
         let manual = ActorBatch {
-            advantages: Tensor::new(hat, bt.advantages.device())?,
+            advantages: entropy_advantages_by_hand(&policy, &bt.actions, &bt.advantages, c)?,
             ent_coef: 0.0,
             ..bt.clone()
         };

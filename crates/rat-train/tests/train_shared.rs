@@ -218,7 +218,11 @@ fn shared_cnn_trains_on_minatar_with_every_joint_rule() -> anyhow::Result<()> {
     let root = temp_dir("cnn");
     let cases: [(&str, &[(&str, &str)]); 5] = [
         ("rat_cnn_shared.yaml", &[]),
-        ("rat_cnn_shared.yaml", &[("joint_mode", "exact")]),
+        // The exact joint direction takes λ as given (a relative λ is refused there).
+        (
+            "rat_cnn_shared.yaml",
+            &[("joint_mode", "exact"), ("damping_mode", "absolute")],
+        ),
         (
             "rat_cnn_shared.yaml",
             &[("num_layers", "1"), ("dropout", "0.2")],

@@ -130,3 +130,19 @@ pub fn explicit_logp_entropy(
         }
     })
 }
+
+/// â_i = A_i − c·(log π(a_i|s_i) + ℋ(s_i)) by hand ([`explicit_logp_entropy`]): the advantages a
+/// step with `ent_mode: advantage` transforms.
+pub fn entropy_advantages_by_hand(
+    policy: &rat_train::nets::Policy,
+    actions: &Tensor,
+    advantages: &Tensor,
+    c: f64,
+) -> anyhow::Result<Tensor> {
+    let hat: Vec<f64> = explicit_logp_entropy(policy, actions)?
+        .iter()
+        .zip(&advantages.to_vec1::<f64>()?)
+        .map(|(&(lp, h), a)| a - c * (lp + h))
+        .collect();
+    Ok(Tensor::new(hat, advantages.device())?)
+}

@@ -44,15 +44,7 @@ impl JointUpdate for DiagJoint {
         let p = self.params;
         let pass = JointPass::new(net, batch, p.clamp)?;
         let rows = self.rows.of_len(batch.obs.dims()[0])?;
-        let (loss, loss_pi, loss_v) = pass.surrogate_loss(
-            batch,
-            &batch.advantages,
-            &rows,
-            p.norm_obj,
-            batch.ent_coef,
-            p.vf_coef,
-        )?;
-        let g = rows.mean_params(pass.gradient(&loss)?)?;
+        let (g, loss_pi, loss_v) = pass.baseline_gradient(batch, &rows, &p)?;
         let b = rows.total(pass.jac.num_samples()) as f64;
         let d = g
             .iter()

@@ -75,15 +75,7 @@ impl JointUpdate for KfacJoint {
         }
         self.kfac
             .update_scales_with(&pass.rec, &pass.grads, &mean)?;
-        let (loss, loss_pi, loss_v) = pass.surrogate_loss(
-            batch,
-            &batch.advantages,
-            &rows,
-            p.norm_obj,
-            batch.ent_coef,
-            p.vf_coef,
-        )?;
-        let g = rows.mean_params(pass.gradient(&loss)?)?;
+        let (g, loss_pi, loss_v) = pass.baseline_gradient(batch, &rows, &p)?;
         let (clipped, grad_norm) = clip::clip_grad_norm(&g, p.max_grad_norm)?;
         let (d, _nu) = self.kfac.precondition(&pass.rec, &clipped, lr)?;
         apply_step(pass.params(), self.kfac.momentum_step(&d)?, lr)?;

@@ -6,7 +6,7 @@ use candle_core::{Tensor, Var};
 use rat_core::jacobian::FactoredJacobian;
 use rat_core::layers::Recorder;
 
-use super::update::{JointBatch, JointInfo};
+use super::update::{JointBatch, JointInfo, JointParams};
 use crate::config::NormObj;
 use crate::error::Result;
 use crate::nets::{JointOutput, SharedActorCritic};
@@ -125,6 +125,26 @@ impl JointPass {
             rows.mean(scalar(&loss_pi)?)?,
             rows.mean(scalar(&loss_v)?)?,
         ))
+    }
+
+    /// The baselines' gradient: ∇ of [`surrogate_loss`](Self::surrogate_loss) on the batch's
+    /// advantages and entropy bonus, the mean over the whole minibatch, with the loss's policy and
+    /// value terms.
+    pub fn baseline_gradient(
+        &self,
+        batch: &JointBatch,
+        rows: &StepRows,
+        p: &JointParams,
+    ) -> Result<(Vec<Tensor>, f64, f64)> {
+        let (loss, loss_pi, loss_v) = self.surrogate_loss(
+            batch,
+            &batch.advantages,
+            rows,
+            p.norm_obj,
+            batch.ent_coef,
+            p.vf_coef,
+        )?;
+        Ok((rows.mean_params(self.gradient(&loss)?)?, loss_pi, loss_v))
     }
 
     /// The step's report, with KL(π_old ‖ π_new) from a forward pass after the step (same
