@@ -120,13 +120,24 @@ impl RatParams {
     }
 }
 
-/// The advantages a step transforms: A, or with `ent_mode: advantage` and c ≠ 0 the
-/// score-function form of the entropy bonus added ([`score_entropy_advantages`]).
-pub fn entropy_advantages(pass: &ScorePass, advantages: &Tensor, c: f64) -> Result<Tensor> {
-    if c == 0.0 {
-        return Ok(advantages.clone());
+/// Where the entropy bonus c goes: `(A, c)`, the advantages as they are and c left for the plain
+/// c·∇ℋ term, by default; `(â, 0)` with `ent_mode: advantage` (`in_advantage`) and c ≠ 0
+/// ([`score_entropy_advantages`]). `logp_entropy` gives the per-sample log π(a|s) and ℋ(s) and
+/// is called only then.
+pub fn place_entropy_bonus(
+    in_advantage: bool,
+    advantages: &Tensor,
+    c: f64,
+    logp_entropy: impl FnOnce() -> Result<(Tensor, Tensor)>,
+) -> Result<(Tensor, f64)> {
+    if !in_advantage || c == 0.0 {
+        return Ok((advantages.clone(), c));
     }
-    score_entropy_advantages(advantages, &pass.logp, &pass.policy.entropy()?, c)
+    let (logp, entropy) = logp_entropy()?;
+    Ok((
+        score_entropy_advantages(advantages, &logp, &entropy, c)?,
+        0.0,
+    ))
 }
 
 /// â_i = A_i − c·(log π(a_i|s_i) + ℋ(s_i)), the entropy bonus in score-function form: since
@@ -256,16 +267,15 @@ impl RatActor {
         })
     }
 
-    /// The advantages to transform and the coefficient of the plain ∇ℋ added after the solve:
-    /// (A, c) by default, (â, 0) with `ent_mode: advantage` ([`entropy_advantages`]).
+    /// The advantages to transform and the coefficient of the plain ∇ℋ added after the solve
+    /// ([`place_entropy_bonus`]).
     fn bonus(&self, pass: &ScorePass, batch: &ActorBatch) -> Result<(Tensor, f64)> {
-        match self.params.ent_in_advantage {
-            true => Ok((
-                entropy_advantages(pass, &batch.advantages, batch.ent_coef)?,
-                0.0,
-            )),
-            false => Ok((batch.advantages.clone(), batch.ent_coef)),
-        }
+        place_entropy_bonus(
+            self.params.ent_in_advantage,
+            &batch.advantages,
+            batch.ent_coef,
+            || Ok((pass.logp.clone(), pass.policy.entropy()?)),
+        )
     }
 
     /// The SGD momentum buffer (the Kaczmarz vector), once a step was taken.

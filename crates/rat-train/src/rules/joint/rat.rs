@@ -16,7 +16,7 @@ use crate::config::JointMode;
 use crate::error::Result;
 use crate::nets::SharedActorCritic;
 use crate::optim::Sgd;
-use crate::rules::rat::{effective_damping, score_entropy_advantages};
+use crate::rules::rat::{effective_damping, place_entropy_bonus};
 use crate::rules::shard::{Rows, StepRows};
 use crate::rules::{normalise_advantages, scalar};
 
@@ -145,14 +145,12 @@ impl JointUpdate for RatJoint {
         let split = self.rows.clone();
         let rows = split.of_len(batch.obs.dims()[0])?;
         let r = pass.ratio_value();
-        let (adv, ent_coef) = match p.ent_in_advantage {
-            true => {
-                let (logp, h) = &pass.logp_entropy;
-                let adv = score_entropy_advantages(&batch.advantages, logp, h, batch.ent_coef)?;
-                (adv, 0.0)
-            }
-            false => (batch.advantages.clone(), batch.ent_coef),
-        };
+        let (adv, ent_coef) = place_entropy_bonus(
+            p.ent_in_advantage,
+            &batch.advantages,
+            batch.ent_coef,
+            || Ok(pass.logp_entropy.clone()),
+        )?;
         let (grad, loss_pi, loss_v) = match p.mode {
             JointMode::Reference => {
                 let ratio = rows.all(&r)?;
