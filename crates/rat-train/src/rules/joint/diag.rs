@@ -44,7 +44,8 @@ impl JointUpdate for DiagJoint {
         let p = self.params;
         let pass = JointPass::new(net, batch, p.clamp)?;
         let rows = self.rows.of_len(batch.obs.dims()[0])?;
-        let (g, loss_pi, loss_v) = pass.baseline_gradient(batch, &rows, &p)?;
+        let (g, loss_pi, loss_v) =
+            pass.surrogate_gradient(batch, &batch.advantages, batch.ent_coef, &rows, &p)?;
         let b = rows.total(pass.jac.num_samples()) as f64;
         let d = g
             .iter()

@@ -75,7 +75,8 @@ impl JointUpdate for KfacJoint {
         }
         self.kfac
             .update_scales_with(&pass.rec, &pass.grads, &mean)?;
-        let (g, loss_pi, loss_v) = pass.baseline_gradient(batch, &rows, &p)?;
+        let (g, loss_pi, loss_v) =
+            pass.surrogate_gradient(batch, &batch.advantages, batch.ent_coef, &rows, &p)?;
         let (clipped, grad_norm) = clip::clip_grad_norm(&g, p.max_grad_norm)?;
         let (d, _nu) = self.kfac.precondition(&pass.rec, &clipped, lr)?;
         apply_step(pass.params(), self.kfac.momentum_step(&d)?, lr)?;

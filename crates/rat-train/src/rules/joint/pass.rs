@@ -7,7 +7,6 @@ use rat_core::jacobian::FactoredJacobian;
 use rat_core::layers::Recorder;
 
 use super::update::{JointBatch, JointInfo, JointParams};
-use crate::config::NormObj;
 use crate::error::Result;
 use crate::nets::{JointOutput, SharedActorCritic};
 use crate::rules::shard::StepRows;
@@ -99,52 +98,31 @@ impl JointPass {
         })
     }
 
-    /// The baselines' loss −mean(r ⊙ a) − c_ent ℋ + c_v mean((v − R)²) with a the scaled
-    /// `advantages` (this rank's rows'), and its policy and value terms.
-    /// With the rows split over ranks (`rows`), the advantages are scaled over the whole
-    /// minibatch, the loss tensor is this rank's rows' (its gradient is their mean, for
-    /// [`StepRows::mean_params`]) and the two terms returned are the whole minibatch's.
-    pub fn surrogate_loss(
+    /// ∇ of the surrogate loss −mean(r ⊙ a) − c_ent ℋ + c_v mean((v − R)²), a the scaled
+    /// `advantages` and c_ent = `ent_coef` (the baselines pass the batch's; RAT's exact mode
+    /// the advantages with the bonus placed), as the mean over the whole minibatch, with the
+    /// loss's policy and value terms. With the rows split over ranks (`rows`), the advantages
+    /// are scaled over the whole minibatch and the two terms are the whole minibatch's.
+    pub fn surrogate_gradient(
         &self,
         batch: &JointBatch,
         advantages: &Tensor,
-        rows: &StepRows,
-        norm_obj: NormObj,
         ent_coef: f64,
-        vf_coef: f64,
-    ) -> Result<(Tensor, f64, f64)> {
+        rows: &StepRows,
+        p: &JointParams,
+    ) -> Result<(Vec<Tensor>, f64, f64)> {
         let (adv, ratio) = (rows.all(advantages)?, rows.all(&self.ratio_value())?);
-        let a = rows.mine(&normalise_advantages(&adv, &ratio, norm_obj)?)?;
+        let a = rows.mine(&normalise_advantages(&adv, &ratio, p.norm_obj)?)?;
         let loss_pi = self.ratio.mul(&a)?.mean_all()?.neg()?;
         let loss_v = self.value_loss(&batch.returns, None)?;
         let loss = loss_pi
             .sub(&self.entropy.affine(ent_coef, 0.0)?)?
-            .add(&loss_v.affine(vf_coef, 0.0)?)?;
+            .add(&loss_v.affine(p.vf_coef, 0.0)?)?;
         Ok((
-            loss,
+            rows.mean_params(self.gradient(&loss)?)?,
             rows.mean(scalar(&loss_pi)?)?,
             rows.mean(scalar(&loss_v)?)?,
         ))
-    }
-
-    /// The baselines' gradient: ∇ of [`surrogate_loss`](Self::surrogate_loss) on the batch's
-    /// advantages and entropy bonus, the mean over the whole minibatch, with the loss's policy and
-    /// value terms.
-    pub fn baseline_gradient(
-        &self,
-        batch: &JointBatch,
-        rows: &StepRows,
-        p: &JointParams,
-    ) -> Result<(Vec<Tensor>, f64, f64)> {
-        let (loss, loss_pi, loss_v) = self.surrogate_loss(
-            batch,
-            &batch.advantages,
-            rows,
-            p.norm_obj,
-            batch.ent_coef,
-            p.vf_coef,
-        )?;
-        Ok((rows.mean_params(self.gradient(&loss)?)?, loss_pi, loss_v))
     }
 
     /// The step's report, with KL(π_old ‖ π_new) from a forward pass after the step (same

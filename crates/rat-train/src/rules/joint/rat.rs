@@ -173,9 +173,8 @@ impl JointUpdate for RatJoint {
                 )
             }
             JointMode::Exact => {
-                let (loss, loss_pi, loss_v) =
-                    pass.surrogate_loss(batch, &adv, &rows, p.norm_obj, ent_coef, p.vf_coef)?;
-                let g = rows.mean_params(pass.gradient(&loss)?)?;
+                let (g, loss_pi, loss_v) =
+                    pass.surrogate_gradient(batch, &adv, ent_coef, &rows, &p)?;
                 let x = Self::regularised_natural_gradient_on(&pass.jac, &rows, &r, &g, p.damping)?;
                 (x, loss_pi, loss_v)
             }
