@@ -1,5 +1,6 @@
 //! The optimisers, each owning its checkpoint state: [`Sgd`] (the reference's near-zero-momentum
-//! SGD, whose buffer RAT reads as its Kaczmarz vector), [`Adam`] (the critic's and PPO's), and the
+//! SGD, whose buffer RAT reads as its Kaczmarz vector), [`Adam`] (the critic's and PPO's;
+//! [`LazyAdam`] builds it on the first step), and the
 //! actor's KL-adaptive learning rate ([`KlAdaptiveLr`]).
 
 use std::collections::HashMap;
@@ -48,6 +49,12 @@ impl Sgd {
 
     /// One step of `params` along the loss gradient `grad` (already clipped).
     pub fn step(&mut self, params: &[Var], grad: &[Tensor], lr: f64) -> Result<()> {
+        apply_step(params, self.remember(grad)?, lr)
+    }
+
+    /// The buffer update of [`step`](Self::step) without moving any parameter, for a rule
+    /// that reads the buffer (RAT's Kaczmarz vector) but steps with another optimiser.
+    pub fn remember(&mut self, grad: &[Tensor]) -> Result<&[Tensor]> {
         let next = match &self.buffer {
             None => grad.to_vec(),
             Some(buf) => {
@@ -56,7 +63,7 @@ impl Sgd {
                 params::axpy(self.momentum, buf, grad)?
             }
         };
-        apply_step(params, self.buffer.insert(next), lr)
+        Ok(self.buffer.insert(next))
     }
 
     /// The buffer as checkpoint entries `momentum_buffer.{i}` (none before the first step).
@@ -194,6 +201,67 @@ impl Adam {
         (self.m, self.v) = (m, v);
         self.t = t.first().copied().unwrap_or(0.0) as u64;
         Ok(())
+    }
+}
+
+/// An [`Adam`] whose moments are created from the parameters on its first step, for a rule
+/// built before it sees the network; its checkpoint entries are prefixed `adam.`.
+#[derive(Debug, Clone)]
+pub struct LazyAdam {
+    eps: f64,
+    adam: Option<Adam>,
+}
+
+impl LazyAdam {
+    /// No moments yet; `eps` is Adam's ε (CleanRL's PPO: 1e-5).
+    pub fn new(eps: f64) -> Self {
+        Self { eps, adam: None }
+    }
+
+    fn adam(&mut self, params: &[Var]) -> Result<&mut Adam> {
+        match &mut self.adam {
+            Some(adam) => Ok(adam),
+            slot => {
+                let mut adam = Adam::new(params)?;
+                adam.eps = self.eps;
+                Ok(slot.insert(adam))
+            }
+        }
+    }
+
+    /// One Adam step with loss gradients `grads`.
+    pub fn step(&mut self, params: &[Var], grads: &[Tensor], lr: f64) -> Result<()> {
+        self.adam(params)?.step(params, grads, lr)
+    }
+
+    /// Adam's state as `adam.`-prefixed entries (none before the first step).
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let state = self.adam.as_ref().map(Adam::state).transpose();
+        // Adam's state is plain tensors; a failure here would be an allocation failure.
+        state
+            .ok()
+            .flatten()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (format!("adam.{k}"), v))
+            .collect()
+    }
+
+    /// Restores what [`state`](Self::state) saved; no `adam.` entries leave it fresh.
+    pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        let adam: HashMap<String, Tensor> = state
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("adam.").map(|k| (k.to_string(), v.clone())))
+            .collect();
+        if adam.is_empty() {
+            return Ok(());
+        }
+        // The moments are shaped as the parameters; build them from m's.
+        let vars = (0..)
+            .map_while(|i| adam.get(&format!("m.{i}")))
+            .map(|x| Var::from_tensor(&x.zeros_like()?))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        self.adam(&vars)?.load_state(&adam)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The RAT actor step against an explicit parameter-space computation: two consecutive steps
 //! with ratio clamping, advantage normalisation, the Kaczmarz correction, L2 clipping and SGD with
-//! momentum 1e-6, on small f64 Gaussian and categorical actors.
+//! momentum 1e-6 (or Adam, `optimizer: adam`), on small f64 Gaussian and categorical actors.
 
 mod common;
 
@@ -96,7 +96,28 @@ fn max_diff(a: &dyn Actor, b: &dyn Actor) -> anyhow::Result<f64> {
         .to_scalar::<f64>()?)
 }
 
-fn two_steps(stepped: &dyn Actor, by_hand: &dyn Actor) -> anyhow::Result<()> {
+/// Adam by hand on flat vectors (β = (0.9, 0.999), ε = 1e-5, PyTorch's bias correction): the
+/// move lr·m̂/(√v̂ + ε) after the gradients `grads`, in order.
+fn adam_moves(grads: &[&Tensor]) -> anyhow::Result<Vec<Tensor>> {
+    let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-5);
+    let mut m = grads[0].zeros_like()?;
+    let mut v = grads[0].zeros_like()?;
+    let mut moves = Vec::new();
+    for (t, g) in grads.iter().enumerate() {
+        m = m.affine(b1, 0.0)?.add(&g.affine(1.0 - b1, 0.0)?)?;
+        v = v.affine(b2, 0.0)?.add(&g.sqr()?.affine(1.0 - b2, 0.0)?)?;
+        let k = (t + 1) as i32;
+        let m_hat = m.affine(1.0 / (1.0 - b1.powi(k)), 0.0)?;
+        let v_hat = v.affine(1.0 / (1.0 - b2.powi(k)), 0.0)?;
+        moves.push(m_hat.div(&v_hat.sqrt()?.affine(1.0, eps)?)?);
+    }
+    Ok(moves)
+}
+
+/// Two steps of `stepped` against the explicit computation on `by_hand`: SGD moves θ by lr·buf
+/// (buf = 1e-6·buf + ĝ), Adam (`adam`) by its own move along ĝ; either way the second step's
+/// Kaczmarz correction reads the first clipped step ĝ₁.
+fn two_steps(stepped: &dyn Actor, by_hand: &dyn Actor, adam: bool) -> anyhow::Result<()> {
     let params = RatParams {
         damping: LAMBDA,
         norm_obj: NormObj::Adv,
@@ -108,20 +129,32 @@ fn two_steps(stepped: &dyn Actor, by_hand: &dyn Actor) -> anyhow::Result<()> {
         mode: KaczmarzKind::Reference,
         solve: SolveOptions::default(),
         ent_in_advantage: false,
+        adam,
     };
     let mut rat = RatActor::new(params)?;
     let b1 = batch(0.3, 12, by_hand)?;
     let info = rat.step(stepped, &b1, LR)?;
     assert!(info.kl > 0.0 && info.grad_norm > 0.0 && info.ratio_min <= info.ratio_max);
     let g1 = clipped_loss_grad(&explicit_step(by_hand, &b1, None)?)?;
-    apply(by_hand, &g1)?;
+    apply(
+        by_hand,
+        &if adam {
+            adam_moves(&[&g1])?.remove(0)
+        } else {
+            g1.clone()
+        },
+    )?;
     let e = max_diff(stepped, by_hand)?;
     assert!(e < 1e-10, "after step 1: max |Δθ| = {e:e}");
 
     let b2 = batch(1.1, 12, by_hand)?;
     rat.step(stepped, &b2, LR)?;
     let g2 = clipped_loss_grad(&explicit_step(by_hand, &b2, Some(&g1))?)?;
-    apply(by_hand, &g1.affine(1e-6, 0.0)?.add(&g2)?)?;
+    let second = match adam {
+        true => adam_moves(&[&g1, &g2])?.remove(1),
+        false => g1.affine(1e-6, 0.0)?.add(&g2)?,
+    };
+    apply(by_hand, &second)?;
     let e = max_diff(stepped, by_hand)?;
     assert!(e < 1e-10, "after step 2: max |Δθ| = {e:e}");
     Ok(())
@@ -129,12 +162,18 @@ fn two_steps(stepped: &dyn Actor, by_hand: &dyn Actor) -> anyhow::Result<()> {
 
 #[test]
 fn two_rat_steps_of_a_gaussian_actor_equal_the_explicit_computation() -> anyhow::Result<()> {
-    two_steps(&gaussian()?, &gaussian()?)
+    two_steps(&gaussian()?, &gaussian()?, false)
 }
 
 #[test]
 fn two_rat_steps_of_a_categorical_actor_equal_the_explicit_computation() -> anyhow::Result<()> {
-    two_steps(&categorical()?, &categorical()?)
+    two_steps(&categorical()?, &categorical()?, false)
+}
+
+#[test]
+fn two_rat_steps_with_adam_equal_adam_on_the_explicit_steps() -> anyhow::Result<()> {
+    two_steps(&gaussian()?, &gaussian()?, true)?;
+    two_steps(&categorical()?, &categorical()?, true)
 }
 
 /// The diag step by hand: G = −Jᵀ(r ⊙ a)/b, d = G / (diag(JᵀJ)/b + λ), L2 clip, SGD.

@@ -329,6 +329,15 @@ fn the_new_keys_are_validated_by_name() -> anyhow::Result<()> {
         .validate(Trainer::Shared)
         .expect_err("max_kl accepted by train_shared");
     assert!(err.to_string().contains("max_kl"), "{err}");
+    // RAT may step with Adam, but max_kl's bound is that of an SGD step.
+    let mut c = Config::load("rat_mlp.yaml")?;
+    c.set("optimizer", "adam")?;
+    c.validate(Trainer::Detach)?;
+    c.set("max_kl", "0.01")?;
+    let err = c
+        .validate(Trainer::Detach)
+        .expect_err("max_kl accepted with optimizer adam");
+    assert!(err.to_string().contains("optimizer adam"), "{err}");
     // A relative λ where no reference solve would apply it.
     type Case = (&'static str, Option<(&'static str, &'static str)>, Trainer);
     let relative: [Case; 4] = [

@@ -325,11 +325,15 @@ impl Config {
             }
             _ => {}
         }
-        if a.max_kl.is_some() && self.algo == super::types::Algo::Ppo {
+        if a.max_kl.is_some()
+            && (self.algo == super::types::Algo::Ppo
+                || a.optimizer == super::types::Optimizer::Adam)
+        {
             return Err(reject(
                 "max_kl",
                 a.max_kl.unwrap_or_default(),
-                "null for algo ppo (max_kl scales an SGD step; Adam's step is not linear in the gradient)",
+                "null for algo ppo or optimizer adam (max_kl scales an SGD step; Adam's step is \
+                 not linear in the gradient)",
             ));
         }
         Ok(())

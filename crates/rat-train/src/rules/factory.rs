@@ -10,10 +10,9 @@ pub fn actor_update(config: &Config) -> crate::Result<Box<dyn ActorUpdate>> {
     let a = &config.algo_config;
     match config.algo {
         Algo::Rat => {
-            if a.optimizer != Optimizer::Sgd {
+            if !matches!(a.optimizer, Optimizer::Sgd | Optimizer::Adam) {
                 return invalid(format!(
-                    "algo rat needs optimizer: sgd (its momentum buffer is the Kaczmarz vector), \
-                     got {:?}",
+                    "algo rat steps with optimizer: sgd (the reference) or adam, got {:?}",
                     a.optimizer
                 ));
             }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use candle_core::{DType, Tensor, Var};
+use candle_core::{DType, Tensor};
 use rat_core::dist::Communicator;
 use rat_core::jacobian::ScoreJacobian;
 use rat_core::{Result, clip};
@@ -19,14 +19,14 @@ use super::shard::Rows;
 use super::update::{ActorBatch, ActorUpdate, StepInfo};
 use crate::config::AlgoConfig;
 use crate::nets::Actor;
-use crate::optim::Adam;
+use crate::optim::LazyAdam;
 
 /// The PPO rule and its Adam state.
 #[derive(Debug, Clone)]
 pub struct PpoActor {
     clip_coef: f64,
     max_grad_norm: f64,
-    adam: Option<Adam>,
+    adam: LazyAdam,
     rows: Rows,
 }
 
@@ -42,20 +42,9 @@ impl PpoActor {
         Ok(Self {
             clip_coef: c.clip_coef,
             max_grad_norm: c.max_grad_norm,
-            adam: None,
+            adam: LazyAdam::new(1e-5),
             rows: Rows::default(),
         })
-    }
-
-    fn adam(&mut self, params: &[Var]) -> Result<&mut Adam> {
-        match &mut self.adam {
-            Some(adam) => Ok(adam),
-            slot => {
-                let mut adam = Adam::new(params)?;
-                adam.eps = 1e-5;
-                Ok(slot.insert(adam))
-            }
-        }
     }
 }
 
@@ -88,7 +77,7 @@ impl ActorUpdate for PpoActor {
             rows.mean_params(pass.loss_gradient(actor, &batch.obs, &w, batch.ent_coef)?)?;
         let (clipped_grad, grad_norm) = clip::clip_grad_norm(&grad, self.max_grad_norm)?;
         let ps = pass.jac.params().to_vec();
-        self.adam(&ps)?.step(&ps, &clipped_grad, lr)?;
+        self.adam.step(&ps, &clipped_grad, lr)?;
         // CleanRL's clipfrac: the fraction with |r − 1| > ε.
         let outside = r.affine(1.0, -1.0)?.abs()?.gt(self.clip_coef)?;
         let clipfrac = rows.mean(scalar(&outside.to_dtype(r.dtype())?.mean_all()?)?)?;
@@ -104,30 +93,10 @@ impl ActorUpdate for PpoActor {
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        let state = self.adam.as_ref().map(Adam::state).transpose();
-        // Adam's state is plain tensors; a failure here would be an allocation failure.
-        state
-            .ok()
-            .flatten()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| (format!("adam.{k}"), v))
-            .collect()
+        self.adam.state()
     }
 
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
-        let adam: HashMap<String, Tensor> = state
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix("adam.").map(|k| (k.to_string(), v.clone())))
-            .collect();
-        if adam.is_empty() {
-            return Ok(());
-        }
-        // Adam's moments are created lazily from the parameters' shapes; build from m's.
-        let vars = (0..)
-            .map_while(|i| adam.get(&format!("m.{i}")))
-            .map(|x| Var::from_tensor(&x.zeros_like()?))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        self.adam(&vars)?.load_state(&adam)
+        self.adam.load_state(state)
     }
 }

@@ -23,9 +23,11 @@ use rat_core::{Result, clip, params, woodbury};
 use super::score::{ScorePass, StepControl, entropy_grad, normalise_advantages, rms, scalar};
 use super::shard::{Rows, StepRows};
 pub use super::update::{ActorBatch, ActorUpdate, StepInfo};
-use crate::config::{AlgoConfig, DampingMode, EntMode, KaczmarzKind, NormObj, Solve, SolveDtype};
+use crate::config::{
+    AlgoConfig, DampingMode, EntMode, KaczmarzKind, NormObj, Optimizer, Solve, SolveDtype,
+};
 use crate::nets::Actor;
-use crate::optim::Sgd;
+use crate::optim::{LazyAdam, Sgd};
 
 /// The hyperparameters of the step, from `algo_config`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,6 +53,8 @@ pub struct RatParams {
     /// The entropy bonus enters the advantages before the transform (`ent_mode: advantage`)
     /// instead of the step after it.
     pub ent_in_advantage: bool,
+    /// The clipped step moves θ by Adam (`optimizer: adam`) instead of the reference's SGD.
+    pub adam: bool,
 }
 
 /// How RAT's b x b system is solved (`solve`, `solve_dtype`) and whether its quality is
@@ -116,6 +120,7 @@ impl RatParams {
             mode: c.kaczmarz_mode,
             solve: SolveOptions::from_config(c),
             ent_in_advantage: c.ent_mode == EntMode::Advantage,
+            adam: c.optimizer == Optimizer::Adam,
         }
     }
 }
@@ -176,6 +181,27 @@ pub fn effective_damping(
     Ok((effective, scale))
 }
 
+/// What moves θ along RAT's clipped step: the reference's SGD, whose buffer is the Kaczmarz
+/// vector, or (`optimizer: adam`) Adam, with the SGD buffer still recording each step.
+#[derive(Debug, Clone)]
+struct StepOptimiser {
+    sgd: Sgd,
+    adam: Option<LazyAdam>,
+}
+
+impl StepOptimiser {
+    /// θ ← θ − lr·step (SGD), or Adam's move along `step`.
+    fn step(&mut self, params: &[candle_core::Var], step: &[Tensor], lr: f64) -> Result<()> {
+        match &mut self.adam {
+            None => self.sgd.step(params, step, lr),
+            Some(adam) => {
+                self.sgd.remember(step)?;
+                adam.step(params, step, lr)
+            }
+        }
+    }
+}
+
 /// The exact mode's state for one rollout.
 #[derive(Debug, Clone)]
 struct ExactState {
@@ -186,12 +212,14 @@ struct ExactState {
     scale: f64,
 }
 
-/// The actor's optimiser state: SGD with momentum 1e-6, whose buffer is the Kaczmarz vector.
+/// The actor's optimiser state: SGD with momentum 1e-6, whose buffer is the Kaczmarz vector,
+/// and, with `optimizer: adam`, the Adam that moves θ instead (the buffer still records each
+/// clipped step, so the Kaczmarz correction reads the same vector).
 #[derive(Debug, Clone)]
 pub struct RatActor {
     /// The hyperparameters.
     pub params: RatParams,
-    sgd: Sgd,
+    optimiser: StepOptimiser,
     exact: Option<ExactState>,
     /// Set at a rollout's start when the solve is to be measured on its first minibatch.
     measure: Option<()>,
@@ -207,7 +235,10 @@ impl RatActor {
         check_damping("RatActor::new", params.damping)?;
         Ok(Self {
             params,
-            sgd: Sgd::new(),
+            optimiser: StepOptimiser {
+                sgd: Sgd::new(),
+                adam: params.adam.then(|| LazyAdam::new(1e-5)),
+            },
             exact: None,
             measure: None,
             quality: None,
@@ -235,7 +266,8 @@ impl RatActor {
         let a = normalise_advantages(&rows.all(&adv)?, &ratio, p.norm_obj)?;
         let a = match p.kaczmarz {
             true => {
-                let mine = reference_correction(&pass.jac, self.sgd.buffer(), &rows.mine(&a)?)?;
+                let mine =
+                    reference_correction(&pass.jac, self.optimiser.sgd.buffer(), &rows.mine(&a)?)?;
                 rows.all(&mine)?
             }
             false => a,
@@ -259,7 +291,7 @@ impl RatActor {
         }
         let (clipped, grad_norm) = clip::clip_grad_norm(&grad, p.max_grad_norm)?;
         let (step, kl_pred) = rows.bound(&p.control, actor, &pass, &batch.obs, clipped, lr)?;
-        self.sgd.step(pass.jac.params(), &step, lr)?;
+        self.optimiser.step(pass.jac.params(), &step, lr)?;
         Ok(StepInfo {
             kl_pred,
             kernel_scale,
@@ -280,7 +312,7 @@ impl RatActor {
 
     /// The SGD momentum buffer (the Kaczmarz vector), once a step was taken.
     pub fn momentum_buffer(&self) -> Option<&[Tensor]> {
-        self.sgd.buffer()
+        self.optimiser.sgd.buffer()
     }
 
     /// ψ, the ascent direction x for this block in the configured mode, and the kernel's
@@ -318,7 +350,7 @@ impl RatActor {
         }
         let a = normalise_advantages(advantages, ratio, self.params.norm_obj)?;
         let a = if self.params.kaczmarz {
-            reference_correction(jac, self.sgd.buffer(), &a)?
+            reference_correction(jac, self.optimiser.sgd.buffer(), &a)?
         } else {
             a
         };
@@ -374,7 +406,7 @@ impl ActorUpdate for RatActor {
         let control = self.params.control;
         let (step, kl_pred) =
             StepRows::whole().bound(&control, actor, &pass, &batch.obs, clipped, lr)?;
-        self.sgd.step(pass.jac.params(), &step, lr)?;
+        self.optimiser.step(pass.jac.params(), &step, lr)?;
         Ok(StepInfo {
             kl_pred,
             kernel_scale,
@@ -400,10 +432,15 @@ impl ActorUpdate for RatActor {
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        self.sgd.state()
+        let mut state = self.optimiser.sgd.state();
+        state.extend(self.optimiser.adam.iter().flat_map(LazyAdam::state));
+        state
     }
 
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
-        self.sgd.load_state(state)
+        if let Some(adam) = &mut self.optimiser.adam {
+            adam.load_state(state)?;
+        }
+        self.optimiser.sgd.load_state(state)
     }
 }
