@@ -338,6 +338,14 @@ fn the_new_keys_are_validated_by_name() -> anyhow::Result<()> {
         .validate(Trainer::Detach)
         .expect_err("max_kl accepted with optimizer adam");
     assert!(err.to_string().contains("optimizer adam"), "{err}");
+    // Nor with dist_mode block, whose ranks average parameters and SGD buffers, not Adam's moments.
+    c.set("max_kl", "null")?;
+    c.set("dist_mode", "block")?;
+    let err = c
+        .validate(Trainer::Detach)
+        .expect_err("optimizer adam accepted with dist_mode block");
+    assert!(err.to_string().contains("optimizer"), "{err}");
+    assert!(err.to_string().contains("dist_mode block"), "{err}");
     // A relative λ where no reference solve would apply it.
     type Case = (&'static str, Option<(&'static str, &'static str)>, Trainer);
     let relative: [Case; 4] = [

@@ -304,6 +304,14 @@ impl Config {
                      rat with kaczmarz_mode reference",
                 ));
             }
+            DistMode::Block if a.optimizer == super::types::Optimizer::Adam => {
+                return Err(reject(
+                    "optimizer",
+                    "adam",
+                    "sgd with dist_mode block: the ranks average their parameters and SGD \
+                     buffers after every step, and Adam's moments, each rank's own, would not be",
+                ));
+            }
             DistMode::Exact if self.algo == Algo::Rat && !rat => {
                 return Err(reject(
                     "dist_mode",
