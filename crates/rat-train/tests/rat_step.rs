@@ -9,7 +9,7 @@ use common::actors::{batch, categorical, gaussian};
 use common::grid;
 use rat_core::jacobian::MaterialisedJacobian;
 use rat_core::{clip, linalg, params};
-use rat_train::config::{DampingMode, KaczmarzKind, NormObj};
+use rat_train::config::{DampingMode, EntMode, KaczmarzKind, NormObj};
 use rat_train::nets::{Actor, Policy};
 use rat_train::rules::StepControl;
 use rat_train::rules::rat::{ActorBatch, ActorUpdate, RatActor, RatParams, SolveOptions};
@@ -45,8 +45,21 @@ fn explicit_parts(actor: &dyn Actor, bt: &ActorBatch) -> anyhow::Result<(Tensor,
 
 /// x* = (Jᵀ R J / b + λI)⁻¹ Jᵀ R a / b for the normalised, corrected advantage a − J g.
 fn explicit_step(actor: &dyn Actor, bt: &ActorBatch, g: Option<&Tensor>) -> anyhow::Result<Tensor> {
+    explicit_step_with_bonus(actor, bt, g, None)
+}
+
+/// [`explicit_step`] with `bonus` added to the normalised advantage before the correction.
+fn explicit_step_with_bonus(
+    actor: &dyn Actor,
+    bt: &ActorBatch,
+    g: Option<&Tensor>,
+    bonus: Option<&Tensor>,
+) -> anyhow::Result<Tensor> {
     let b = bt.obs.dims()[0];
     let (j, r, mut a) = explicit_parts(actor, bt)?;
+    if let Some(bonus) = bonus {
+        a = a.add(bonus)?;
+    }
     let rv = r.to_vec1::<f64>()?;
     assert!(
         rv.iter().any(|&x| (x - 1.0).abs() > 0.05),
@@ -128,7 +141,7 @@ fn two_steps(stepped: &dyn Actor, by_hand: &dyn Actor, adam: bool) -> anyhow::Re
         kaczmarz: true,
         mode: KaczmarzKind::Reference,
         solve: SolveOptions::default(),
-        ent_in_advantage: false,
+        ent_mode: EntMode::Gradient,
         adam,
     };
     let mut rat = RatActor::new(params)?;
@@ -174,6 +187,66 @@ fn two_rat_steps_of_a_categorical_actor_equal_the_explicit_computation() -> anyh
 fn two_rat_steps_with_adam_equal_adam_on_the_explicit_steps() -> anyhow::Result<()> {
     two_steps(&gaussian()?, &gaussian()?, true)?;
     two_steps(&categorical()?, &categorical()?, true)
+}
+
+/// `ent_mode: normalised_advantage` adds −c·(log π + ℋ) to the advantages after they are
+/// normalised: per minibatch in the reference mode, over the rollout in the exact mode (here a
+/// one-block rollout, whose first Kaczmarz step is the explicit solve). Both against the
+/// explicit step on Â − c·(log π + ℋ) by hand; `ent_mode: advantage` normalises the bonus with
+/// the advantages and so takes another step.
+#[test]
+fn ent_mode_normalised_advantage_adds_the_bonus_to_the_normalised_advantages() -> anyhow::Result<()>
+{
+    let c = 0.3;
+    for (mode, ent_mode, same) in [
+        (KaczmarzKind::Reference, EntMode::NormalisedAdvantage, true),
+        (KaczmarzKind::Exact, EntMode::NormalisedAdvantage, true),
+        (KaczmarzKind::Reference, EntMode::Advantage, false),
+    ] {
+        for (stepped, by_hand) in [
+            (
+                Box::new(gaussian()?) as Box<dyn Actor>,
+                Box::new(gaussian()?) as Box<dyn Actor>,
+            ),
+            (Box::new(categorical()?), Box::new(categorical()?)),
+        ] {
+            let params = RatParams {
+                damping: LAMBDA,
+                norm_obj: NormObj::Adv,
+                clamp: Some((0.1, 10.0)),
+                damping_mode: DampingMode::Absolute,
+                control: StepControl::default(),
+                max_grad_norm: 1e9,
+                kaczmarz: true,
+                mode,
+                solve: SolveOptions::default(),
+                ent_mode,
+                adam: false,
+            };
+            let mut rat = RatActor::new(params)?;
+            let bt = ActorBatch {
+                ent_coef: c,
+                ..batch(0.3, 12, by_hand.as_ref())?
+            };
+            rat.begin_rollout(12, &bt.advantages)?;
+            rat.step(stepped.as_ref(), &bt, LR)?;
+            let policy = by_hand.policy(&bt.obs, None)?;
+            let bonus: Vec<f64> = common::explicit_logp_entropy(&policy, &bt.actions)?
+                .iter()
+                .map(|&(lp, h)| -c * (lp + h))
+                .collect();
+            let bonus = Tensor::new(bonus, &rat_train::cli::test_device()?)?;
+            let x = explicit_step_with_bonus(by_hand.as_ref(), &bt, None, Some(&bonus))?;
+            apply(by_hand.as_ref(), &x.neg()?)?;
+            let e = max_diff(stepped.as_ref(), by_hand.as_ref())?;
+            let size = x.abs()?.max(0)?.to_scalar::<f64>()? * LR;
+            match same {
+                true => assert!(e < 1e-10 * size.max(1.0), "{mode:?}: max |Δθ| = {e:e}"),
+                false => assert!(e > 1e-4 * size, "{ent_mode:?} took the same step"),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The diag step by hand: G = −Jᵀ(r ⊙ a)/b, d = G / (diag(JᵀJ)/b + λ), L2 clip, SGD.

@@ -307,8 +307,9 @@ fn the_entropy_schedule_is_linear_from_ent_coef_to_ent_coef_final() {
 
 #[test]
 fn the_new_keys_are_validated_by_name() -> anyhow::Result<()> {
-    let cases: [(&str, &str, &str, &str); 6] = [
+    let cases: [(&str, &str, &str, &str); 7] = [
         ("rat_mlp.yaml", "gamma", "1.5", "gamma"),
+        ("ppo_mlp.yaml", "ent_mode", "normalised_advantage", "normalised_advantage"),
         ("rat_mlp.yaml", "gae_lambda", "-0.1", "gae_lambda"),
         ("rat_mlp.yaml", "kl_low", "0.03", "kl_low"),
         ("rat_mlp.yaml", "target_kl", "0", "target_kl"),
@@ -329,6 +330,17 @@ fn the_new_keys_are_validated_by_name() -> anyhow::Result<()> {
         .validate(Trainer::Shared)
         .expect_err("max_kl accepted by train_shared");
     assert!(err.to_string().contains("max_kl"), "{err}");
+    let mut c = Config::load("rat_mlp_shared.yaml")?;
+    c.set("ent_mode", "normalised_advantage")?;
+    let err = c
+        .validate(Trainer::Shared)
+        .expect_err("ent_mode normalised_advantage accepted by train_shared");
+    assert!(err.to_string().contains("ent_mode"), "{err}");
+    c.set("ent_mode", "advantage")?;
+    c.validate(Trainer::Shared)?;
+    let mut c = Config::load("rat_cnn.yaml")?;
+    c.set("ent_mode", "normalised_advantage")?;
+    c.validate(Trainer::Detach)?;
     // RAT may step with Adam, but max_kl's bound is that of an SGD step.
     let mut c = Config::load("rat_mlp.yaml")?;
     c.set("optimizer", "adam")?;

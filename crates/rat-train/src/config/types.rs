@@ -247,6 +247,13 @@ pub enum EntMode {
     /// advantages before the Woodbury transform: â_i = A_i − c·(log π(a_i|s_i) + ℋ(s_i)), so the
     /// bonus is preconditioned by (F + λI)⁻¹ like the return.
     Advantage,
+    /// The same score-function form added after the advantages are centred and scaled
+    /// (`norm_obj`; over the rollout in `kaczmarz_mode: exact`): â_i = Â_i − c·(log π(a_i|s_i) +
+    /// ℋ(s_i)). c then weighs the bonus against unit-scale advantages, as PPO's c·ℋ sits beside
+    /// its normalised advantages, however small the returns' spread becomes; with `advantage`
+    /// the normalisation divides the bonus by that spread too.
+    #[serde(rename = "normalised_advantage")]
+    NormalisedAdvantage,
 }
 
 /// A YAML 1.1 scalar as PyYAML reads it: the native value, or text such as `True`, `1e6`,

@@ -90,6 +90,15 @@ fn reject(key: &str, value: impl std::fmt::Display, accepted: &str) -> ConfigErr
     }
 }
 
+/// `ent_mode`'s value as the config spells it.
+fn ent_mode_name(mode: super::types::EntMode) -> &'static str {
+    match mode {
+        super::types::EntMode::Gradient => "gradient",
+        super::types::EntMode::Advantage => "advantage",
+        super::types::EntMode::NormalisedAdvantage => "normalised_advantage",
+    }
+}
+
 fn positive(key: &str, x: f64) -> Result<(), ConfigError> {
     if x.is_finite() && x > 0.0 {
         Ok(())
@@ -266,11 +275,19 @@ impl Config {
             ));
         }
         let exact = a.is_karzmarz && a.kaczmarz_mode == super::types::KaczmarzKind::Exact;
-        if a.ent_mode == super::types::EntMode::Advantage && self.algo != super::types::Algo::Rat {
+        use super::types::EntMode;
+        if a.ent_mode != EntMode::Gradient && self.algo != super::types::Algo::Rat {
             return Err(reject(
                 "ent_mode",
-                "advantage",
+                ent_mode_name(a.ent_mode),
                 "gradient for algo other than rat (the bonus enters RAT's transformed advantage)",
+            ));
+        }
+        if a.ent_mode == EntMode::NormalisedAdvantage && trainer == Trainer::Shared {
+            return Err(reject(
+                "ent_mode",
+                "normalised_advantage",
+                "gradient or advantage in train_shared (normalised_advantage is train_detach's)",
             ));
         }
         use super::types::{Algo, DampingMode, DistMode, JointMode};

@@ -50,9 +50,10 @@ pub struct RatParams {
     pub mode: KaczmarzKind,
     /// How the b x b system is solved and at which precision.
     pub solve: SolveOptions,
-    /// The entropy bonus enters the advantages before the transform (`ent_mode: advantage`)
-    /// instead of the step after it.
-    pub ent_in_advantage: bool,
+    /// Where the entropy bonus enters: the step after the solve (`gradient`), or the advantages
+    /// before the transform, before (`advantage`) or after (`normalised_advantage`) they are
+    /// centred and scaled.
+    pub ent_mode: EntMode,
     /// The clipped step moves θ by Adam (`optimizer: adam`) instead of the reference's SGD.
     pub adam: bool,
 }
@@ -119,7 +120,7 @@ impl RatParams {
             kaczmarz: c.is_karzmarz,
             mode: c.kaczmarz_mode,
             solve: SolveOptions::from_config(c),
-            ent_in_advantage: c.ent_mode == EntMode::Advantage,
+            ent_mode: c.ent_mode,
             adam: c.optimizer == Optimizer::Adam,
         }
     }
@@ -155,8 +156,24 @@ pub fn score_entropy_advantages(
     entropy: &Tensor,
     c: f64,
 ) -> Result<Tensor> {
-    let bonus = logp.add(&entropy.detach())?.affine(-c, 0.0)?;
-    Ok(advantages.add(&bonus.to_dtype(advantages.dtype())?)?)
+    Ok(advantages.add(&score_entropy_bonus(logp, entropy, c)?.to_dtype(advantages.dtype())?)?)
+}
+
+/// −c·(log π(a_i|s_i) + ℋ(s_i)) per sample, ℋ without its gradient: the entropy bonus in
+/// score-function form ([`score_entropy_advantages`]).
+pub fn score_entropy_bonus(logp: &Tensor, entropy: &Tensor, c: f64) -> Result<Tensor> {
+    Ok(logp.add(&entropy.detach())?.affine(-c, 0.0)?)
+}
+
+/// The entropy bonus that `ent_mode: normalised_advantage` adds to the normalised advantages.
+type Late = Option<Tensor>;
+
+/// â = Â + the bonus, where there is one ([`RatActor::bonus`]).
+fn add_late_bonus(normalised: Tensor, bonus: Option<&Tensor>) -> Result<Tensor> {
+    match bonus {
+        None => Ok(normalised),
+        Some(b) => Ok(normalised.add(&b.to_dtype(normalised.dtype())?)?),
+    }
 }
 
 /// The λ the solve uses and the kernel's scale tr(K)/b: λ as given (`absolute`) or λ·tr(K)/b
@@ -261,9 +278,11 @@ impl RatActor {
         let pass = ScorePass::new(actor, batch, self.params.clamp)?;
         let rows = self.rows.of(&pass)?;
         let p = self.params;
-        let (adv, c_grad) = self.bonus(&pass, batch)?;
+        let (adv, c_grad, late) = self.bonus(&pass, batch)?;
         let ratio = rows.all(&pass.ratio)?;
+        let late = late.map(|bonus| rows.all(&bonus)).transpose()?;
         let a = normalise_advantages(&rows.all(&adv)?, &ratio, p.norm_obj)?;
+        let a = add_late_bonus(a, late.as_ref())?;
         let a = match p.kaczmarz {
             true => {
                 let mine =
@@ -299,15 +318,20 @@ impl RatActor {
         })
     }
 
-    /// The advantages to transform and the coefficient of the plain ∇ℋ added after the solve
-    /// ([`place_entropy_bonus`]).
-    fn bonus(&self, pass: &ScorePass, batch: &ActorBatch) -> Result<(Tensor, f64)> {
-        place_entropy_bonus(
-            self.params.ent_in_advantage,
-            &batch.advantages,
-            batch.ent_coef,
-            || Ok((pass.logp.clone(), pass.policy.entropy()?)),
-        )
+    /// The advantages to normalise, the coefficient of the plain ∇ℋ added after the solve
+    /// ([`place_entropy_bonus`]), and, with `ent_mode: normalised_advantage`, the bonus to add
+    /// to the advantages once they are normalised.
+    fn bonus(&self, pass: &ScorePass, batch: &ActorBatch) -> Result<(Tensor, f64, Late)> {
+        let c = batch.ent_coef;
+        if self.params.ent_mode == EntMode::NormalisedAdvantage && c != 0.0 {
+            let bonus = score_entropy_bonus(&pass.logp, &pass.policy.entropy()?, c)?;
+            return Ok((batch.advantages.clone(), 0.0, Some(bonus)));
+        }
+        let in_advantage = self.params.ent_mode == EntMode::Advantage;
+        let (adv, c_grad) = place_entropy_bonus(in_advantage, &batch.advantages, c, || {
+            Ok((pass.logp.clone(), pass.policy.entropy()?))
+        })?;
+        Ok((adv, c_grad, None))
     }
 
     /// The SGD momentum buffer (the Kaczmarz vector), once a step was taken.
@@ -322,6 +346,7 @@ impl RatActor {
         jac: &FactoredJacobian,
         batch: &ActorBatch,
         advantages: &Tensor,
+        late: Option<&Tensor>,
         ratio: &Tensor,
     ) -> Result<(Tensor, Vec<Tensor>, f64)> {
         let b = jac.num_samples();
@@ -331,6 +356,7 @@ impl RatActor {
                 1.0 / (state.scale + 1e-8),
                 -state.mean / (state.scale + 1e-8),
             )?;
+            let a = add_late_bonus(a, late)?;
             let solver = match &mut state.solver {
                 Some(solver) => solver,
                 slot => {
@@ -349,6 +375,7 @@ impl RatActor {
             return Ok((step.psi, step.direction, f64::NAN));
         }
         let a = normalise_advantages(advantages, ratio, self.params.norm_obj)?;
+        let a = add_late_bonus(a, late)?;
         let a = if self.params.kaczmarz {
             reference_correction(jac, self.optimiser.sgd.buffer(), &a)?
         } else {
@@ -393,8 +420,9 @@ impl ActorUpdate for RatActor {
             return self.step_sharded(actor, batch, lr);
         }
         let pass = ScorePass::new(actor, batch, self.params.clamp)?;
-        let (adv, c_grad) = self.bonus(&pass, batch)?;
-        let (psi, x, kernel_scale) = self.direction(&pass.jac, batch, &adv, &pass.ratio)?;
+        let (adv, c_grad, late) = self.bonus(&pass, batch)?;
+        let (psi, x, kernel_scale) =
+            self.direction(&pass.jac, batch, &adv, late.as_ref(), &pass.ratio)?;
         let loss_pi = -scalar(&pass.ratio.mul(&psi)?.mul(&pass.logp)?.mean_all()?)?;
         // ∇L = −x − c ∇ℋ (c = 0 when the bonus is in the advantages).
         let mut grad = params::scale(&x, -1.0)?;
