@@ -127,22 +127,31 @@ fn adam_moves(grads: &[&Tensor]) -> anyhow::Result<Vec<Tensor>> {
     Ok(moves)
 }
 
-/// Two steps of `stepped` against the explicit computation on `by_hand`: SGD moves θ by lr·buf
-/// (buf = 1e-6·buf + ĝ), Adam (`adam`) by its own move along ĝ; either way the second step's
-/// Kaczmarz correction reads the first clipped step ĝ₁.
-fn two_steps(stepped: &dyn Actor, by_hand: &dyn Actor, adam: bool) -> anyhow::Result<()> {
-    let params = RatParams {
+/// The step's parameters with λ = [`LAMBDA`], ratios clamped to [0.1, 10], the Kaczmarz
+/// correction on, SGD.
+fn params(mode: KaczmarzKind, ent_mode: EntMode, max_grad_norm: f64) -> RatParams {
+    RatParams {
         damping: LAMBDA,
         norm_obj: NormObj::Adv,
         clamp: Some((0.1, 10.0)),
         damping_mode: DampingMode::Absolute,
         control: StepControl::default(),
-        max_grad_norm: MAX_NORM,
+        max_grad_norm,
         kaczmarz: true,
-        mode: KaczmarzKind::Reference,
+        mode,
         solve: SolveOptions::default(),
-        ent_mode: EntMode::Gradient,
+        ent_mode,
+        adam: false,
+    }
+}
+
+/// Two steps of `stepped` against the explicit computation on `by_hand`: SGD moves θ by lr·buf
+/// (buf = 1e-6·buf + ĝ), Adam (`adam`) by its own move along ĝ; either way the second step's
+/// Kaczmarz correction reads the first clipped step ĝ₁.
+fn two_steps(stepped: &dyn Actor, by_hand: &dyn Actor, adam: bool) -> anyhow::Result<()> {
+    let params = RatParams {
         adam,
+        ..params(KaczmarzKind::Reference, EntMode::Gradient, MAX_NORM)
     };
     let mut rat = RatActor::new(params)?;
     let b1 = batch(0.3, 12, by_hand)?;
@@ -210,19 +219,7 @@ fn ent_mode_normalised_advantage_adds_the_bonus_to_the_normalised_advantages() -
             ),
             (Box::new(categorical()?), Box::new(categorical()?)),
         ] {
-            let params = RatParams {
-                damping: LAMBDA,
-                norm_obj: NormObj::Adv,
-                clamp: Some((0.1, 10.0)),
-                damping_mode: DampingMode::Absolute,
-                control: StepControl::default(),
-                max_grad_norm: 1e9,
-                kaczmarz: true,
-                mode,
-                solve: SolveOptions::default(),
-                ent_mode,
-                adam: false,
-            };
+            let params = params(mode, ent_mode, 1e9);
             let mut rat = RatActor::new(params)?;
             let bt = ActorBatch {
                 ent_coef: c,

@@ -309,7 +309,12 @@ fn the_entropy_schedule_is_linear_from_ent_coef_to_ent_coef_final() {
 fn the_new_keys_are_validated_by_name() -> anyhow::Result<()> {
     let cases: [(&str, &str, &str, &str); 7] = [
         ("rat_mlp.yaml", "gamma", "1.5", "gamma"),
-        ("ppo_mlp.yaml", "ent_mode", "normalised_advantage", "normalised_advantage"),
+        (
+            "ppo_mlp.yaml",
+            "ent_mode",
+            "normalised_advantage",
+            "normalised_advantage",
+        ),
         ("rat_mlp.yaml", "gae_lambda", "-0.1", "gae_lambda"),
         ("rat_mlp.yaml", "kl_low", "0.03", "kl_low"),
         ("rat_mlp.yaml", "target_kl", "0", "target_kl"),
