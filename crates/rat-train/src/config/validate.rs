@@ -90,15 +90,6 @@ fn reject(key: &str, value: impl std::fmt::Display, accepted: &str) -> ConfigErr
     }
 }
 
-/// `ent_mode`'s value as the config spells it.
-fn ent_mode_name(mode: super::types::EntMode) -> &'static str {
-    match mode {
-        super::types::EntMode::Gradient => "gradient",
-        super::types::EntMode::Advantage => "advantage",
-        super::types::EntMode::NormalisedAdvantage => "normalised_advantage",
-    }
-}
-
 fn positive(key: &str, x: f64) -> Result<(), ConfigError> {
     if x.is_finite() && x > 0.0 {
         Ok(())
@@ -279,7 +270,9 @@ impl Config {
         if a.ent_mode != EntMode::Gradient && self.algo != super::types::Algo::Rat {
             return Err(reject(
                 "ent_mode",
-                ent_mode_name(a.ent_mode),
+                serde_yaml_ng::to_string(&a.ent_mode)
+                    .unwrap_or_default()
+                    .trim(),
                 "gradient for algo other than rat (the bonus enters RAT's transformed advantage)",
             ));
         }

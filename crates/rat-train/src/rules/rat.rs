@@ -165,9 +165,6 @@ pub fn score_entropy_bonus(logp: &Tensor, entropy: &Tensor, c: f64) -> Result<Te
     Ok(logp.add(&entropy.detach())?.affine(-c, 0.0)?)
 }
 
-/// The entropy bonus that `ent_mode: normalised_advantage` adds to the normalised advantages.
-type Late = Option<Tensor>;
-
 /// â = Â + the bonus, where there is one ([`RatActor::bonus`]).
 fn add_late_bonus(normalised: Tensor, bonus: Option<&Tensor>) -> Result<Tensor> {
     match bonus {
@@ -321,7 +318,7 @@ impl RatActor {
     /// The advantages to normalise, the coefficient of the plain ∇ℋ added after the solve
     /// ([`place_entropy_bonus`]), and, with `ent_mode: normalised_advantage`, the bonus to add
     /// to the advantages once they are normalised.
-    fn bonus(&self, pass: &ScorePass, batch: &ActorBatch) -> Result<(Tensor, f64, Late)> {
+    fn bonus(&self, pass: &ScorePass, batch: &ActorBatch) -> Result<(Tensor, f64, Option<Tensor>)> {
         let c = batch.ent_coef;
         if self.params.ent_mode == EntMode::NormalisedAdvantage && c != 0.0 {
             let bonus = score_entropy_bonus(&pass.logp, &pass.policy.entropy()?, c)?;
