@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use rat_core::jacobian::ScoreJacobian;
 use rat_core::linalg;
 use rat_envs::Space;
-use rat_train::config::{AlgoConfig, JointMode, NormObj};
+use rat_train::config::{AlgoConfig, EntMode, JointMode, NormObj};
 use rat_train::nets::Policy;
 use rat_train::nets::encoders::Encoder;
 use rat_train::nets::shared::{DropoutMasks, SharedActorCritic, TrunkSpec};
@@ -252,12 +252,26 @@ fn score_and_value_rows(
 #[test]
 fn reference_joint_steps_equal_a_hand_computation() -> anyhow::Result<()> {
     const LR: f64 = 0.05;
-    for space in spaces() {
+    // Without a bonus, and with ent_mode normalised_advantage: â = Â − c·(log π + ℋ), the bonus
+    // added to the advantages once they are normalised.
+    for (space, (ent_mode, ent_coef)) in spaces().into_iter().flat_map(|s| {
+        [
+            (EntMode::Gradient, 0.0),
+            (EntMode::NormalisedAdvantage, 0.3),
+        ]
+        .map(|e| (s.clone(), e))
+    }) {
         let (n, other) = (net(&space, 0.0, 9)?, net(&space, 0.0, 10)?);
-        let mut rule = RatJoint::new(params(JointMode::Reference))?;
+        let mut rule = RatJoint::new(JointParams {
+            ent_mode,
+            ..params(JointMode::Reference)
+        })?;
         let mut buf: Option<Tensor> = None;
         for step in 0..2 {
-            let batch = batch(&n, &other, 0.4 + step as f64)?;
+            let batch = JointBatch {
+                ent_coef,
+                ..batch(&n, &other, 0.4 + step as f64)?
+            };
             let theta = flat(
                 &n.params()
                     .iter()
@@ -274,6 +288,7 @@ fn reference_joint_steps_equal_a_hand_computation() -> anyhow::Result<()> {
             let r = rho.clamp(0.1, 10.0)?;
             let inside = rho.ge(0.1)?.mul(&rho.le(10.0)?)?.to_dtype(DType::F64)?;
             let a = rat_train::rules::normalise_advantages(&batch.advantages, &r, NormObj::Adv)?;
+            let a = entropy_advantages_by_hand(&out.policy, &batch.actions, &a, ent_coef)?;
             let h = materialised_rows(&n, &batch)?;
             let c = match &buf {
                 Some(g) => h.matmul(&g.unsqueeze(1)?)?.squeeze(1)?,
@@ -316,7 +331,10 @@ fn reference_joint_steps_equal_a_hand_computation() -> anyhow::Result<()> {
                     .collect::<Vec<_>>(),
             )?;
             let e = max_abs(&got, &expected)?;
-            assert!(e < 1e-9, "{space:?} step {step}: θ error {e:e}");
+            assert!(
+                e < 1e-9,
+                "{space:?} {ent_mode:?} step {step}: θ error {e:e}"
+            );
             assert!((info.step.grad_norm - norm).abs() < 1e-9 * norm.max(1.0));
             // The KL is measured after the step.
             let new = n.forward(&batch.obs, None, None)?.policy;
@@ -356,7 +374,7 @@ fn ent_mode_advantage_transforms_the_bonus_with_the_advantages() -> anyhow::Resu
             };
             let start = theta(&by_hand)?;
             let advantage_mode = JointParams {
-                ent_in_advantage: true,
+                ent_mode: EntMode::Advantage,
                 ..params(mode)
             };
             RatJoint::new(advantage_mode)?.step(&in_advantage, &bt, LR)?;

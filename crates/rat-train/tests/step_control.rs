@@ -337,10 +337,13 @@ fn the_new_keys_are_validated_by_name() -> anyhow::Result<()> {
     assert!(err.to_string().contains("max_kl"), "{err}");
     let mut c = Config::load("rat_mlp_shared.yaml")?;
     c.set("ent_mode", "normalised_advantage")?;
+    c.validate(Trainer::Shared)?;
+    c.set("joint_mode", "exact")?;
     let err = c
         .validate(Trainer::Shared)
-        .expect_err("ent_mode normalised_advantage accepted by train_shared");
+        .expect_err("ent_mode normalised_advantage accepted with joint_mode exact");
     assert!(err.to_string().contains("ent_mode"), "{err}");
+    assert!(err.to_string().contains("joint_mode exact"), "{err}");
     c.set("ent_mode", "advantage")?;
     c.validate(Trainer::Shared)?;
     let mut c = Config::load("rat_cnn.yaml")?;

@@ -258,7 +258,7 @@ fn every_rule_trains_a_cnn_on_minatar() -> anyhow::Result<()> {
     let root = temp_dir("cnn");
     let mut cases: Vec<(&str, Option<&str>)> = vec![
         ("rat_cnn.yaml", None),
-        ("rat_cnn_exact.yaml", None),
+        ("rat_cnn_reference.yaml", None),
         ("ppo_cnn.yaml", None),
         ("kfac_cnn.yaml", None),
     ];

@@ -276,14 +276,18 @@ impl Config {
                 "gradient for algo other than rat (the bonus enters RAT's transformed advantage)",
             ));
         }
-        if a.ent_mode == EntMode::NormalisedAdvantage && trainer == Trainer::Shared {
+        use super::types::{Algo, DampingMode, DistMode, JointMode};
+        if a.ent_mode == EntMode::NormalisedAdvantage
+            && trainer == Trainer::Shared
+            && a.joint_mode == JointMode::Exact
+        {
             return Err(reject(
                 "ent_mode",
                 "normalised_advantage",
-                "gradient or advantage in train_shared (normalised_advantage is train_detach's)",
+                "gradient or advantage with joint_mode exact (normalised_advantage adds the bonus \
+                 to the advantages the reference joint step normalises)",
             ));
         }
-        use super::types::{Algo, DampingMode, DistMode, JointMode};
         let rat = self.algo == Algo::Rat && !exact;
         // Only RAT's reference solve sees the kernel whose scale tr(K)/b a relative λ needs.
         let reference_solve = match trainer {

@@ -126,24 +126,31 @@ impl RatParams {
     }
 }
 
-/// Where the entropy bonus c goes: `(A, c)`, the advantages as they are and c left for the plain
-/// c·∇ℋ term, by default; `(â, 0)` with `ent_mode: advantage` (`in_advantage`) and c ≠ 0
-/// ([`score_entropy_advantages`]). `logp_entropy` gives the per-sample log π(a|s) and ℋ(s) and
-/// is called only then.
+/// Where the entropy bonus c goes (`ent_mode`): `(A, c, None)`, the advantages as they are and
+/// c left for the plain c·∇ℋ term (`gradient`, and whenever c = 0); `(â, 0, None)` with the bonus
+/// inside the advantages before they are normalised (`advantage`, [`score_entropy_advantages`]);
+/// `(A, 0, Some(bonus))` with the bonus to add once they are normalised
+/// (`normalised_advantage`, [`add_late_bonus`]). `logp_entropy` gives the per-sample
+/// log π(a|s) and ℋ(s) and is called only for the last two.
 pub fn place_entropy_bonus(
-    in_advantage: bool,
+    mode: EntMode,
     advantages: &Tensor,
     c: f64,
     logp_entropy: impl FnOnce() -> Result<(Tensor, Tensor)>,
-) -> Result<(Tensor, f64)> {
-    if !in_advantage || c == 0.0 {
-        return Ok((advantages.clone(), c));
+) -> Result<(Tensor, f64, Option<Tensor>)> {
+    if mode == EntMode::Gradient || c == 0.0 {
+        return Ok((advantages.clone(), c, None));
     }
     let (logp, entropy) = logp_entropy()?;
-    Ok((
-        score_entropy_advantages(advantages, &logp, &entropy, c)?,
-        0.0,
-    ))
+    let bonus = score_entropy_bonus(&logp, &entropy, c)?;
+    Ok(match mode {
+        EntMode::NormalisedAdvantage => (advantages.clone(), 0.0, Some(bonus)),
+        _ => (
+            advantages.add(&bonus.to_dtype(advantages.dtype())?)?,
+            0.0,
+            None,
+        ),
+    })
 }
 
 /// â_i = A_i − c·(log π(a_i|s_i) + ℋ(s_i)), the entropy bonus in score-function form: since
@@ -165,8 +172,8 @@ pub fn score_entropy_bonus(logp: &Tensor, entropy: &Tensor, c: f64) -> Result<Te
     Ok(logp.add(&entropy.detach())?.affine(-c, 0.0)?)
 }
 
-/// â = Â + the bonus, where there is one ([`RatActor::bonus`]).
-fn add_late_bonus(normalised: Tensor, bonus: Option<&Tensor>) -> Result<Tensor> {
+/// â = Â + the bonus, where there is one ([`place_entropy_bonus`]).
+pub fn add_late_bonus(normalised: Tensor, bonus: Option<&Tensor>) -> Result<Tensor> {
     match bonus {
         None => Ok(normalised),
         Some(b) => Ok(normalised.add(&b.to_dtype(normalised.dtype())?)?),
@@ -315,20 +322,15 @@ impl RatActor {
         })
     }
 
-    /// The advantages to normalise, the coefficient of the plain ∇ℋ added after the solve
-    /// ([`place_entropy_bonus`]), and, with `ent_mode: normalised_advantage`, the bonus to add
-    /// to the advantages once they are normalised.
+    /// The advantages to normalise, the coefficient of the plain ∇ℋ added after the solve, and
+    /// the bonus to add once they are normalised ([`place_entropy_bonus`]).
     fn bonus(&self, pass: &ScorePass, batch: &ActorBatch) -> Result<(Tensor, f64, Option<Tensor>)> {
-        let c = batch.ent_coef;
-        if self.params.ent_mode == EntMode::NormalisedAdvantage && c != 0.0 {
-            let bonus = score_entropy_bonus(&pass.logp, &pass.policy.entropy()?, c)?;
-            return Ok((batch.advantages.clone(), 0.0, Some(bonus)));
-        }
-        let in_advantage = self.params.ent_mode == EntMode::Advantage;
-        let (adv, c_grad) = place_entropy_bonus(in_advantage, &batch.advantages, c, || {
-            Ok((pass.logp.clone(), pass.policy.entropy()?))
-        })?;
-        Ok((adv, c_grad, None))
+        place_entropy_bonus(
+            self.params.ent_mode,
+            &batch.advantages,
+            batch.ent_coef,
+            || Ok((pass.logp.clone(), pass.policy.entropy()?)),
+        )
     }
 
     /// The SGD momentum buffer (the Kaczmarz vector), once a step was taken.

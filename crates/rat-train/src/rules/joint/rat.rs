@@ -13,10 +13,10 @@ use rat_core::{clip, params, woodbury};
 use super::pass::JointPass;
 use super::update::{JointBatch, JointInfo, JointParams, JointUpdate};
 use crate::config::JointMode;
-use crate::error::Result;
+use crate::error::{Result, invalid};
 use crate::nets::SharedActorCritic;
 use crate::optim::Sgd;
-use crate::rules::rat::{effective_damping, place_entropy_bonus};
+use crate::rules::rat::{add_late_bonus, effective_damping, place_entropy_bonus};
 use crate::rules::shard::{Rows, StepRows};
 use crate::rules::{normalise_advantages, scalar};
 
@@ -145,16 +145,16 @@ impl JointUpdate for RatJoint {
         let split = self.rows.clone();
         let rows = split.of_len(batch.obs.dims()[0])?;
         let r = pass.ratio_value();
-        let (adv, ent_coef) = place_entropy_bonus(
-            p.ent_in_advantage,
-            &batch.advantages,
-            batch.ent_coef,
-            || Ok(pass.logp_entropy.clone()),
-        )?;
+        let (adv, ent_coef, late) =
+            place_entropy_bonus(p.ent_mode, &batch.advantages, batch.ent_coef, || {
+                Ok(pass.logp_entropy.clone())
+            })?;
         let (grad, loss_pi, loss_v) = match p.mode {
             JointMode::Reference => {
                 let ratio = rows.all(&r)?;
                 let a = normalise_advantages(&rows.all(&adv)?, &ratio, p.norm_obj)?;
+                let late = late.map(|bonus| rows.all(&bonus)).transpose()?;
+                let a = add_late_bonus(a, late.as_ref())?;
                 let ((psi, phi), quality) =
                     self.weights(&pass.jac, &rows, &ratio, &a, self.measure)?;
                 if quality.is_some() {
@@ -171,6 +171,12 @@ impl JointUpdate for RatJoint {
                     rows.mean(scalar(&loss_pi)?)?,
                     rows.mean(scalar(&loss_v)?)?,
                 )
+            }
+            JointMode::Exact if late.is_some() => {
+                return invalid(
+                    "ent_mode: normalised_advantage needs joint_mode: reference in train_shared \
+                     (joint_mode exact takes the bonus as c·∇ℋ or inside the advantages)",
+                );
             }
             JointMode::Exact => {
                 let (g, loss_pi, loss_v) =

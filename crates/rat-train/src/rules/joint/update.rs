@@ -99,9 +99,9 @@ pub struct JointParams {
     pub mode: JointMode,
     /// How RAT's b x b system is solved (reference mode).
     pub solve: SolveOptions,
-    /// RAT's entropy bonus enters the advantages before the transform (`ent_mode: advantage`)
-    /// instead of the loss.
-    pub ent_in_advantage: bool,
+    /// Where RAT's entropy bonus enters: the loss (`gradient`), the advantages before they are
+    /// normalised (`advantage`) or after (`normalised_advantage`, reference mode only).
+    pub ent_mode: EntMode,
 }
 
 impl JointParams {
@@ -117,7 +117,7 @@ impl JointParams {
             kaczmarz: c.is_karzmarz,
             mode: c.joint_mode,
             solve: SolveOptions::from_config(c),
-            ent_in_advantage: c.ent_mode == EntMode::Advantage,
+            ent_mode: c.ent_mode,
         }
     }
 }
