@@ -142,14 +142,12 @@ pub fn place_entropy_bonus(
         return Ok((advantages.clone(), c, None));
     }
     let (logp, entropy) = logp_entropy()?;
-    let bonus = score_entropy_bonus(&logp, &entropy, c)?;
-    Ok(match mode {
-        EntMode::NormalisedAdvantage => (advantages.clone(), 0.0, Some(bonus)),
-        _ => (
-            advantages.add(&bonus.to_dtype(advantages.dtype())?)?,
-            0.0,
-            None,
-        ),
+    Ok(if mode == EntMode::NormalisedAdvantage {
+        let bonus = score_entropy_bonus(&logp, &entropy, c)?;
+        (advantages.clone(), 0.0, Some(bonus))
+    } else {
+        let adv = score_entropy_advantages(advantages, &logp, &entropy, c)?;
+        (adv, 0.0, None)
     })
 }
 
