@@ -95,11 +95,7 @@ impl Config {
         let Ok(tree) = serde_yaml_ng::to_value(self) else {
             return out;
         };
-        let text = |v: &serde_yaml_ng::Value| {
-            serde_yaml_ng::to_string(v)
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default()
-        };
+        let text = super::spelling;
         if let Some(algo) = tree.get("algo") {
             out.insert("algo".to_string(), text(algo));
         }

@@ -12,3 +12,11 @@ mod validate;
 
 pub use types::*;
 pub use validate::{MAX_PARAMETERS, MIN_MINIBATCH, Trainer, kl_rule_targets};
+
+/// A value's config spelling (`rat`, `fisher_clip`, `normalised_advantage`): its YAML text,
+/// trimmed; empty if it does not serialise.
+pub fn spelling(x: &impl serde::Serialize) -> String {
+    serde_yaml_ng::to_string(x)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}

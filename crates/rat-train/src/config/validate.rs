@@ -270,9 +270,7 @@ impl Config {
         if a.ent_mode != EntMode::Gradient && self.algo != super::types::Algo::Rat {
             return Err(reject(
                 "ent_mode",
-                serde_yaml_ng::to_string(&a.ent_mode)
-                    .unwrap_or_default()
-                    .trim(),
+                super::spelling(&a.ent_mode),
                 "gradient for algo other than rat (the bonus enters RAT's transformed advantage)",
             ));
         }

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::progress::Progress;
 use super::report::{IterationReport, TB_TAGS};
 use super::tensorboard::{self, EventWriter};
-use crate::config::{Config, Trainer};
+use crate::config::{Config, Trainer, spelling};
 use crate::error::{Result, io};
 
 /// A float as Python's `str` writes it for the values that appear in log names
@@ -56,20 +56,13 @@ pub fn timestamp() -> String {
     )
 }
 
-/// An enum's config spelling (`rat`, `fisher_clip`, `mu_shared`).
-fn name(x: &impl serde::Serialize) -> String {
-    serde_yaml_ng::to_string(x)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
 /// The separate script's run directory, relative to `root` (normally `logs`):
 /// `{algo}.karzmarz_{…}.{type}.a{h}x{l}x{p}e{E}x{M}.c{…}.{grad}_{post_grad}_{clip}.{sigma}.damping_{λ}.lr_pi_{lr}/{env}.{time}_{seed}`.
 pub fn detach_log_dir(root: &Path, c: &Config, seed: u64) -> PathBuf {
     let (a, n) = (&c.algo_config, &c.nets_config);
     let group = format!(
         "{}.karzmarz_{}.{}.a{}x{}x{}e{}x{}.c{}x{}x{}e{}x{}.{}_{}_{}.{}.damping_{}.lr_pi_{}",
-        name(&c.algo),
+        spelling(&c.algo),
         py_bool(a.is_karzmarz),
         n.net_type,
         n.a_hidden_size,
@@ -82,10 +75,10 @@ pub fn detach_log_dir(root: &Path, c: &Config, seed: u64) -> PathBuf {
         py_float(n.c_dropout),
         a.v_epochs,
         a.v_minibatches,
-        name(&a.grad),
-        name(&a.post_grad),
+        spelling(&a.grad),
+        spelling(&a.post_grad),
         py_float(a.max_grad_norm),
-        name(&a.sigma_type),
+        spelling(&a.sigma_type),
         py_float(a.cg_damping),
         py_float(a.lr_pi),
     );
@@ -102,7 +95,7 @@ pub fn shared_log_dir(root: &Path, c: &Config, seed: u64) -> PathBuf {
     let (a, n) = (&c.algo_config, &c.nets_config);
     let group = format!(
         "shared.{}.karzmarz_{}.{}.a{}x{}x{}e{}x{}.clip_grad_{}.{}.damping_{}.lr_{}",
-        name(&c.algo),
+        spelling(&c.algo),
         py_bool(a.is_karzmarz),
         n.net_type,
         n.hidden_size,
@@ -111,7 +104,7 @@ pub fn shared_log_dir(root: &Path, c: &Config, seed: u64) -> PathBuf {
         a.epochs,
         a.minibatches,
         py_float(a.max_grad_norm),
-        name(&a.sigma_type),
+        spelling(&a.sigma_type),
         py_float(a.cg_damping),
         py_float(a.lr),
     );

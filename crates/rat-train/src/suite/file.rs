@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{Config, Trainer};
+use crate::config::{Config, Trainer, spelling};
 use crate::error::{Error, Result, invalid};
 
 /// One entry of `runs`: the product of its environments, configs and seeds.
@@ -233,17 +233,10 @@ fn entry_config(
         .map_err(|e| Error::Invalid(format!("{at} ({name} on {env}): {e}")))?;
     let algo = match (&entry.label, trainer) {
         (Some(label), _) => label.clone(),
-        (None, Trainer::Detach) => algo_name(&config),
-        (None, Trainer::Shared) => format!("{}_shared", algo_name(&config)),
+        (None, Trainer::Detach) => spelling(&config.algo),
+        (None, Trainer::Shared) => format!("{}_shared", spelling(&config.algo)),
     };
     Ok((config, trainer, algo))
-}
-
-/// The config's `algo` as the YAML spells it.
-fn algo_name(config: &Config) -> String {
-    serde_yaml_ng::to_string(&config.algo)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
 }
 
 /// `name` as a directory name: [`run_log::path_safe`](crate::io::run_log::path_safe), and `:`

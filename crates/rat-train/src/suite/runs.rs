@@ -155,9 +155,11 @@ fn check_same_config(job: &Job, dir: &Path) -> Result<()> {
         return Ok(()); // nothing logged yet: the directory is restarted
     };
     // `config.yaml` leaves out `algo`, as the reference's does; the directory names the rule.
-    let algo = serde_yaml_ng::to_string(&job.config.algo).unwrap_or_default();
     let saved = Config::from_yaml(
-        &format!("algo: {}\n{text}", algo.trim()),
+        &format!(
+            "algo: {}\n{text}",
+            crate::config::spelling(&job.config.algo)
+        ),
         &path.display().to_string(),
     )?;
     let other = job.trainer.other();

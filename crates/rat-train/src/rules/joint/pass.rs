@@ -27,7 +27,8 @@ pub struct JointPass {
     pub ratio: Tensor,
     /// Mean entropy in the graph (a scalar tensor).
     pub entropy: Tensor,
-    /// Per-sample log π(a|s) and ℋ(s) without their gradients (for `ent_mode: advantage`).
+    /// Per-sample log π(a|s) and ℋ(s) without their gradients (for RAT's bonus in the
+    /// advantages, `ent_mode: advantage` or `normalised_advantage`).
     pub logp_entropy: (Tensor, Tensor),
     /// The fraction of samples whose ratio lies on or outside the clamp.
     pub clipfrac: f64,
